@@ -1,0 +1,3 @@
+from minidock.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: Click commands only. Each parses, calls the engine, prints."""

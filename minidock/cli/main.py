@@ -1,0 +1,123 @@
+"""`minidock`: the top-level command group.
+
+Subcommands are loaded lazily (only the module of the command being run is imported), so that
+`minidock run --network none ...` does not pay for pyroute2, rich or the image registry client.
+To add a command, add one line to COMMANDS: "name": "module:attribute".
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from minidock.errors import MinidockError
+
+COMMANDS: dict[str, str] = {
+    # containers (engine)
+    "run": "minidock.cli.containers:run",
+    "create": "minidock.cli.containers:create",
+    "start": "minidock.cli.containers:start",
+    "stop": "minidock.cli.containers:stop",
+    "restart": "minidock.cli.containers:restart",
+    "kill": "minidock.cli.containers:kill",
+    "rm": "minidock.cli.containers:rm",
+    "ps": "minidock.cli.containers:ps",
+    "logs": "minidock.cli.containers:logs",
+    "exec": "minidock.cli.containers:exec_",
+    "wait": "minidock.cli.containers:wait",
+    "inspect": "minidock.cli.containers:inspect",
+    "top": "minidock.cli.containers:top",
+    "rename": "minidock.cli.containers:rename",
+    "container": "minidock.cli.containers:container",
+    # resources (cgroups)
+    "update": "minidock.cli.resources:update",
+    "stats": "minidock.cli.resources:stats",
+    # images
+    "images": "minidock.cli.images:images",
+    "image": "minidock.cli.images:image",
+    "import": "minidock.cli.images:import_",
+    "rmi": "minidock.cli.images:rmi",
+    "pull": "minidock.cli.images:pull",
+    "push": "minidock.cli.images:push",
+    "tag": "minidock.cli.images:tag",
+    "history": "minidock.cli.images:history",
+    "save": "minidock.cli.images:save",
+    "load": "minidock.cli.images:load",
+    "export": "minidock.cli.images:export",
+    "commit": "minidock.cli.images:commit",
+    "login": "minidock.cli.images:login",
+    "logout": "minidock.cli.images:logout",
+    # networks and volumes
+    "network": "minidock.cli.network:network",
+    "port": "minidock.cli.network:port",
+    "volume": "minidock.cli.volumes:volume",
+    "cp": "minidock.cli.volumes:cp",
+    # system
+    "info": "minidock.cli.system:info",
+    "doctor": "minidock.cli.system:doctor",
+    "system": "minidock.cli.system:system",
+    "version": "minidock.cli.system:version",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(c for c in COMMANDS if _available(c))
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        mod, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name == mod:
+                return None  # not written yet
+            raise
+        return getattr(module, attr, None)
+
+
+def _available(name: str) -> bool:
+    mod = COMMANDS[name].partition(":")[0]
+    return importlib.util.find_spec(mod) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="MINIDOCK_ROOT", metavar="DIR",
+              help="State directory (default /var/lib/minidock).")
+@click.version_option(package_name="minidock", prog_name="minidock")
+def cli(root):
+    """A daemonless container engine: Docker's verbs, the kernel's features, nothing hidden."""
+    if root:
+        os.environ["MINIDOCK_ROOT"] = os.path.abspath(root)
+
+
+def main(argv=None) -> None:
+    """Entry point: turn minidock errors into one clear line and Docker's exit codes."""
+    try:
+        rv = cli.main(args=argv, prog_name="minidock", standalone_mode=False)
+    except MinidockError as e:
+        click.echo(f"minidock: Error: {e.message}", err=True)
+        if e.hint:
+            click.echo(e.hint, err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        click.echo("See 'minidock --help'.", err=True)
+        sys.exit(125)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
+

@@ -1,0 +1,1 @@
+"""The engine: container records, lifecycle, the per-container monitor, logs."""

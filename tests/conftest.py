@@ -1,0 +1,185 @@
+"""Shared fixtures.
+
+* Every test runs against an isolated state root (never /var/lib/minidock) and its own cgroup
+  parent under `minidock/`.
+* Root integration tests get a leak check: a test that leaves mounts, cgroups, links, network
+  namespaces or processes behind fails.
+* `md(...)` runs the real CLI in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_root = pytest.mark.skip(reason="needs root (integration test)")
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.root)
+            if not IS_ROOT:
+                item.add_marker(skip_root)
+
+
+# ---- isolated state ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def state_root():
+    """A session-wide state root (images are imported once), removed at the end."""
+    d = Path(tempfile.mkdtemp(prefix="minidock-test-"))
+    os.chmod(d, 0o755)
+    old = {k: os.environ.get(k) for k in ("MINIDOCK_ROOT", "MINIDOCK_CGROUP_PARENT")}
+    os.environ["MINIDOCK_ROOT"] = str(d)
+    os.environ["MINIDOCK_CGROUP_PARENT"] = f"minidock/test-{uuid.uuid4().hex[:8]}"
+    yield d
+    if IS_ROOT:
+        subprocess.run([sys.executable, "-m", "minidock", "system", "prune", "--all", "--force"],
+                       capture_output=True, timeout=120)
+        _remove_cgroup_parent(os.environ["MINIDOCK_CGROUP_PARENT"])
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    _umount_under(str(d))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _umount_under(prefix: str) -> None:
+    for target in sorted(_mounts_under(prefix), reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+def _mounts_under(prefix: str) -> list[str]:
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4]
+            if target.startswith(prefix):
+                out.append(target)
+    return out
+
+
+def _remove_cgroup_parent(parent: str) -> None:
+    for base in _cgroup_bases():
+        p = Path(base, parent)
+        if p.is_dir():
+            for sub in sorted(p.rglob("*"), key=lambda x: len(str(x)), reverse=True):
+                if sub.is_dir():
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+
+
+def _cgroup_bases() -> list[str]:
+    bases = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            fstype = parts[parts.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                bases.append(parts[4])
+    return bases
+
+
+@pytest.fixture
+def md_env(state_root):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture
+def md(md_env):
+    """Run the minidock CLI: md("run", "--rm", "busybox", "true") -> CompletedProcess."""
+
+    def run(*args, input=None, check=False, timeout=60, env=None):
+        e = dict(md_env)
+        if env:
+            e.update(env)
+        return subprocess.run([sys.executable, "-m", "minidock", *map(str, args)],
+                              input=input, capture_output=True, text=True, timeout=timeout,
+                              env=e, check=check)
+
+    return run
+
+
+# ---- the busybox image --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rootfs") / "busybox.tar"
+    subprocess.run(["sh", str(REPO / "rootfs" / "busybox.sh"), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def busybox(state_root, busybox_tar):
+    """The busybox image, imported once into the session's store. Returns its name."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "minidock", "import", str(busybox_tar),
+                        "busybox:latest"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return "busybox"
+
+
+# ---- the leak check -----------------------------------------------------------------------------
+def _snapshot(state_root: str) -> dict[str, set]:
+    mounts = {line.split()[4] for line in open("/proc/self/mountinfo")}
+    cgroups = set()
+    for base in _cgroup_bases():
+        top = Path(base, "minidock")
+        if top.is_dir():
+            cgroups |= {str(p) for p in top.rglob("*") if p.is_dir()}
+    links = set(os.listdir("/sys/class/net"))
+    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    procs = set()
+    import psutil
+
+    for p in psutil.process_iter(["pid", "cmdline", "ppid"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+        except Exception:
+            continue
+        if state_root in cmd or "minidock" in cmd and "pytest" not in cmd:
+            procs.add(f"{p.info['pid']} {cmd[:120]}")
+    return {"mounts": mounts, "cgroups": cgroups, "links": links, "netns": netns, "procs": procs}
+
+
+@pytest.fixture(autouse=True)
+def leak_check(request):
+    if not IS_ROOT or "integration" not in request.node.path.parts:
+        yield
+        return
+    if request.node.get_closest_marker("noleakcheck"):
+        yield
+        return
+    root = os.environ.get("MINIDOCK_ROOT", "/nonexistent")
+    before = _snapshot(root)
+    yield
+    import time
+
+    leaked: dict[str, set] = {}
+    for _ in range(30):  # processes and cgroups can take a moment to go away
+        after = _snapshot(root)
+        leaked = {k: after[k] - before[k] for k in after if after[k] - before[k]}
+        if not leaked:
+            break
+        time.sleep(0.1)
+    if leaked:
+        pytest.fail(f"test leaked host resources: {leaked}")
