@@ -377,7 +377,8 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
         opts.append(data)
     if flags & MS_BIND:
         detail = f"bind {source} on {target}" + (" (recursive)" if flags & MS_REC else "")
-        shell = f"mount --{'r' if flags & MS_REC else ''}bind {shlex.quote(str(source))} {shlex.quote(target)}"
+        rb = "rbind" if flags & MS_REC else "bind"
+        shell = f"mount --{rb} {shlex.quote(str(source))} {shlex.quote(target)}"
         if flags & MS_REMOUNT:
             detail = f"remount bind {target} {','.join(opts)}"
             shell = f"mount -o remount,bind,{','.join(opts)} {shlex.quote(target)}"
