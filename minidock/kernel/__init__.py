@@ -17,8 +17,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
+import resource
 import shlex
+import socket
+import struct
 import sys
 from dataclasses import dataclass, field
 
@@ -278,8 +282,6 @@ class LibcBackend:
         os.umask(mask)
 
     def setrlimit(self, res: int, soft: int, hard: int) -> None:
-        import resource
-
         resource.setrlimit(res, (soft, hard))
 
     def write_file(self, path: str, data: str) -> None:
@@ -291,6 +293,12 @@ class LibcBackend:
 
     def rmdir(self, path: str) -> None:
         os.rmdir(path)
+
+    def link_up(self, name: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifr = struct.pack("16sh22x", name.encode(), 0)
+            flags = struct.unpack("16sh22x", fcntl.ioctl(s, 0x8913, ifr))[1]  # SIOCGIFFLAGS
+            fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", name.encode(), flags | 1))  # IFF_UP
 
     def mkdir(self, path: str, mode: int) -> None:
         os.mkdir(path, mode)
@@ -529,6 +537,11 @@ def cgroup_mkdir(path: str, *, why: str = "") -> None:
 def cgroup_rmdir(path: str, *, why: str = "") -> None:
     _trace("rmdir", path, why, f"rmdir {shlex.quote(path)}")
     _do("rmdir", path, backend().rmdir, path)
+
+
+def link_up(name: str, *, why: str = "") -> None:
+    _trace("ioctl", f"SIOCSIFFLAGS {name} up", why, f"ip link set {name} up")
+    _do("ioctl SIOCSIFFLAGS", name, backend().link_up, name)
 
 
 def note(text: str) -> None:

@@ -1,0 +1,303 @@
+"""The child side of container creation: the intermediate process and the container's init.
+
+Both run in processes forked from the caller (never Python inside a raw clone()). The protocol
+with the parent (minidock/runtime/process.py) is drawn there. The init is a checklist:
+
+    rootfs (mounts, devices, pivot_root, masks) -> hostname -> loopback -> find the command
+    -> terminal -> tell parent "ready" -> wait for "start" -> cwd -> rlimits, capabilities,
+    user, no_new_privs, seccomp -> stdio -> close fds -> exec
+
+Everything before "ready" happens at `create`, so a bad command, a missing mount source or an
+unusable rootfs is reported by `create`, before anything has run.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import termios
+import traceback
+
+from minidock import kernel as k
+from minidock.errors import CommandCannotRun, CommandNotFound, MinidockError
+from minidock.runtime import rootfs as rfs
+from minidock.runtime import security
+from minidock.runtime.spec import DEFAULT_ENV_PATH
+
+
+# --- messages on the sync socket (SOCK_SEQPACKET: one JSON object per message) -----------------
+def send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(msg).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def recv(sock: socket.socket, want_fds: int = 0) -> tuple[dict | None, list[int]]:
+    """One message (None at EOF) and any file descriptors that came with it."""
+    if want_fds:
+        data, fds, _flags, _addr = socket.recv_fds(sock, 65536, want_fds)
+    else:
+        data, fds = sock.recv(65536), []
+    if not data:
+        return None, fds
+    return json.loads(data), fds
+
+
+def send_error(sock: socket.socket, e: BaseException) -> int:
+    """Report an error to the parent; returns the exit code the child should use."""
+    if isinstance(e, MinidockError):
+        msg = {"type": "error", "message": e.message, "hint": e.hint, "exit_code": e.exit_code}
+    else:
+        text = "".join(traceback.format_exception_only(type(e), e)).strip()
+        msg = {"type": "error", "message": f"container init failed: {text}", "hint": None,
+               "exit_code": 125}
+    try:
+        send(sock, msg)
+    except OSError:
+        print(f"minidock: {msg['message']}", file=sys.stderr)
+    return msg["exit_code"]
+
+
+# --- the intermediate process ---------------------------------------------------------------------
+def intermediate(ctx) -> None:
+    """Joins/creates namespaces, forks the container's PID 1, reports its pid, exits.
+
+    A process cannot move itself into a new PID namespace: unshare(CLONE_NEWPID) only puts its
+    *children* there. Hence this middle process: it unshares, forks, and the fork is PID 1.
+    """
+    code = 1
+    try:
+        msg, _ = recv(ctx.sock)  # sync 1: the parent has put us in the container's cgroup
+        if not msg or msg.get("type") != "cgroup-ready":
+            os._exit(1)
+        k.note("in the intermediate process (host PID %d)" % os.getpid())
+        ns_flags = 0
+        for ns in ctx.namespaces:
+            if ns.get("type") == "user":
+                continue  # user namespaces: see process.py (not used by the engine)
+            flag = k.NS_FLAGS.get(ns["type"])
+            if flag is None:
+                raise MinidockError(f"unknown namespace type {ns['type']!r} in config.json")
+            if ns.get("path"):
+                k.setns(ns["path"], flag, why=f"join the existing {ns['type']} namespace")
+            else:
+                ns_flags |= flag
+        if ns_flags:
+            k.unshare(ns_flags, why=_NS_WHY)
+        pid = os.fork()
+        if pid == 0:
+            container_init(ctx)  # never returns
+        send(ctx.sock, {"type": "pid", "pid": pid})  # sync 2
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+        code = send_error(ctx.sock, e)
+    finally:
+        os._exit(code)
+
+
+_NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, network stack, "
+           "process tree and cgroup view")
+
+
+# --- the container's init ---------------------------------------------------------------------------
+def container_init(ctx) -> None:
+    code = 125
+    try:
+        k.note("in the container's init (PID 1 of the new PID namespace, host PID %d)" % os.getpid())
+        os.setsid()  # our own session: the caller's terminal signals reach us only if forwarded
+        spec = ctx.spec
+        linux = spec.get("linux", {})
+        process = spec["process"]
+        new_ns = {ns["type"] for ns in ctx.namespaces if not ns.get("path")}
+        if linux.get("seccomp"):
+            from minidock.runtime import seccomp  # noqa: F401 - import now: no stdlib after pivot_root
+        fifo_fd = None
+        if ctx.exec_fifo:
+            # open it now: after pivot_root the runtime's state directory is out of reach
+            fifo_fd = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
+        if "mount" in new_ns:
+            _setup_rootfs(ctx, spec, linux)
+        if "uts" in new_ns and spec.get("hostname"):
+            k.sethostname(spec["hostname"], why="the container's own hostname (UTS namespace)")
+        if "uts" in new_ns and spec.get("domainname"):
+            k.setdomainname(spec["domainname"], why="the container's own domain name")
+        if "network" in new_ns:
+            k.link_up("lo", why="a new network namespace starts with loopback down")
+        for key, value in (linux.get("sysctl") or {}).items():
+            k.write_file("/proc/sys/" + key.replace(".", "/"), str(value),
+                         why=f"sysctl {key} inside the container's namespaces")
+        env = process.get("env") or [DEFAULT_ENV_PATH]
+        path = find_executable(process["args"][0], env, process.get("cwd", "/"))
+        slave_fd = None
+        if process.get("terminal"):
+            master, slave_fd = _open_pty()
+            send(ctx.sock, {"type": "console"}, [master])
+            os.close(master)
+        send(ctx.sock, {"type": "ready"})  # sync 3
+        if fifo_fd is not None:
+            _wait_fifo(fifo_fd)
+        else:
+            msg, _ = recv(ctx.sock)
+            if not msg or msg.get("type") != "start":
+                os._exit(0)  # the creator went away without starting us
+        _exec(ctx, spec, process, path, env, slave_fd)
+    except BaseException as e:  # noqa: BLE001
+        code = send_error(ctx.sock, e)
+    os._exit(code)
+
+
+def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
+    root = ctx.rootfs
+    rfs.make_private(linux.get("rootfsPropagation"))
+    rfs.bind_rootfs(root)
+    for m in spec.get("mounts", []):
+        rfs.mount_one(root, m, cgroup_mounter=_cgroup_mounter)
+    if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
+        rfs.create_devices(root, linux.get("devices"))
+    if ctx.no_pivot:
+        rfs.chroot_into(root)
+    else:
+        rfs.pivot(root)
+    rfs.mask_paths(linux.get("maskedPaths"))
+    rfs.readonly_paths(linux.get("readonlyPaths"))
+    if spec.get("root", {}).get("readonly"):
+        rfs.readonly_root()
+
+
+def _cgroup_mounter(target: str, flags: int) -> None:
+    from minidock.runtime.cgroups_mount import mount_cgroupfs
+
+    mount_cgroupfs(target, flags)
+
+
+def _open_pty() -> tuple[int, int]:
+    """A pty from the container's own devpts instance: master goes to the caller."""
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, termios.TIOCSPTLCK, b"\0\0\0\0")  # unlockpt
+    n = int.from_bytes(fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"), sys.byteorder)
+    slave_path = f"/dev/pts/{n}"
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    if os.path.exists("/dev/console"):
+        try:
+            k.mount(slave_path, "/dev/console", None, k.MS_BIND,
+                    why="/dev/console is the container's terminal, as on a real machine")
+        except MinidockError:
+            pass
+    return master, slave
+
+
+def _wait_fifo(fifo_fd: int) -> None:
+    """`start` (another process) opens the fifo for reading: our open returns, we go on."""
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def find_executable(name: str, env: list[str], cwd: str = "/") -> str:
+    """Resolve the command like exec(3p)'s PATH search, with Docker's error messages."""
+    if "/" in name:
+        path = name if name.startswith("/") else os.path.join(cwd, name)
+        if not os.path.lexists(path):
+            raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory')
+        _check_runnable(name, path)
+        return path
+    search = DEFAULT_ENV_PATH[5:]
+    for e in env:
+        if e.startswith("PATH="):
+            search = e[5:]
+    for d in search.split(":"):
+        p = os.path.join(d or ".", name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_runnable(name: str, path: str) -> None:
+    if os.path.isdir(path):
+        raise CommandCannotRun(f'exec: "{name}": is a directory')
+    if not os.access(path, os.X_OK):
+        raise CommandCannotRun(f'exec: "{name}": permission denied')
+
+
+def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: int | None) -> None:
+    cwd = process.get("cwd", "/")
+    try:
+        k.chdir(cwd, why="the container's working directory")
+    except MinidockError:
+        raise MinidockError(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                            "no such file or directory",
+                            "Create the directory in the image, or pass an existing one with -w.") from None
+    if process.get("oomScoreAdj") is not None:
+        k.write_file("/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
+                     why="how eagerly the OOM killer picks this container")
+    if slave_fd is not None:
+        fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
+        stdio = (slave_fd, slave_fd, slave_fd)
+    else:
+        stdio = ctx.stdio or (0, 1, 2)
+    security.apply(process, spec.get("linux", {}).get("seccomp"))
+    for i, fd in enumerate(stdio):
+        if fd != i:
+            os.dup2(fd, i)
+        else:
+            os.set_inheritable(i, True)
+    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.tracer.fd})
+    for sig in range(1, signal.NSIG):
+        try:
+            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    try:
+        os.execve(path, process["args"], envd)
+    except OSError as e:
+        raise _exec_error(process["args"][0], path, e) from None
+
+
+def _close_fds(keep: set) -> None:
+    """Close every inherited descriptor but stdio: no host file leaks into the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _exec_error(name: str, path: str, e: OSError) -> MinidockError:
+    if e.errno == errno.ENOENT:
+        interp = _interpreter(path)
+        if interp:
+            return CommandNotFound(f'exec: "{name}": bad interpreter {interp}: no such file or directory',
+                                   f"The script's first line names {interp}, which the image lacks.")
+        return CommandNotFound(f'exec: "{name}": no such file or directory')
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return CommandCannotRun(f'exec: "{name}": permission denied')
+    if e.errno == errno.ENOEXEC:
+        return CommandCannotRun(f'exec: "{name}": exec format error',
+                                "The file is not a program for this machine, nor a script with #!.")
+    return CommandCannotRun(f'exec: "{name}": {e.strerror}')
+
+
+def _interpreter(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].strip().split()
+        return line[0].decode(errors="replace") if line else None
+    return None

@@ -1,0 +1,352 @@
+"""The parent side of container creation: an OCI bundle in, an isolated process out.
+
+The protocol, over one SOCK_SEQPACKET socketpair (one JSON message per packet; the child end is
+close-on-exec, so a successful exec shows up as EOF):
+
+    parent (caller)                 intermediate (host PID ns)         init (PID 1 of the container)
+    ───────────────                 ──────────────────────────         ─────────────────────────────
+    create cgroup, fork ─────────►  wait
+    put intermediate in cgroup
+    "cgroup-ready" (sync 1) ──────► setns / unshare namespaces
+                                    fork ─────────────────────────────► rootfs, pivot_root, masks,
+    ◄──────────── "pid" N (sync 2)  exit                                hostname, lo up, find command
+    reap intermediate                                                   [pty: "console" + master fd]
+    (caller: network into N's netns)  ◄──────────────────────────────── "ready" (sync 3)
+    state.json: created
+    start(): "start" (sync 4) ─────────────────────────────────────────► cwd, rlimits, caps, user,
+                                                                        no_new_privs, seccomp, exec
+    ◄──────────────────────────────────────────────────── EOF = exec'd, or "error" (126/127)
+
+Any step can answer "error" instead: the parent kills what exists, removes the cgroup and the
+state, and raises the child's error with its exit code. Errors are never lost in a child.
+
+The cgroup is joined by the intermediate *before* it forks, so no process of the container ever
+exists outside its limits ("so no children can escape", as runc puts it), and before the cgroup
+namespace is unshared, so the container sees its own cgroup as "/".
+
+`create` with exec_fifo=True is the OCI CLI's split create/start: the init blocks opening a fifo
+in the state directory until `start` (another process) opens it for reading, as runc does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from minidock import kernel as k
+from minidock import paths
+from minidock.errors import Conflict, MinidockError, NotFound
+from minidock.runtime import init as child
+from minidock.runtime import spec as ocispec
+
+
+@dataclass
+class _Ctx:
+    """What the forked children need (they inherit it through fork)."""
+
+    sock: socket.socket
+    spec: dict
+    rootfs: str
+    namespaces: list[dict]
+    stdio: tuple[int, int, int] | None
+    exec_fifo: str | None = None
+    no_pivot: bool = False
+
+
+def state_dir(cid: str, root: str | None = None) -> str:
+    return os.path.join(root or str(paths.run_root() / "runtime"), cid)
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a live process from a recycled PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data.rsplit(")", 1)[1].split()[19]
+
+
+@dataclass
+class Container:
+    """A created (maybe running) container, from this runtime's point of view."""
+
+    id: str
+    bundle: str
+    spec: dict
+    root: str  # the runtime state root (paths.run_root()/runtime unless --root)
+    pid: int = 0
+    sock: socket.socket | None = None
+    console_fd: int | None = None
+    cgroup_path: str = ""
+    created: str = ""
+    annotations: dict = field(default_factory=dict)
+    init_start: str | None = None
+    started: bool = False
+
+    # --- state ----------------------------------------------------------------------------------
+    @property
+    def dir(self) -> str:
+        return state_dir(self.id, self.root)
+
+    def status(self) -> str:
+        if self.pid and _proc_start_time(self.pid) == self.init_start and self.init_start:
+            try:
+                with open(f"/proc/{self.pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return "stopped"
+            except OSError:
+                return "stopped"
+            if self._frozen():
+                return "paused"
+            return "running" if self.started else "created"
+        return "stopped"
+
+    def _frozen(self) -> bool:
+        try:
+            from minidock.runtime.cgroups import open_cgroup
+
+            return bool(getattr(open_cgroup(self.cgroup_path), "frozen", lambda: False)())
+        except Exception:  # noqa: BLE001 - no cgroup, no freezer: not paused
+            return False
+
+    def state(self) -> dict:
+        """The OCI state, exactly the spec's fields (plus nothing else)."""
+        st = self.status()
+        return {"ociVersion": self.spec.get("ociVersion", ocispec.OCI_VERSION), "id": self.id,
+                "status": st, "pid": self.pid if st != "stopped" else 0, "bundle": self.bundle,
+                "annotations": self.spec.get("annotations", {})}
+
+    def save(self) -> None:
+        data = {"id": self.id, "bundle": self.bundle, "pid": self.pid, "created": self.created,
+                "cgroup": self.cgroup_path, "init_start": self.init_start, "started": self.started,
+                "rootfs": ocispec.rootfs_path(self.spec, self.bundle)}
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = os.path.join(self.dir, "state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, os.path.join(self.dir, "state.json"))
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Let the init exec the process; raise its error if the exec fails (126/127)."""
+        if self.sock is None:
+            self._start_fifo()
+            return
+        child.send(self.sock, {"type": "start"})
+        self.started = True
+        self.save()
+        msg, _ = child.recv(self.sock)
+        self.sock.close()
+        self.sock = None
+        if msg and msg.get("type") == "error":
+            raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg["exit_code"])
+
+    def _start_fifo(self) -> None:
+        fifo = os.path.join(self.dir, "exec.fifo")
+        if self.status() != "created":
+            raise Conflict(f"cannot start a container that is {self.status()}")
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise Conflict("cannot start an already running container") from None
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        self.started = True
+        self.save()
+
+    def kill(self, sig: int = signal.SIGTERM, all_procs: bool = False) -> None:
+        if self.status() == "stopped":
+            raise Conflict(f"container {self.id} is not running")
+        if all_procs and self.cgroup_path:
+            from minidock.runtime.cgroups import open_cgroup
+
+            for p in open_cgroup(self.cgroup_path).procs():
+                _kill(p, sig)
+            return
+        _kill(self.pid, sig)
+
+    def wait(self) -> int:
+        """Reap the init (we are its parent or subreaper) and return Docker's exit code."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                break
+            except ChildProcessError:
+                return self._wait_foreign()
+            except InterruptedError:
+                continue
+        return exit_code(status)
+
+    def _wait_foreign(self) -> int:
+        while self.status() != "stopped":
+            time.sleep(0.05)
+        return -1
+
+    def delete(self, force: bool = False) -> None:
+        """Remove the cgroup and the state; with force, kill a running container first."""
+        st = self.status()
+        if st != "stopped":
+            if not force:
+                raise Conflict(f"cannot delete container {self.id} that is not stopped: {st}",
+                               "Stop it first, or use --force.")
+            self.kill(signal.SIGKILL, all_procs=True)
+            for _ in range(100):
+                if self.status() == "stopped":
+                    break
+                time.sleep(0.02)
+        if self.cgroup_path:
+            try:
+                from minidock.runtime.cgroups import open_cgroup
+
+                open_cgroup(self.cgroup_path).destroy()
+            except ImportError:
+                pass
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def exit_code(status: int) -> int:
+    """waitpid status -> Docker's convention: the code, or 128+N for a fatal signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def load(cid: str, root: str | None = None) -> Container:
+    d = state_dir(cid, root)
+    try:
+        with open(os.path.join(d, "state.json")) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise NotFound(f"container {cid} does not exist") from None
+    with open(os.path.join(data["bundle"], "config.json")) as f:
+        spec = json.load(f)
+    return Container(id=cid, bundle=data["bundle"], spec=spec, root=root or str(paths.run_root() / "runtime"),
+                     pid=data["pid"], cgroup_path=data.get("cgroup", ""), created=data.get("created", ""),
+                     init_start=data.get("init_start"), started=data.get("started", False))
+
+
+def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, int, int] | None = None,
+           exec_fifo: bool = False, no_pivot: bool = False, journal=None, spec: dict | None = None
+           ) -> Container:
+    """Create the container: everything up to (not including) the exec of its process.
+
+    Returns with the init waiting for start(). ``stdio`` are the fds that become the process's
+    0, 1, 2 (default: ours). With ``spec["process"]["terminal"]``, ``console_fd`` is the pty
+    master, received from the init.
+    """
+    bundle = os.path.abspath(bundle)
+    spec = spec or ocispec.load(bundle)
+    rootfs = ocispec.rootfs_path(spec, bundle)
+    c = Container(id=cid, bundle=bundle, spec=spec, root=root or str(paths.run_root() / "runtime"),
+                  created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()))
+    try:
+        os.makedirs(os.path.dirname(c.dir), exist_ok=True)
+        os.mkdir(c.dir, 0o700)
+    except FileExistsError:
+        raise Conflict(f"container with id {cid} already exists") from None
+    fifo = None
+    if exec_fifo:
+        fifo = os.path.join(c.dir, "exec.fifo")
+        os.mkfifo(fifo, 0o600)
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
+               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot)
+    cg = None
+    pid1 = 0
+    try:
+        cg = _make_cgroup(c, spec, journal)
+        k.set_child_subreaper(why="the container's init is re-parented to us, so we can reap it")
+        pid1 = os.fork()
+        if pid1 == 0:
+            parent_sock.close()
+            child.intermediate(ctx)  # never returns
+        child_sock.close()
+        if cg is not None:
+            cg.add_proc(pid1)
+        child.send(parent_sock, {"type": "cgroup-ready"})
+        msg = _expect(parent_sock, "pid")
+        c.pid = msg["pid"]
+        _reap(pid1)
+        pid1 = 0
+        c.init_start = _proc_start_time(c.pid)
+        while True:
+            msg, fds = child.recv(parent_sock, want_fds=1)
+            if msg and msg.get("type") == "console":
+                c.console_fd = fds[0]
+                continue
+            _check(msg, "ready")
+            break
+        c.sock = None if exec_fifo else parent_sock
+        c.save()
+        if exec_fifo:
+            parent_sock.close()
+        return c
+    except BaseException:
+        if pid1:
+            _kill(pid1, signal.SIGKILL)
+            _reap(pid1)
+        if c.pid:
+            _kill(c.pid, signal.SIGKILL)
+            _reap(c.pid)
+        parent_sock.close()
+        if cg is not None:
+            try:
+                cg.destroy()
+            except MinidockError:
+                pass
+        import shutil
+
+        shutil.rmtree(c.dir, ignore_errors=True)
+        raise
+
+
+def _make_cgroup(c: Container, spec: dict, journal):
+    try:
+        from minidock.runtime.cgroups import open_cgroup
+    except ImportError:
+        return None
+    linux = spec.get("linux", {})
+    c.cgroup_path = linux.get("cgroupsPath") or f"{paths.cgroup_parent()}/{c.id}"
+    cg = open_cgroup(c.cgroup_path)
+    cg.create(linux.get("resources") or {}, journal=journal)
+    return cg
+
+
+def _expect(sock: socket.socket, kind: str) -> dict:
+    msg, _ = child.recv(sock)
+    return _check(msg, kind)
+
+
+def _check(msg: dict | None, kind: str) -> dict:
+    if msg is None:
+        raise MinidockError("container init exited unexpectedly during create",
+                            "Run with --explain to see the last step it took.")
+    if msg.get("type") == "error":
+        raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg.get("exit_code", 125))
+    if msg.get("type") != kind:
+        raise MinidockError(f"container init protocol error: expected {kind}, got {msg.get('type')}")
+    return msg
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

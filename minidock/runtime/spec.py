@@ -1,0 +1,171 @@
+"""The OCI runtime spec (config.json): defaults as Docker sets them, and small helpers.
+
+The runtime takes nothing but a bundle: a directory with config.json and a root filesystem. The
+engine builds the spec from an image config and the `run` flags (minidock/engine/bundle.py);
+other engines (podman, containerd) hand us their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from minidock.errors import InvalidArgument
+
+OCI_VERSION = "1.2.0"
+
+# capability numbers, from <linux/capability.h>
+CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+CAP_NUMBERS = {name: i for i, name in enumerate(CAPABILITIES)}
+
+# Docker's default set (moby oci/caps/defaults.go): CapEff 00000000a80425fb
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+# Docker's masked and read-only paths (moby oci/defaults.go)
+DEFAULT_MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
+DEFAULT_READONLY_PATHS = [
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+]
+
+DEFAULT_ENV_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+def cap_mask(names: list[str]) -> int:
+    mask = 0
+    for n in names:
+        num = CAP_NUMBERS.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
+        if num is None:
+            continue  # unknown to this kernel table: runc warns and skips too
+        mask |= 1 << num
+    return mask
+
+
+def normalize_cap(name: str) -> str:
+    """Docker accepts "net_admin", "NET_ADMIN" and "CAP_NET_ADMIN"; "ALL" is special."""
+    n = name.strip().upper()
+    if n == "ALL":
+        return n
+    if not n.startswith("CAP_"):
+        n = "CAP_" + n
+    if n not in CAP_NUMBERS:
+        raise InvalidArgument(f"invalid capability: {name!r}",
+                              "See capabilities(7) for the names, e.g. NET_ADMIN, SYS_PTRACE.")
+    return n
+
+
+def default_mounts() -> list[dict]:
+    """The mounts every Docker container gets (before volumes and the etc files)."""
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+
+
+def base_spec(args: list[str], rootfs: str = "rootfs", terminal: bool = False) -> dict:
+    """A complete Linux spec with Docker's defaults (like `runc spec`, but Docker-flavoured)."""
+    caps = list(DEFAULT_CAPS)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": terminal,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": [DEFAULT_ENV_PATH, "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": "minidock",
+        "mounts": default_mounts(),
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "maskedPaths": list(DEFAULT_MASKED_PATHS),
+            "readonlyPaths": list(DEFAULT_READONLY_PATHS),
+            "rootfsPropagation": "private",
+            "resources": {},
+        },
+    }
+
+
+def load(bundle: str) -> dict:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise InvalidArgument(f"bundle {bundle}: config.json not found",
+                              "A bundle is a directory with config.json and a root filesystem.") from None
+    except ValueError as e:
+        raise InvalidArgument(f"{path}: not valid JSON: {e}") from None
+    validate(spec, bundle)
+    return spec
+
+
+def validate(spec: dict, bundle: str = ".") -> None:
+    proc = spec.get("process")
+    if not isinstance(proc, dict) or not proc.get("args"):
+        raise InvalidArgument("config.json: process.args must name the command to run")
+    root = spec.get("root", {}).get("path")
+    if not root:
+        raise InvalidArgument("config.json: root.path is required")
+    rootfs = root if os.path.isabs(root) else os.path.join(bundle, root)
+    if not os.path.isdir(rootfs):
+        raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
+    if not proc.get("cwd", "/").startswith("/"):
+        raise InvalidArgument("config.json: process.cwd must be an absolute path")
+
+
+def rootfs_path(spec: dict, bundle: str) -> str:
+    root = spec["root"]["path"]
+    return os.path.realpath(root if os.path.isabs(root) else os.path.join(bundle, root))
+
+
+def namespaces(spec: dict) -> list[dict]:
+    return spec.get("linux", {}).get("namespaces", [])
+
+
+def save(spec: dict, bundle: str) -> None:
+    path = os.path.join(bundle, "config.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(spec, f, indent=2)
+    os.replace(tmp, path)
