@@ -77,7 +77,7 @@ def intermediate(ctx) -> None:
         msg, _ = recv(ctx.sock)  # sync 1: the parent has put us in the container's cgroup
         if not msg or msg.get("type") != "cgroup-ready":
             os._exit(1)
-        k.note("in the intermediate process (host PID %d)" % os.getpid())
+        k.note(f"in the intermediate process (host PID {os.getpid()})")
         ns_flags = 0
         for ns in ctx.namespaces:
             if ns.get("type") == "user":
@@ -110,7 +110,7 @@ _NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, ne
 def container_init(ctx) -> None:
     code = 125
     try:
-        k.note("in the container's init (PID 1 of the new PID namespace, host PID %d)" % os.getpid())
+        k.note(f"in the container's init (PID 1 of the new PID namespace, host PID {os.getpid()})")
         os.setsid()  # our own session: the caller's terminal signals reach us only if forwarded
         spec = ctx.spec
         linux = spec.get("linux", {})
