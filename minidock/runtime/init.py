@@ -78,6 +78,8 @@ def intermediate(ctx) -> None:
         if not msg or msg.get("type") != "cgroup-ready":
             os._exit(1)
         k.note(f"in the intermediate process (host PID {os.getpid()})")
+        if ctx.join_pid:
+            _join(ctx.join_pid)
         ns_flags = 0
         for ns in ctx.namespaces:
             if ns.get("type") == "user":
@@ -102,6 +104,24 @@ def intermediate(ctx) -> None:
         os._exit(code)
 
 
+_JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mount last: it changes our /proc
+
+
+def _join(pid: int) -> None:
+    """exec: join each namespace of the container's PID 1 that differs from ours."""
+    fds = {}
+    for name in _JOIN_ORDER:
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        fds[name] = path
+    for name, path in fds.items():
+        k.setns(path, 0, why=f"exec joins the container's {name} namespace")
+
+
 _NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, network stack, "
            "process tree and cgroup view")
 
@@ -122,6 +142,8 @@ def container_init(ctx) -> None:
         if ctx.exec_fifo:
             # open it now: after pivot_root the runtime's state directory is out of reach
             fifo_fd = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
+        if ctx.join_pid:
+            new_ns = set()  # exec: everything already exists, we only joined it
         if "mount" in new_ns:
             _setup_rootfs(ctx, spec, linux)
         if "uts" in new_ns and spec.get("hostname"):
@@ -130,7 +152,7 @@ def container_init(ctx) -> None:
             k.setdomainname(spec["domainname"], why="the container's own domain name")
         if "network" in new_ns:
             k.link_up("lo", why="a new network namespace starts with loopback down")
-        for key, value in (linux.get("sysctl") or {}).items():
+        for key, value in (linux.get("sysctl") or {}).items() if not ctx.join_pid else ():
             k.write_file("/proc/sys/" + key.replace(".", "/"), str(value),
                          why=f"sysctl {key} inside the container's namespaces")
         env = process.get("env") or [DEFAULT_ENV_PATH]

@@ -55,6 +55,7 @@ class _Ctx:
     stdio: tuple[int, int, int] | None
     exec_fifo: str | None = None
     no_pivot: bool = False
+    join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
 
 
 def state_dir(cid: str, root: str | None = None) -> str:
@@ -350,3 +351,67 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+@dataclass
+class ExecProcess:
+    """A process started in a running container's namespaces and cgroup."""
+
+    pid: int
+    sock: socket.socket | None
+    console_fd: int | None = None
+
+    def start(self) -> None:
+        child.send(self.sock, {"type": "start"})
+        msg, _ = child.recv(self.sock)
+        self.sock.close()
+        self.sock = None
+        if msg and msg.get("type") == "error":
+            raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg["exit_code"])
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        return exit_code(status)
+
+
+def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | None = None) -> ExecProcess:
+    """Like create+start for an extra process: same namespaces, cgroup and security settings.
+
+    The process spec is the container's, with the caller's args/env/cwd/user/terminal.
+    """
+    if c.status() not in ("running", "created", "paused"):
+        raise Conflict(f"container {c.id} is not running")
+    spec = dict(c.spec)
+    spec["process"] = process
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ctx = _Ctx(sock=child_sock, spec=spec, rootfs="/", namespaces=[], stdio=stdio, join_pid=c.pid)
+    k.set_child_subreaper(why="the exec'd process is re-parented to us, so we can reap it")
+    pid1 = os.fork()
+    if pid1 == 0:
+        parent_sock.close()
+        child.intermediate(ctx)
+    child_sock.close()
+    p = ExecProcess(pid=0, sock=parent_sock)
+    try:
+        if c.cgroup_path:
+            from minidock.runtime.cgroups import open_cgroup
+
+            open_cgroup(c.cgroup_path).add_proc(pid1)
+        child.send(parent_sock, {"type": "cgroup-ready"})
+        p.pid = _expect(parent_sock, "pid")["pid"]
+        _reap(pid1)
+        pid1 = 0
+        while True:
+            msg, fds = child.recv(parent_sock, want_fds=1)
+            if msg and msg.get("type") == "console":
+                p.console_fd = fds[0]
+                continue
+            _check(msg, "ready")
+            return p
+    except BaseException:
+        for pid in (pid1, p.pid):
+            if pid:
+                _kill(pid, signal.SIGKILL)
+                _reap(pid)
+        parent_sock.close()
+        raise

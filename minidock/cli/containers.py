@@ -1,0 +1,530 @@
+"""Container commands: run, create, start, stop, restart, kill, rm, ps, logs, exec, wait,
+inspect, top, rename, and the `container` group. Parse, call the engine, print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from minidock.engine import containers, lifecycle
+from minidock.engine.create import RunOptions, create_container
+from minidock.errors import InvalidArgument, MinidockError, NotFound
+
+RUN_CTX = {"help_option_names": ["--help"], "allow_interspersed_args": False}
+
+
+def _resource_options(f):
+    try:
+        from minidock.cli.resources import resource_options
+    except ImportError:
+        return f
+    return resource_options(f)
+
+
+def _resources(kw: dict) -> tuple[dict, dict]:
+    """Pop the resource flags out of kw -> (OCI resources, HostConfig fields)."""
+    names = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_period",
+             "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight")
+    flags = {n: kw.pop(n) for n in names if n in kw}
+    if not any(v is not None for v in flags.values()):
+        return {}, {}
+    from minidock.engine.resources import host_config_fields, resources_from_flags
+
+    return resources_from_flags(**flags), host_config_fields(**flags)
+
+
+def container_options(f):
+    """The flags `run` and `create` share (Docker's names)."""
+    opts = [
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--name", help="Assign a name to the container."),
+        click.option("-e", "--env", multiple=True, help="Set environment variables."),
+        click.option("--env-file", "env_files", multiple=True, help="Read in a file of environment variables."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("-h", "--hostname", help="Container host name."),
+        click.option("--domainname", help="Container NIS domain name."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option("--rm", "auto_remove", is_flag=True,
+                     help="Automatically remove the container when it exits (even if it failed to start)."),
+        click.option("--init", is_flag=True, help="Run an init inside the container that forwards signals and reaps processes."),
+        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only."),
+        click.option("--network", "--net", default=None,
+                     help="Connect a container to a network (bridge, none, host, container:NAME, or a user network)."),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
+        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume."),
+        click.option("--mount", "mounts", multiple=True, help="Attach a filesystem mount to the container."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
+        click.option("--add-host", "add_hosts", multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
+        click.option("--dns", multiple=True, help="Set custom DNS servers."),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+        click.option("--network-alias", "aliases", multiple=True, help="Add network-scoped alias for the container."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("--privileged", is_flag=True, help="Give extended privileges to this container."),
+        click.option("--ulimit", "ulimits", multiple=True, help="Ulimit options (name=soft[:hard])."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+        click.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container."),
+        click.option("--group-add", multiple=True, help="Add additional groups to join."),
+        click.option("--security-opt", multiple=True, help="Security options."),
+        click.option("--sysctl", "sysctls", multiple=True, help="Sysctl options."),
+        click.option("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return _resource_options(f)
+
+
+def _options(image: str, command: tuple, kw: dict) -> RunOptions:
+    resources, hc_fields = _resources(kw)
+    network = kw.pop("network") or "none"
+    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
+    return RunOptions(image=image, command=list(command), network=network, resources=resources,
+                      resource_flags=hc_fields, **fields)
+
+
+@click.command(context_settings=RUN_CTX)
+@container_options
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@click.option("--explain", is_flag=True,
+              help="Print every kernel step (namespaces, mounts, pivot_root, capabilities, cgroups) "
+                   "with the equivalent shell command.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(image, command, detach, explain, **kw):
+    """Create and run a new container from an image."""
+    if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
+        raise MinidockError("the input device is not a TTY", exit_code=1)
+    if explain:
+        from minidock import kernel
+
+        kernel.explain_to(2)
+    opts = _options(image, command, kw)
+    rec = create_container(opts)
+    if detach:
+        lifecycle.run_detached(rec, interactive=opts.interactive)
+        click.echo(rec["Id"])
+        return 0
+    try:
+        return lifecycle.run_attached(rec, interactive=opts.interactive)
+    except MinidockError:
+        if opts.auto_remove and os.path.exists(containers.cdir(rec["Id"])):
+            lifecycle.remove(rec["Id"], force=True, volumes=True)
+        raise
+
+
+@click.command(context_settings=RUN_CTX)
+@container_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def create(image, command, **kw):
+    """Create a new container (without starting it)."""
+    rec = create_container(_options(image, command, kw))
+    click.echo(rec["Id"])
+
+
+@click.command()
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@click.argument("containers_", metavar="CONTAINER...", nargs=-1, required=True)
+def start(attach, interactive, containers_):
+    """Start one or more stopped containers."""
+    code = 0
+    for ref in containers_:
+        cid = containers.resolve(ref)
+        rec = lifecycle.refresh(cid)
+        if rec["State"].get("Running"):
+            if not attach:
+                click.echo(ref)
+            continue
+        if attach:
+            return lifecycle.run_attached(rec, interactive=interactive)
+        lifecycle.run_detached(rec, interactive=interactive)
+        click.echo(ref)
+    return code
+
+
+def _each(refs, fn) -> int:
+    """Apply fn to each container; report errors per container like Docker; exit 1 if any failed."""
+    failed = False
+    for ref in refs:
+        try:
+            fn(containers.resolve(ref), ref)
+        except MinidockError as e:
+            click.echo(f"Error response from daemon: {e.message}", err=True)
+            failed = True
+    return 1 if failed else 0
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing the container (default 10).")
+@click.option("-s", "--signal", "sig", help="Signal to send to the container.")
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def stop(timeout, sig, refs):
+    """Stop one or more running containers (the stop signal, then SIGKILL after -t seconds)."""
+    return _each(refs, lambda cid, ref: (lifecycle.stop(cid, timeout, sig), click.echo(ref)))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before killing.")
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def restart(timeout, refs):
+    """Restart one or more containers."""
+    def do(cid, ref):
+        lifecycle.stop(cid, timeout)
+        rec = lifecycle.refresh(cid)
+        lifecycle.run_detached(rec, interactive=rec["Config"].get("OpenStdin", False))
+        click.echo(ref)
+
+    return _each(refs, do)
+
+
+@click.command()
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send to the container.")
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def kill(sig, refs):
+    """Kill one or more running containers."""
+    signum = lifecycle.signal_number(sig)
+    return _each(refs, lambda cid, ref: (lifecycle.kill(cid, signum), click.echo(ref)))
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL).")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container.")
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def rm(force, volumes, refs):
+    """Remove one or more containers."""
+    return _each(refs, lambda cid, ref: (lifecycle.remove(cid, force=force, volumes=volumes), click.echo(ref)))
+
+
+@click.command()
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def wait(refs):
+    """Block until one or more containers stop, then print their exit codes."""
+    def do(cid, ref):
+        st = lifecycle.wait_exit(cid)
+        click.echo(st.get("ExitCode", -1))
+
+    return _each(refs, do)
+
+
+# --- ps -------------------------------------------------------------------------------------------
+def _ago(ts: str) -> str:
+    import calendar
+    import time
+
+    try:
+        t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return ""
+    d = max(0, time.time() - t)
+    for secs, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400 * 7, "week"),
+                       (86400, "day"), (3600, "hour"), (60, "minute")):
+        if d >= secs:
+            n = int(d // secs)
+            return f"{n} {unit}{'s' if n > 1 else ''}"
+    return "Less than a second" if d < 1 else f"{int(d)} seconds"
+
+
+def status_text(st: dict) -> str:
+    if st.get("Running"):
+        return ("Up " + _ago(st["StartedAt"])) + (" (Paused)" if st.get("Paused") else "")
+    if st.get("Status") == "created":
+        return "Created"
+    if st.get("FinishedAt", containers.ZERO_TIME) == containers.ZERO_TIME:
+        return "Created"
+    return f"Exited ({st.get('ExitCode', 0)}) {_ago(st['FinishedAt'])} ago"
+
+
+def _ports_text(rec: dict) -> str:
+    ports = rec.get("NetworkSettings", {}).get("Ports") or {}
+    out = []
+    for cport, binds in ports.items():
+        for b in binds or []:
+            out.append(f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{cport}")
+    return ", ".join(out)
+
+
+@click.command()
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (status=, name=, id=, label=).")
+@click.option("--format", "fmt", help="Format output: 'json' or a Go-like template {{.ID}} {{.Names}} ...")
+def ps(all_, quiet, no_trunc, filters, fmt):
+    """List containers."""
+    rows = []
+    for cid in containers.all_ids():
+        try:
+            rec = lifecycle.refresh(cid)
+        except NotFound:
+            continue
+        if not all_ and not rec["State"].get("Running"):
+            continue
+        if not _matches(rec, filters):
+            continue
+        rows.append(rec)
+    rows.sort(key=lambda r: r["Created"], reverse=True)
+    if quiet:
+        for r in rows:
+            click.echo(r["Id"] if no_trunc else r["Id"][:12])
+        return
+    table = []
+    for r in rows:
+        cmd = " ".join([r["Path"], *r["Args"]]) if r["Path"] else " ".join(
+            (r["Config"].get("Entrypoint") or []) + (r["Config"].get("Cmd") or []))
+        if not no_trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        table.append({"ID": r["Id"] if no_trunc else r["Id"][:12], "Image": r["ImageRef"],
+                      "Command": f'"{cmd}"', "CreatedAt": r["Created"],
+                      "RunningFor": _ago(r["Created"]) + " ago", "Status": status_text(r["State"]),
+                      "Ports": _ports_text(r), "Names": containers.name_of(r),
+                      "State": r["State"].get("Status", "")})
+    if fmt:
+        for row in table:
+            click.echo(json.dumps(row) if fmt == "json" else _template(fmt, row))
+        return
+    cols = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    _print_table(cols, [[row[k] for k in keys] for row in table])
+
+
+def _template(fmt: str, row: dict) -> str:
+    import re
+
+    fmt = fmt.replace("\\t", "\t").removeprefix("table ")
+    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(row.get(m.group(1), "")), fmt)
+
+
+def _print_table(cols: list[str], rows: list[list[str]]) -> None:
+    widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(cols)]
+    line = "   ".join(c.ljust(w) for c, w in zip(cols, widths))
+    click.echo(line.rstrip())
+    for r in rows:
+        click.echo("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def _matches(rec: dict, filters) -> bool:
+    for f in filters:
+        key, _, val = f.partition("=")
+        st = rec["State"]
+        if key == "status" and st.get("Status") != val:
+            return False
+        if key == "name" and val not in containers.name_of(rec):
+            return False
+        if key == "id" and not rec["Id"].startswith(val):
+            return False
+        if key == "label":
+            lk, _, lv = val.partition("=")
+            labels = rec["Config"].get("Labels") or {}
+            if lk not in labels or (lv and labels[lk] != lv):
+                return False
+        if key == "ancestor" and val not in (rec["ImageRef"], rec["Image"]):
+            return False
+        if key == "exited" and (st.get("Running") or str(st.get("ExitCode")) != val):
+            return False
+    return True
+
+
+# --- logs ------------------------------------------------------------------------------------------
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all").')
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.argument("ref", metavar="CONTAINER")
+def logs(follow, tail, timestamps, ref):
+    """Fetch the logs of a container."""
+    from minidock.engine import logs as lg
+
+    cid = containers.resolve(ref)
+    rec = lifecycle.refresh(cid)
+    n = None
+    if tail != "all":
+        try:
+            n = int(tail)
+        except ValueError:
+            raise InvalidArgument(f"invalid value for --tail: {tail!r}", "Use a number or 'all'.") from None
+    if follow:
+        lg.follow(rec["LogPath"], lambda: lifecycle.is_running(cid), tail=n, timestamps=timestamps)
+        return
+    for stream, text in lg.read(rec["LogPath"], tail=n, timestamps=timestamps):
+        (sys.stdout if stream == "stdout" else sys.stderr).write(text)
+    sys.stdout.flush()
+
+
+# --- exec ------------------------------------------------------------------------------------------
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background.")
+@click.option("-e", "--env", multiple=True, help="Set environment variables.")
+@click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
+@click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the command.")
+@click.option("--explain", is_flag=True, help="Print every kernel step (setns, capabilities, ...).")
+@click.argument("ref", metavar="CONTAINER")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref, command):
+    """Execute a command in a running container."""
+    from minidock.engine import execute
+
+    if tty and interactive and not detach and not os.isatty(0):
+        raise MinidockError("the input device is not a TTY", exit_code=1)
+    if explain:
+        from minidock import kernel
+
+        kernel.explain_to(2)
+    cid = containers.resolve(ref)
+    return execute.exec_in(cid, list(command), interactive=interactive, tty=tty, detach=detach,
+                           env=list(env), user=user, workdir=workdir, privileged=privileged)
+
+
+# --- inspect, top, rename ---------------------------------------------------------------------------
+@click.command()
+@click.option("-f", "--format", "fmt", help="Format the output using a Go-like template, e.g. {{.State.Pid}}.")
+@click.option("--type", "type_", type=click.Choice(["container", "image", "network", "volume"]), default=None)
+@click.argument("refs", metavar="NAME|ID...", nargs=-1, required=True)
+def inspect(fmt, type_, refs):
+    """Return low-level information on containers, images, networks or volumes."""
+    out, failed = [], False
+    for ref in refs:
+        obj = _inspect_one(ref, type_)
+        if obj is None:
+            click.echo(f"Error: No such object: {ref}", err=True)
+            failed = True
+            continue
+        out.append(obj)
+    if fmt:
+        for obj in out:
+            click.echo(format_template(fmt, obj))
+    else:
+        click.echo(json.dumps(out, indent=4))
+    return 1 if failed else 0
+
+
+def _inspect_one(ref: str, type_: str | None):
+    if type_ in (None, "container"):
+        try:
+            return lifecycle.refresh(containers.resolve(ref))
+        except (NotFound, InvalidArgument):
+            if type_:
+                return None
+    if type_ in (None, "image"):
+        try:
+            from minidock.image.store import ImageStore
+
+            return ImageStore().inspect(ref)
+        except (NotFound, InvalidArgument, ImportError, AttributeError):
+            pass
+    for kind, mod in (("network", "minidock.network"), ("volume", "minidock.volumes")):
+        if type_ in (None, kind):
+            try:
+                import importlib
+
+                return importlib.import_module(mod).inspect(ref)
+            except (NotFound, ImportError, AttributeError, InvalidArgument):
+                pass
+    return None
+
+
+def format_template(fmt: str, obj) -> str:
+    """A small subset of Go templates: {{.A.B}}, {{json .A}}, {{index .A "k"}}."""
+    import re
+
+    def lookup(path: str):
+        cur = obj
+        for part in [p for p in path.split(".") if p]:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        return cur
+
+    def render(m):
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(lookup(expr[5:].strip()))
+        im = re.match(r'index\s+(\S+)\s+"([^"]*)"', expr)
+        if im:
+            v = lookup(im.group(1))
+            return _go_str(v.get(im.group(2)) if isinstance(v, dict) else None)
+        return _go_str(lookup(expr))
+
+    return re.sub(r"\{\{(.*?)\}\}", render, fmt.replace("\\n", "\n").replace("\\t", "\t"))
+
+
+def _go_str(v) -> str:
+    if v is None:
+        return "<no value>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+@click.command()
+@click.argument("ref", metavar="CONTAINER")
+@click.argument("ps_args", nargs=-1)
+def top(ref, ps_args):
+    """Display the running processes of a container (host and container PIDs)."""
+    from minidock.engine import execute
+
+    cid = containers.resolve(ref)
+    rows = execute.processes(cid)
+    _print_table(["UID", "PID", "PPID", "CONTAINER PID", "STIME", "TIME", "CMD"],
+                 [[r["user"], r["pid"], r["ppid"], r["cpid"], r["stime"], r["time"], r["cmd"]] for r in rows])
+
+
+@click.command()
+@click.argument("ref", metavar="CONTAINER")
+@click.argument("new_name", metavar="NEW_NAME")
+def rename(ref, new_name):
+    """Rename a container."""
+    from minidock.engine.names import check_name
+
+    cid = containers.resolve(ref)
+    new_name = check_name(new_name)
+    with containers.lock(cid):
+        rec = containers.load(cid)
+        old = containers.name_of(rec)
+        if old == new_name:
+            raise InvalidArgument(f"Renaming a container with the same name as its current name: {new_name}")
+        containers.claim_name(new_name, cid)
+        rec["Name"] = "/" + new_name
+        containers.save(rec)
+        containers.release_name(old, cid)
+
+
+@click.group()
+def container():
+    """Manage containers (docker container ...)."""
+
+
+@container.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def container_prune(force):
+    """Remove all stopped containers."""
+    if not force and sys.stdin.isatty():
+        click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+                      abort=True)
+    removed = lifecycle.prune()
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+    click.echo(f"Total reclaimed space: {len(removed)} containers")
+
+
+for _name, _cmd in (("run", run), ("create", create), ("start", start), ("stop", stop),
+                    ("restart", restart), ("kill", kill), ("rm", rm), ("ps", ps), ("ls", ps),
+                    ("logs", logs), ("exec", exec_), ("wait", wait), ("inspect", inspect),
+                    ("top", top), ("rename", rename)):
+    container.add_command(_cmd, _name)

@@ -1,0 +1,214 @@
+"""Container records: what `inspect` shows, kept on disk, one directory per container.
+
+    containers/<id>/config.json   the record (Docker's inspect shape, minus State)
+    containers/<id>/state.json    State (written by whoever supervises the container)
+    containers/.names/<name>      a symlink to the id: creating it is the atomic name claim
+
+A record is a plain dict with Docker's field names, so `inspect` is a json.dumps away. State is
+kept apart because the monitor rewrites it while the CLI may rewrite the config (rename, update).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from minidock import paths
+from minidock.engine import names
+from minidock.errors import Conflict, InvalidArgument, NotFound
+
+
+def now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _root() -> Path:
+    return paths.containers()
+
+
+def cdir(cid: str) -> Path:
+    return _root() / cid
+
+
+def _names_dir() -> Path:
+    return _root() / ".names"
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+# --- names ----------------------------------------------------------------------------------------
+def claim_name(name: str, cid: str) -> None:
+    d = _names_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        os.symlink(cid, d / name)
+    except FileExistsError:
+        other = os.readlink(d / name)
+        if (cdir(other) / "config.json").exists():
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{other}".', "You have to remove (or rename) that container to be able "
+                           "to reuse that name.") from None
+        os.unlink(d / name)  # a leftover of a crash: the container is gone
+        os.symlink(cid, d / name)
+
+
+def release_name(name: str, cid: str) -> None:
+    link = _names_dir() / name
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == cid:
+            os.unlink(link)
+
+
+def taken_names() -> set[str]:
+    d = _names_dir()
+    return set(os.listdir(d)) if d.is_dir() else set()
+
+
+# --- records --------------------------------------------------------------------------------------
+def new_record(*, image_ref: str, image_id: str, name: str | None, config: dict, host_config: dict) -> dict:
+    """Allocate an ID and a name and write the record; the caller fills in the rest later."""
+    cid = names.new_id()
+    name = names.check_name(name) if name else names.random_name(taken_names())
+    _root().mkdir(parents=True, exist_ok=True)
+    claim_name(name, cid)
+    d = cdir(cid)
+    try:
+        d.mkdir(mode=0o700)
+        rec = {
+            "Id": cid,
+            "Created": now(),
+            "Path": "",
+            "Args": [],
+            "Name": "/" + name,
+            "Image": image_id,
+            "ImageRef": image_ref,
+            "RestartCount": 0,
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "HostnamePath": str(d / "hostname"),
+            "HostsPath": str(d / "hosts"),
+            "ResolvConfPath": str(d / "resolv.conf"),
+            "LogPath": str(d / "ctr.log"),
+            "Config": config,
+            "HostConfig": host_config,
+            "Mounts": [],
+            "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "",
+                                "MacAddress": "", "SandboxKey": ""},
+            "GraphDriver": {"Name": "overlay", "Data": {
+                "LowerDir": "", "UpperDir": str(d / "upper"), "WorkDir": str(d / "work"),
+                "MergedDir": str(d / "merged")}},
+        }
+        save(rec)
+        save_state(cid, initial_state())
+    except BaseException:
+        release_name(name, cid)
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return rec
+
+
+def initial_state() -> dict:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def save(rec: dict) -> None:
+    _write_json(cdir(rec["Id"]) / "config.json", rec)
+
+
+def load(cid: str) -> dict:
+    try:
+        with open(cdir(cid) / "config.json") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise NotFound(f"No such container: {cid}") from None
+
+
+def load_state(cid: str) -> dict:
+    try:
+        with open(cdir(cid) / "state.json") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return initial_state()
+
+
+def save_state(cid: str, state: dict) -> None:
+    _write_json(cdir(cid) / "state.json", state)
+
+
+def update_state(cid: str, **changes) -> dict:
+    with lock(cid):
+        st = load_state(cid)
+        st.update(changes)
+        save_state(cid, st)
+        return st
+
+
+@contextlib.contextmanager
+def lock(cid: str):
+    """An exclusive lock on one container's state (between CLI, monitor and concurrent CLIs)."""
+    fd = os.open(cdir(cid) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def all_ids() -> list[str]:
+    root = _root()
+    if not root.is_dir():
+        return []
+    return [e for e in os.listdir(root) if len(e) == 64 and (root / e / "config.json").exists()]
+
+
+def resolve(ref: str) -> str:
+    """A name, a full ID or a unique ID prefix -> the full ID."""
+    if not ref:
+        raise InvalidArgument("container name or ID must not be empty")
+    ref = ref.lstrip("/")
+    link = _names_dir() / ref
+    if link.is_symlink():
+        cid = os.readlink(link)
+        if (cdir(cid) / "config.json").exists():
+            return cid
+    matches = [c for c in all_ids() if c.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise InvalidArgument(f"multiple containers match the ID prefix {ref!r}",
+                              "Use more characters of the ID, or the name.")
+    raise NotFound(f"No such container: {ref}")
+
+
+def name_of(rec: dict) -> str:
+    return rec["Name"].lstrip("/")
+
+
+def full(cid: str) -> dict:
+    """The record with its State: what `inspect` prints."""
+    rec = load(cid)
+    rec["State"] = load_state(cid)
+    return rec
+
+
+def remove_dir(cid: str) -> None:
+    shutil.rmtree(cdir(cid), ignore_errors=True)

@@ -1,0 +1,297 @@
+"""`create`: from an image reference and Docker's flags to a container record.
+
+Docker's rules, kept here in one place:
+* Entrypoint and Cmd: --entrypoint replaces the image's ENTRYPOINT *and* drops its CMD; command
+  arguments after the image replace CMD.
+* Env: the image's, then --env-file files in order, then -e; `-e NAME` alone copies the value from
+  the caller's environment (or is dropped if unset there).
+* Hostname: --hostname, else the first 12 hex digits of the ID.
+* Working directory: -w, else the image's WORKDIR, else /.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from minidock import paths
+from minidock.engine import containers
+from minidock.errors import InvalidArgument, NotFound
+
+
+@dataclass
+class RunOptions:
+    image: str
+    command: list[str] = field(default_factory=list)
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    entrypoint: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    auto_remove: bool = False
+    init: bool = False
+    read_only: bool = False
+    network: str = "none"
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
+    expose: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    ip: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    ulimits: list[str] = field(default_factory=list)
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    labels: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    sysctls: list[str] = field(default_factory=list)
+    oom_score_adj: int = 0
+    resources: dict = field(default_factory=dict)
+    resource_flags: dict = field(default_factory=dict)
+
+
+def parse_env_file(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InvalidArgument(f"open {path}: {e.strerror.lower()}") from None
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(line)
+    return out
+
+
+def _expand_env(items: list[str]) -> list[str]:
+    out = []
+    for e in items:
+        if "=" in e:
+            if e.startswith("="):
+                raise InvalidArgument(f"invalid environment variable: {e}")
+            out.append(e)
+        elif e in os.environ:
+            out.append(f"{e}={os.environ[e]}")
+    return out
+
+
+def parse_ulimits(items: list[str]) -> list[dict]:
+    out = []
+    for u in items:
+        name, sep, val = u.partition("=")
+        if not sep:
+            raise InvalidArgument(f"invalid ulimit argument: {u}", "Use --ulimit NAME=SOFT[:HARD], e.g. nofile=1024:2048.")
+        soft, _, hard = val.partition(":")
+        try:
+            s = int(soft)
+            h = int(hard) if hard else s
+        except ValueError:
+            raise InvalidArgument(f"invalid ulimit argument: {u}") from None
+        if s > h:
+            raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard limit: {s} > {h}")
+        out.append({"Name": name, "Soft": s, "Hard": h})
+    return out
+
+
+def _kv(items: list[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {what}: {item!r}")
+        out[key] = val
+    return out
+
+
+def resolve_image(ref: str):
+    from minidock.image.store import ImageStore
+
+    store = ImageStore()
+    try:
+        return store.resolve(ref)
+    except NotFound:
+        pass
+    pull = _puller()
+    if pull is None:
+        raise NotFound(f"Unable to find image '{ref}' locally",
+                       "Import one with `minidock import TARBALL NAME`, or build the busybox image "
+                       "with rootfs/busybox.sh.")
+    import sys
+
+    print(f"Unable to find image '{ref}' locally", file=sys.stderr)
+    pull(ref)
+    return store.resolve(ref)
+
+
+def _puller():
+    try:
+        from minidock.image import registry
+    except ImportError:
+        return None
+    return getattr(registry, "pull_for_run", None)
+
+
+def create_container(o: RunOptions) -> dict:
+    img = resolve_image(o.image)
+    icfg = (img.config or {}).get("config", {}) or {}
+    entrypoint = icfg.get("Entrypoint")
+    cmd = icfg.get("Cmd")
+    if o.entrypoint is not None:
+        entrypoint = shlex.split(o.entrypoint) if o.entrypoint else None
+        cmd = None
+    if o.command:
+        cmd = list(o.command)
+    env = list(icfg.get("Env") or [])
+    for f in o.env_files:
+        env += _expand_env(parse_env_file(f))
+    env += _expand_env(o.env)
+    exposed = dict(icfg.get("ExposedPorts") or {})
+    for p in o.expose:
+        exposed[p if "/" in p else f"{p}/tcp"] = {}
+    config = {
+        "Hostname": o.hostname or "",
+        "Domainname": o.domainname or "",
+        "User": o.user if o.user is not None else icfg.get("User", ""),
+        "AttachStdin": o.interactive, "AttachStdout": True, "AttachStderr": True,
+        "ExposedPorts": exposed,
+        "Tty": o.tty,
+        "OpenStdin": o.interactive,
+        "StdinOnce": o.interactive,
+        "Env": env,
+        "Cmd": cmd,
+        "Image": o.image,
+        "Volumes": icfg.get("Volumes"),
+        "WorkingDir": o.workdir if o.workdir is not None else icfg.get("WorkingDir", ""),
+        "Entrypoint": entrypoint,
+        "Labels": {**(icfg.get("Labels") or {}), **_kv(o.labels, "label")},
+        "StopSignal": o.stop_signal or icfg.get("StopSignal") or "SIGTERM",
+    }
+    if o.stop_timeout is not None:
+        config["StopTimeout"] = o.stop_timeout
+    if o.workdir is not None and not o.workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
+    if not (entrypoint or cmd):
+        raise InvalidArgument("no command specified",
+                              "The image has no CMD or ENTRYPOINT: give the command after the image name.")
+    network = o.network or "none"
+    host_config = {
+        "Binds": list(o.volumes),
+        "NetworkMode": network,
+        "PortBindings": _ports(o.publish),
+        "PublishAllPorts": o.publish_all,
+        "AutoRemove": o.auto_remove,
+        "VolumesFrom": list(o.volumes_from),
+        "CapAdd": list(o.cap_add),
+        "CapDrop": list(o.cap_drop),
+        "Dns": list(o.dns),
+        "DnsSearch": list(o.dns_search),
+        "ExtraHosts": list(o.add_hosts),
+        "GroupAdd": list(o.group_add),
+        "Privileged": o.privileged,
+        "ReadonlyRootfs": o.read_only,
+        "SecurityOpt": list(o.security_opt),
+        "Tmpfs": _tmpfs(o.tmpfs),
+        "Mounts": [_mount_spec(m) for m in o.mounts],
+        "Init": o.init,
+        "Ulimits": parse_ulimits(o.ulimits),
+        "OomScoreAdj": o.oom_score_adj,
+        "Sysctls": _kv(o.sysctls, "sysctl"),
+        "CgroupParent": paths.cgroup_parent(),
+        "Resources": o.resources,
+        **o.resource_flags,
+    }
+    if o.ip or o.aliases:
+        host_config["_Endpoint"] = {"IPv4Address": o.ip, "Aliases": list(o.aliases)}
+    rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
+                                host_config=host_config)
+    if not config["Hostname"]:
+        rec["Config"]["Hostname"] = rec["Id"][:12]
+    if o.ip or o.aliases:
+        rec["NetworkingConfig"] = {"EndpointsConfig": {network: {
+            "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}
+        rec["HostConfig"].pop("_Endpoint", None)
+    containers.save(rec)
+    return rec
+
+
+def _ports(items: list[str]) -> dict:
+    """-p [ip:][hostPort:]containerPort[/proto] -> Docker's PortBindings."""
+    out: dict[str, list] = {}
+    for item in items:
+        spec, _, proto = item.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise InvalidArgument(f"invalid proto: {proto}")
+        parts = spec.rsplit(":", 2)
+        if len(parts) == 1:
+            host_ip, host_port, cport = "", "", parts[0]
+        elif len(parts) == 2:
+            host_ip, host_port, cport = "", parts[0], parts[1]
+        else:
+            host_ip, host_port, cport = parts
+        for p in (cport, host_port):
+            if p and not (p.isdigit() and 0 < int(p) < 65536):
+                raise InvalidArgument(f"invalid port: {item!r}", "Ports are numbers from 1 to 65535.")
+        if not cport:
+            raise InvalidArgument(f"no port specified: {item}<empty>")
+        out.setdefault(f"{cport}/{proto}", []).append({"HostIp": host_ip.strip("[]"), "HostPort": host_port})
+    return out
+
+
+def _tmpfs(items: list[str]) -> dict:
+    out = {}
+    for t in items:
+        path, _, opts = t.partition(":")
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid tmpfs mount: {t}: the path must be absolute")
+        out[path] = opts
+    return out
+
+
+def _mount_spec(text: str) -> dict:
+    """--mount type=bind,source=/a,target=/b,readonly -> a Docker Mount dict."""
+    m: dict = {}
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        key = key.strip().lower()
+        if key in ("readonly", "ro"):
+            m["ReadOnly"] = val.lower() not in ("false", "0") if sep else True
+        elif key == "type":
+            m["Type"] = val
+        elif key in ("source", "src"):
+            m["Source"] = val
+        elif key in ("target", "destination", "dst"):
+            m["Target"] = val
+        elif key == "bind-propagation":
+            m.setdefault("BindOptions", {})["Propagation"] = val
+        elif key == "tmpfs-size":
+            m.setdefault("TmpfsOptions", {})["SizeBytes"] = val
+        elif key == "tmpfs-mode":
+            m.setdefault("TmpfsOptions", {})["Mode"] = int(val, 8)
+        elif key == "volume-nocopy":
+            m.setdefault("VolumeOptions", {})["NoCopy"] = True
+        else:
+            raise InvalidArgument(f"unexpected key '{key}' in '{text}'")
+    if "Target" not in m:
+        raise InvalidArgument(f"target is required in --mount {text}")
+    m.setdefault("Type", "volume")
+    if m["Type"] not in ("bind", "volume", "tmpfs"):
+        raise InvalidArgument(f"invalid mount type {m['Type']!r} in --mount {text}")
+    return m

@@ -1,0 +1,119 @@
+"""`exec` and `top`: another process in a running container, and the list of its processes.
+
+exec joins all of the container's namespaces and its cgroup (the runtime's exec_process), with
+the container's capabilities and no_new_privs; -u, -w and -e change user, directory and env.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from minidock.engine import attach, bundle, containers, lifecycle
+from minidock.errors import Conflict
+from minidock.runtime import spec as ocispec
+
+
+def _running(cid: str) -> dict:
+    rec = lifecycle.refresh(cid)
+    if not rec["State"].get("Running"):
+        raise Conflict(f"container {cid} is not running")
+    if rec["State"].get("Paused"):
+        raise Conflict(f"container {cid} is paused, unpause the container before exec")
+    return rec
+
+
+def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detach: bool,
+            env: list[str], user: str | None, workdir: str | None, privileged: bool) -> int:
+    from minidock.engine.create import _expand_env
+    from minidock.runtime import load
+
+    rec = _running(cid)
+    rt = load(cid)
+    base = rt.spec["process"]
+    root = f"/proc/{rec['State']['Pid']}/root"
+    process = dict(base)
+    process["args"] = command
+    process["terminal"] = tty
+    process["env"] = bundle.merge_env(base.get("env", []), _expand_env(env))
+    if workdir:
+        process["cwd"] = workdir
+    if user is not None:
+        u = bundle.resolve_user(root, user)
+        process["user"] = {"uid": u["uid"], "gid": u["gid"], "additionalGids": u["additionalGids"]}
+    if privileged:
+        caps = list(ocispec.CAPABILITIES)
+        process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    io = attach.IO(tty_=tty, interactive=interactive, attached=not detach)
+    if detach:
+        io.stdio = (os.open(os.devnull, os.O_RDWR),) * 3
+    from minidock.runtime.process import exec_process
+
+    p = exec_process(rt, process, stdio=io.stdio)
+    io.console_fd = p.console_fd
+    try:
+        p.start()
+    finally:
+        io.child_started()
+    if detach:
+        return 0
+    from minidock.runtime import exit_code
+
+    return exit_code(attach.pump(io, p.pid, None))
+
+
+def processes(cid: str) -> list[dict]:
+    """The container's processes: host PID, PID inside the container, user, command."""
+    import psutil
+
+    rec = _running(cid)
+    pids = _cgroup_pids(rec) or _ns_pids(rec["State"]["Pid"])
+    rows = []
+    for pid in sorted(pids):
+        try:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                cpid = _ns_pid(pid)
+                t = p.cpu_times()
+                rows.append({"user": p.username() if p.uids().real == 0 else str(p.uids().real),
+                             "pid": pid, "ppid": p.ppid(), "cpid": cpid,
+                             "stime": time.strftime("%H:%M", time.localtime(p.create_time())),
+                             "time": time.strftime("%H:%M:%S", time.gmtime(t.user + t.system)),
+                             "cmd": " ".join(p.cmdline()) or p.name()})
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return rows
+
+
+def _cgroup_pids(rec: dict) -> list[int]:
+    try:
+        from minidock.runtime.cgroups import open_cgroup
+
+        return open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}").procs()
+    except Exception:  # noqa: BLE001 - fall back to walking the PID namespace
+        return []
+
+
+def _ns_pids(init_pid: int) -> list[int]:
+    target = os.stat(f"/proc/{init_pid}/ns/pid").st_ino
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == target:
+                    out.append(int(name))
+            except OSError:
+                continue
+    return out
+
+
+def _ns_pid(pid: int) -> int:
+    """The PID as the container sees it: the last NSpid entry of /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    return pid
+
+
+__all__ = ["exec_in", "processes", "containers"]
