@@ -51,7 +51,8 @@ def container_options(f):
         click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
         click.option("--rm", "auto_remove", is_flag=True,
                      help="Automatically remove the container when it exits (even if it failed to start)."),
-        click.option("--init", is_flag=True, help="Run an init inside the container that forwards signals and reaps processes."),
+        click.option("--init", is_flag=True,
+                     help="Run an init inside the container that forwards signals and reaps processes."),
         click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only."),
         click.option("--network", "--net", default=None,
                      help="Connect a container to a network (bridge, none, host, container:NAME, or a user network)."),
@@ -233,7 +234,9 @@ def _ago(ts: str) -> str:
         if d >= secs:
             n = int(d // secs)
             return f"{n} {unit}{'s' if n > 1 else ''}"
-    return "Less than a second" if d < 1 else f"{int(d)} seconds"
+    if d < 1:
+        return "Less than a second"
+    return f"{int(d)} second{'s' if int(d) > 1 else ''}"
 
 
 def status_text(st: dict) -> str:

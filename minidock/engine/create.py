@@ -97,7 +97,8 @@ def parse_ulimits(items: list[str]) -> list[dict]:
     for u in items:
         name, sep, val = u.partition("=")
         if not sep:
-            raise InvalidArgument(f"invalid ulimit argument: {u}", "Use --ulimit NAME=SOFT[:HARD], e.g. nofile=1024:2048.")
+            raise InvalidArgument(f"invalid ulimit argument: {u}",
+                                  "Use --ulimit NAME=SOFT[:HARD], e.g. nofile=1024:2048.")
         soft, _, hard = val.partition(":")
         try:
             s = int(soft)
