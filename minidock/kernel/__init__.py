@@ -151,12 +151,39 @@ class Tracer:
     fd: int | None = None
     steps: list[Step] = field(default_factory=list)
     count: int = 0
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    shared: object = None  # an anonymous shared mmap: the step counter survives fork()
+
+    def _next(self) -> int:
+        if self.shared is None:
+            return self.count + 1
+        n = int.from_bytes(self.shared[:4], "little") + 1
+        self.shared[:4] = n.to_bytes(4, "little")
+        return n
+
+    def alias(self, path: str, name: str) -> None:
+        """Print ``path`` as $name from now on (long state paths drown the lesson)."""
+        if self.enabled and path not in self.aliases:
+            self.aliases[path] = name
+            if self.fd is not None:
+                try:
+                    os.write(self.fd, f"-- {name}={path}\n".encode())
+                except OSError:
+                    pass
+
+    def _short(self, text: str) -> str:
+        for path, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(path, "$" + name)
+        return text
 
     def record(self, step: Step) -> None:
         if not self.enabled:
             return
+        if self.aliases:
+            step = Step(step.op, self._short(step.detail), self._short(step.why), self._short(step.shell))
         self.steps.append(step)
-        self.count += 1
+        self.count = self._next()
         if self.fd is not None:
             text = f"[explain {self.count:>2}] {step.render()}\n"
             try:
@@ -178,8 +205,11 @@ tracer = Tracer()
 
 def explain_to(fd: int | None) -> None:
     """Turn tracing on (writing to ``fd``) or off (``None``)."""
+    import mmap
+
     tracer.enabled = fd is not None
     tracer.fd = os.dup(fd) if fd is not None else None
+    tracer.shared = mmap.mmap(-1, 4) if fd is not None else None
     if tracer.fd is not None:
         os.set_inheritable(tracer.fd, False)
 
@@ -388,8 +418,9 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
         rb = "rbind" if flags & MS_REC else "bind"
         shell = f"mount --{rb} {shlex.quote(str(source))} {shlex.quote(target)}"
         if flags & MS_REMOUNT:
-            detail = f"remount bind {target} {','.join(opts)}"
-            shell = f"mount -o remount,bind,{','.join(opts)} {shlex.quote(target)}"
+            ro = ",".join(o for o in opts if o != "remount")
+            detail = f"remount bind {target} {ro}"
+            shell = f"mount -o remount,bind,{ro} {shlex.quote(target)}"
     elif flags & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE):
         kind = ("private" if flags & MS_PRIVATE else "slave" if flags & MS_SLAVE
                 else "shared" if flags & MS_SHARED else "unbindable")
@@ -400,8 +431,9 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
         detail = f"move {source} to {target}"
         shell = f"mount --move {shlex.quote(str(source))} {shlex.quote(target)}"
     elif flags & MS_REMOUNT:
-        detail = f"remount {target} {','.join(opts)}"
-        shell = f"mount -o remount,{','.join(opts)} {shlex.quote(target)}"
+        ro = ",".join(o for o in opts if o != "remount")
+        detail = f"remount {target} {ro}"
+        shell = f"mount -o remount,{ro} {shlex.quote(target)}"
     else:
         detail = f"{fstype} on {target}" + (f" ({','.join(opts)})" if opts else "")
         o = f" -o {shlex.quote(','.join(opts))}" if opts else ""
@@ -519,7 +551,8 @@ def umask(mask: int) -> None:
 
 
 def setrlimit(resource_id: int, name: str, soft: int, hard: int, *, why: str = "") -> None:
-    _trace("setrlimit", f"{name} soft={soft} hard={hard}", why, f"prlimit --{name.lower()}={soft}:{hard}")
+    opt = name.removeprefix("RLIMIT_").lower()
+    _trace("setrlimit", f"{name} soft={soft} hard={hard}", why, f"prlimit --{opt}={soft}:{hard}")
     _do("setrlimit", name, backend().setrlimit, resource_id, soft, hard)
 
 

@@ -130,7 +130,7 @@ _NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, ne
 def container_init(ctx) -> None:
     code = 125
     try:
-        k.note(f"in the container's init (PID 1 of the new PID namespace, host PID {os.getpid()})")
+        k.note("in the container's init: PID 1 of the new PID namespace")
         os.setsid()  # our own session: the caller's terminal signals reach us only if forwarded
         spec = ctx.spec
         linux = spec.get("linux", {})
