@@ -199,11 +199,15 @@ def _cgroup_mounter(target: str, flags: int) -> None:
     mount_cgroupfs(target, flags)
 
 
+_TIOCGPTN = 0x80045430  # <asm-generic/ioctls.h>; Python's termios lacks these two
+_TIOCSPTLCK = 0x40045431
+
+
 def _open_pty() -> tuple[int, int]:
     """A pty from the container's own devpts instance: master goes to the caller."""
     master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, b"\0\0\0\0")  # unlockpt
-    n = int.from_bytes(fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"), sys.byteorder)
+    fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")  # unlockpt
+    n = int.from_bytes(fcntl.ioctl(master, _TIOCGPTN, b"\0\0\0\0"), sys.byteorder)  # ptsname
     slave_path = f"/dev/pts/{n}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     if os.path.exists("/dev/console"):
