@@ -15,7 +15,6 @@ Keep this module small and boring: no policy lives here, only the calls and thei
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -224,7 +223,7 @@ class LibcBackend:
     """The real thing: ctypes calls into libc. Each raises OSError with errno set."""
 
     def __init__(self) -> None:
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would run ldconfig
         self.libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                     ctypes.c_ulong, ctypes.c_char_p]
         self.libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
