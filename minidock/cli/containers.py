@@ -78,6 +78,8 @@ def container_options(f):
         click.option("--group-add", multiple=True, help="Add additional groups to join."),
         click.option("--security-opt", multiple=True, help="Security options."),
         click.option("--sysctl", "sysctls", multiple=True, help="Sysctl options."),
+        click.option("--no-pivot", "no_pivot", is_flag=True,
+                     help="Use chroot instead of pivot_root (weaker: for the chroot-vs-pivot_root lab)."),
         click.option("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)."),
     ]
     for o in reversed(opts):

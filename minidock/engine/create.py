@@ -61,6 +61,7 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
     oom_score_adj: int = 0
+    no_pivot: bool = False
     resources: dict = field(default_factory=dict)
     resource_flags: dict = field(default_factory=dict)
 
@@ -213,6 +214,7 @@ def create_container(o: RunOptions) -> dict:
         "Init": o.init,
         "Ulimits": parse_ulimits(o.ulimits),
         "OomScoreAdj": o.oom_score_adj,
+        "NoPivotRoot": o.no_pivot,
         "Sysctls": _kv(o.sysctls, "sysctl"),
         "CgroupParent": paths.cgroup_parent(),
         "Resources": o.resources,

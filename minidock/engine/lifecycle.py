@@ -143,7 +143,8 @@ def launch(rec: dict, io: attach.IO) -> Started:
         from minidock.engine.logs import LogWriter
 
         log = LogWriter(rec["LogPath"])
-        rt = runtime.create(cid, path, stdio=io.stdio, journal=j, spec=spec)
+        rt = runtime.create(cid, path, stdio=io.stdio, journal=j, spec=spec,
+                            no_pivot=bool(hc.get("NoPivotRoot")))
         io.console_fd = rt.console_fd
         try:
             if _uses_network_package(rec) and netns is None:
