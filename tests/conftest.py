@@ -133,7 +133,7 @@ def busybox(state_root, busybox_tar):
     """The busybox image, imported once into the session's store. Returns its name."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "minidock", "import", str(busybox_tar),
-                        "busybox:latest"], capture_output=True, text=True, env=env)
+                        "busybox:latest", "--change", 'CMD ["sh"]'], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     return "busybox"
 

@@ -63,13 +63,18 @@ def state_dir(cid: str, root: str | None = None) -> str:
 
 
 def _proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: tells a live process from a recycled PID."""
+    """Field 22 of /proc/PID/stat: tells a live process from a recycled PID.
+
+    None for a process that is gone or a zombie (dead, waiting for a parent that may never reap
+    it: some hosts' PID 1 does not).
+    """
     try:
         with open(f"/proc/{pid}/stat") as f:
             data = f.read()
     except OSError:
         return None
-    return data.rsplit(")", 1)[1].split()[19]
+    fields = data.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass

@@ -39,8 +39,10 @@ def test_detached_logs_and_ps(md, busybox, detached):
     assert name in ps and cid[:12] in ps and "Up " in ps
     r = md("logs", name)
     assert r.stdout == "out\n" and r.stderr == "err\n"
-    r = md("logs", "-t", "--tail", "1", name)
-    assert r.stderr == "" and r.stdout.endswith(" out\n") and r.stdout[:4].isdigit()
+    r = md("logs", "-t", name)
+    assert r.stdout.endswith(" out\n") and r.stdout[:4].isdigit() and r.stderr.endswith(" err\n")
+    r = md("logs", "--tail", "1", name)
+    assert len((r.stdout + r.stderr).splitlines()) == 1
     info = _inspect(md, cid[:8])  # a unique prefix works
     assert info["State"]["Running"] is True and info["State"]["Pid"] > 0
     assert info["Name"] == "/" + name and info["Id"] == cid
@@ -121,7 +123,7 @@ def test_names_conflict_rename_and_prune(md, busybox, detached):
 
 
 def test_top_lists_host_and_container_pids(md, busybox, detached):
-    name, _ = detached(busybox, "sh", "-c", "sleep 30 & sleep 31")
+    name, _ = detached(busybox, "sh", "-c", "sleep 30 & sleep 31; true")
     time.sleep(0.3)
     r = md("top", name)
     assert r.returncode == 0, r.stderr
@@ -172,7 +174,10 @@ def test_pty_session(md_env, busybox):
     child.setwinsize(40, 120)
     child.sendline("stty size")
     child.expect("40 120")
+    child.expect("# ")
     child.sendline("sleep 30")
+    child.expect("sleep 30\r\n")
+    time.sleep(0.5)  # the shell has left line editing and runs sleep in the foreground
     child.sendcontrol("c")  # a byte for the container's terminal, not a signal to minidock
     child.expect("# ")
     child.sendline("exit 3")

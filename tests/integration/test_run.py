@@ -93,6 +93,8 @@ def test_firmware_masked(md, busybox):
 
 @pytest.mark.parametrize("path", ["/proc/sys/kernel/hostname", "/proc/sysrq-trigger"])
 def test_readonly_paths(md, busybox, path):
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist on this host's kernel")
     r = run(md, busybox, "sh", "-c", f"echo x > {path}")
     assert r.returncode != 0
     assert "Read-only file system" in r.stderr
