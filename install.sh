@@ -1,0 +1,87 @@
+#!/bin/sh
+# Install minidock on a fresh Debian 12 / Ubuntu 24.04 (or similar) machine, then run a container.
+#
+#   sudo ./install.sh            apt packages, a venv in .venv, `minidock` on root's PATH,
+#                                the busybox image, and a first container
+#   sudo ./install.sh --test     also what the test suite needs (registry, podman, runc, qemu ...),
+#                                no demo run (scripts/test calls this)
+#
+# Idempotent: run it again any time; it only installs what is missing.
+set -eu
+cd "$(dirname "$0")"
+REPO=$(pwd)
+if [ "$(id -u)" != 0 ]; then
+    exec sudo "$0" "$@"
+fi
+MODE=user
+[ "${1:-}" = "--test" ] && MODE=test
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# ---- apt packages: only the ones missing, so a second run touches nothing -----------------------
+RUN_PKGS="python3 python3-venv python3-pip busybox-static tini iproute2 nftables iptables
+          libseccomp2 zstd xz-utils ca-certificates"
+TEST_PKGS="docker-registry skopeo umoci podman runc crun containerd docker.io qemu-system-x86
+           debootstrap hyperfine tmux strace cpio apache2-utils"
+want=$RUN_PKGS
+[ "$MODE" = test ] && want="$RUN_PKGS $TEST_PKGS"
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    say "installing packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # a package the release lacks must not block the others: install what exists
+    avail=""
+    for p in $missing; do
+        apt-cache show "$p" >/dev/null 2>&1 && avail="$avail $p" || echo "   (no package $p here: skipped)"
+    done
+    # shellcheck disable=SC2086
+    [ -n "$avail" ] && apt-get install -y -qq --no-install-recommends $avail >/dev/null
+fi
+
+# ---- the venv (Debian's python starts twice as fast as a pyenv build: it matters per `run`) ------
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+if [ ! -x .venv/bin/python ]; then
+    say "creating the venv in $REPO/.venv"
+    "$PY" -m venv .venv
+fi
+extras=""
+[ "$MODE" = test ] && extras="[test]"
+stamp=".venv/.installed$(echo "$extras" | tr -d '[]')"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing minidock$extras into the venv"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".$extras"
+    touch "$stamp"
+fi
+# byte-compile once: every `minidock run` would otherwise recompile when PYTHONDONTWRITEBYTECODE is set
+.venv/bin/python -m compileall -q minidock >/dev/null
+
+for cmd in minidock minidock-runtime; do
+    ln -sf "$REPO/.venv/bin/$cmd" "/usr/local/bin/$cmd"
+done
+
+# podman refuses to start containers when its default ulimits exceed the host's hard limits
+if [ "$MODE" = test ] && command -v podman >/dev/null && [ ! -f /etc/containers/containers.conf ]; then
+    hard=$(ulimit -Hn)
+    mkdir -p /etc/containers
+    printf '[containers]\ndefault_ulimits = ["nofile=%s:%s"]\n' "$hard" "$hard" > /etc/containers/containers.conf
+fi
+
+[ "$MODE" = test ] && exit 0
+
+# ---- the default image and a first container -------------------------------------------------------
+if ! minidock image inspect busybox >/dev/null 2>&1; then
+    say "building the busybox image from busybox-static (rootfs/busybox.sh)"
+    tmp=$(mktemp -d)
+    sh rootfs/busybox.sh "$tmp/busybox.tar" >/dev/null
+    minidock import "$tmp/busybox.tar" busybox:latest --change 'CMD ["sh"]' >/dev/null
+    rm -rf "$tmp"
+fi
+say "running a container: minidock run --rm busybox ..."
+minidock run --rm --hostname hello busybox sh -c \
+    'echo "Hello from a minidock container: I am PID $$ on host $(hostname), and I see $(ps -o pid= | wc -l) processes."'
+say "done. Try: sudo minidock run -it busybox sh     (and: sudo minidock run --explain --rm busybox true)"
