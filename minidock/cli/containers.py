@@ -119,7 +119,7 @@ def run(image, command, detach, explain, **kw):
         return 0
     try:
         return lifecycle.run_attached(rec, interactive=opts.interactive)
-    except MinidockError:
+    except BaseException:  # --rm removes the container even when it failed to start
         if opts.auto_remove and os.path.exists(containers.cdir(rec["Id"])):
             lifecycle.remove(rec["Id"], force=True, volumes=True)
         raise

@@ -119,5 +119,11 @@ def main(argv=None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as e:  # a bug: still one clear line, the traceback on request
+        if os.environ.get("MINIDOCK_DEBUG"):
+            raise
+        click.echo(f"minidock: Error: internal error: {type(e).__name__}: {e}", err=True)
+        click.echo("This is a bug in minidock. Run again with MINIDOCK_DEBUG=1 for the traceback.", err=True)
+        sys.exit(125)
     sys.exit(rv if isinstance(rv, int) else 0)
 

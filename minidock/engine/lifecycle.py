@@ -264,7 +264,9 @@ def run_detached(rec: dict, *, interactive: bool = False) -> None:
             io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
             try:
                 st = launch(rec, io)
-            except MinidockError as e:
+            except Exception as e:  # noqa: BLE001
+                if not isinstance(e, MinidockError):
+                    e = MinidockError(f"internal error: {type(e).__name__}: {e}")
                 os.write(w, json.dumps({"error": e.message, "hint": e.hint, "code": e.exit_code}).encode())
                 code = e.exit_code
                 if rec["HostConfig"].get("AutoRemove"):
