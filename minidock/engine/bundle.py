@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 
 from minidock import kernel as k
 from minidock.engine import containers
@@ -162,6 +161,8 @@ def init_binary() -> str:
     for p in ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/sbin/tini-static", "/sbin/tini-static"):
         if os.path.exists(p):
             return p
+    import shutil
+
     found = shutil.which("tini-static")
     if found:
         return found

@@ -7,7 +7,6 @@ IDs are 64 hex digits (32 random bytes); any unique prefix finds a container. Na
 from __future__ import annotations
 
 import os
-import random
 import re
 
 from minidock.errors import InvalidArgument
@@ -51,10 +50,13 @@ def new_id() -> str:
 
 
 def random_name(taken) -> str:
+    def pick(seq):  # os.urandom: `random` costs an import on every `run`
+        return seq[int.from_bytes(os.urandom(4), "little") % len(seq)]
+
     for i in range(1000):
-        name = f"{random.choice(ADJECTIVES)}_{random.choice(SCIENTISTS)}"
+        name = f"{pick(ADJECTIVES)}_{pick(SCIENTISTS)}"
         if i > 10:
-            name += str(random.randint(0, 9))
+            name += pick("0123456789")
         if name not in taken:
             return name
     raise RuntimeError("could not find a free container name")

@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
-from minidock.image import layers as L
 from minidock.image import reference
+
+# layers, hashlib, tempfile and shutil are imported inside the functions that write: a `run`
+# only reads the store, and pays for none of them.
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -119,11 +118,15 @@ class ImageStore:
             os.close(fd)
 
     def tmpdir(self) -> str:
+        import tempfile
+
         self._ensure()
         return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root / "tmp")
 
     def sweep_tmp(self) -> None:
         """Remove work left by dead processes (called under the lock)."""
+        import shutil
+
         tmp = self.root / "tmp"
         if not tmp.is_dir():
             return
@@ -150,6 +153,9 @@ class ImageStore:
 
     def put_blob(self, stream, expected: str | None = None, size: int | None = None) -> tuple[str, int]:
         """Store a blob from a readable stream; verify it against `expected` before it is visible."""
+        import hashlib
+        import tempfile
+
         self._ensure()
         fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=self.root / "tmp")
         h, n = hashlib.sha256(), 0
@@ -191,6 +197,10 @@ class ImageStore:
 
         Returns (diff_id, uncompressed size). Safe to race: the loser's copy is discarded.
         """
+        import shutil
+
+        from minidock.image import layers as L
+
         if diff_id and self.has_layer(diff_id):
             return diff_id, 0
         work = self.tmpdir()
@@ -354,6 +364,9 @@ class ImageStore:
     def import_tarball(self, path: str, ref: str | None = None, changes: list[str] = (),
                        message: str = "", platform: str | None = None) -> Image:
         """A rootfs tarball (plain, gzip, zstd, xz) becomes a one-layer OCI image."""
+        import shutil
+
+        from minidock.image import layers as L
         from minidock.image.config import apply_changes, new_config
 
         if ref:
@@ -542,6 +555,8 @@ class ImageStore:
 
 def _rmtree_layer(p: Path) -> None:
     """Layers hold root-owned, read-only dirs: make them writable and remove."""
+    import shutil
+
     def onerror(fn, path, exc):
         try:
             os.chmod(os.path.dirname(path), 0o700)

@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 import termios
-import traceback
 
 from minidock import kernel as k
 from minidock.errors import CommandCannotRun, CommandNotFound, MinidockError
@@ -55,6 +54,8 @@ def send_error(sock: socket.socket, e: BaseException) -> int:
     if isinstance(e, MinidockError):
         msg = {"type": "error", "message": e.message, "hint": e.hint, "exit_code": e.exit_code}
     else:
+        import traceback
+
         text = "".join(traceback.format_exception_only(type(e), e)).strip()
         msg = {"type": "error", "message": f"container init failed: {text}", "hint": None,
                "exit_code": 125}
