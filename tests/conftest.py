@@ -140,10 +140,14 @@ def busybox(state_root, busybox_tar):
 
 # ---- the leak check -----------------------------------------------------------------------------
 def _snapshot(state_root: str) -> dict[str, set]:
-    mounts = {line.split()[4] for line in open("/proc/self/mountinfo")}
+    """What a test could leak, scoped to this session (other minidock users on the host, e.g. a
+    second test run, are not our leaks): mounts and processes that name our state root or carry
+    it in their environment, cgroups under our cgroup parent, links and named netns (global)."""
+    mounts = {line.split()[4] for line in open("/proc/self/mountinfo") if state_root in line}
     cgroups = set()
+    parent = os.environ.get("MINIDOCK_CGROUP_PARENT", "minidock")
     for base in _cgroup_bases():
-        top = Path(base, "minidock")
+        top = Path(base, parent)
         if top.is_dir():
             cgroups |= {str(p) for p in top.rglob("*") if p.is_dir()}
     links = set(os.listdir("/sys/class/net"))
@@ -151,12 +155,20 @@ def _snapshot(state_root: str) -> dict[str, set]:
     procs = set()
     import psutil
 
-    for p in psutil.process_iter(["pid", "cmdline", "ppid"]):
+    me = os.getpid()
+    marker = f"MINIDOCK_ROOT={state_root}".encode()
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        if p.info["pid"] == me or p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
         try:
             cmd = " ".join(p.info["cmdline"] or [])
-        except Exception:
+            with open(f"/proc/{p.info['pid']}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{p.info['pid']}/cgroup") as f:
+                in_our_cgroup = f"/{parent}/" in f.read()
+        except (OSError, psutil.Error):
             continue
-        if state_root in cmd or "minidock" in cmd and "pytest" not in cmd:
+        if state_root in cmd or marker in env or in_our_cgroup:
             procs.add(f"{p.info['pid']} {cmd[:120]}")
     return {"mounts": mounts, "cgroups": cgroups, "links": links, "netns": netns, "procs": procs}
 
