@@ -118,9 +118,7 @@ def new_record(*, image_ref: str, image_id: str, name: str | None, config: dict,
         save_state(cid, initial_state())
     except BaseException:
         release_name(name, cid)
-        import shutil
-
-        shutil.rmtree(d, ignore_errors=True)
+        paths.remove_tree(d)
         raise
     return rec
 
@@ -212,6 +210,4 @@ def full(cid: str) -> dict:
 
 
 def remove_dir(cid: str) -> None:
-    import shutil
-
-    shutil.rmtree(cdir(cid), ignore_errors=True)
+    paths.remove_tree(cdir(cid))

@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 
+from minidock import paths
 from minidock.engine import attach, bundle, containers
 from minidock.engine.containers import now
 from minidock.errors import Conflict, MinidockError, NotFound
@@ -231,12 +232,11 @@ def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "") ->
 
 def _cleanup(cid: str) -> list[str]:
     """Undo every host resource of this container (network, cgroup, rootfs mount)."""
-    import shutil
 
     from minidock.runtime.process import state_dir
 
     errors = bundle.journal(cid).undo()
-    shutil.rmtree(state_dir(cid), ignore_errors=True)
+    paths.remove_tree(state_dir(cid))
     return errors
 
 

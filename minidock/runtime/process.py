@@ -215,9 +215,7 @@ class Container:
                 open_cgroup(self.cgroup_path).destroy()
             except ImportError:
                 pass
-        import shutil
-
-        shutil.rmtree(self.dir, ignore_errors=True)
+        paths.remove_tree(self.dir)
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -317,9 +315,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
                 cg.destroy()
             except MinidockError:
                 pass
-        import shutil
-
-        shutil.rmtree(c.dir, ignore_errors=True)
+        paths.remove_tree(c.dir)
         raise
 
 
