@@ -87,6 +87,15 @@ def container_options(f):
     return _resource_options(f)
 
 
+def _warn(opts: RunOptions) -> None:
+    """Docker's WARNING lines for settings the host cannot honour (the run goes on)."""
+    if opts.resource_flags:
+        from minidock.engine.resources import warnings
+
+        for w in warnings(opts.resource_flags):
+            click.echo(f"WARNING: {w}", err=True)
+
+
 def _options(image: str, command: tuple, kw: dict) -> RunOptions:
     resources, hc_fields = _resources(kw)
     network = kw.pop("network") or "none"
@@ -112,6 +121,7 @@ def run(image, command, detach, explain, **kw):
 
         kernel.explain_to(2)
     opts = _options(image, command, kw)
+    _warn(opts)
     rec = create_container(opts)
     if detach:
         lifecycle.run_detached(rec, interactive=opts.interactive)

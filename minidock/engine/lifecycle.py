@@ -462,9 +462,20 @@ def prune() -> list[str]:
     return removed
 
 
+def _prune_orphan_cgroups() -> list[str]:
+    """Cgroups under our parent whose container record is gone (a crash between create and rm)."""
+    from minidock.runtime.cgroups import prune_orphans
+
+    try:
+        return prune_orphans(paths.cgroup_parent(), set(containers.all_ids()))
+    except MinidockError:
+        return []
+
+
 def system_prune(all_: bool = False) -> dict:
     """Stopped containers, leftovers of crashes (mounts, cgroups, links, rules), unused images."""
     out = {"containers": prune(), "images": [], "networks": [], "orphans": []}
+    out["orphans"] += _prune_orphan_cgroups()
     try:
         from minidock import network
 

@@ -1,0 +1,151 @@
+"""Resource limits enforced by the kernel, as a user sees them. Runs on this hybrid (v1) host and,
+through scripts/vm-test, on a pure cgroup v2 kernel: nothing here knows which driver is used."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.cgroup
+
+ALLOC_100MB = 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}'
+
+
+def _cg(md, ref):
+    from minidock.runtime.cgroups import open_cgroup
+
+    info = json.loads(md("inspect", ref).stdout)[0]
+    return open_cgroup(f"{info['HostConfig']['CgroupParent']}/{info['Id']}"), info
+
+
+def _inspect(md, ref):
+    return json.loads(md("inspect", ref).stdout)[0]
+
+
+def test_memory_limit_oom_kill_is_137_and_flagged(md, busybox):
+    r = md("run", "--name", "oom-pid1", "-m", "32m", busybox, "sh", "-c", ALLOC_100MB)
+    assert r.returncode == 137, r.stderr
+    st = _inspect(md, "oom-pid1")["State"]
+    assert st["OOMKilled"] is True and st["ExitCode"] == 137
+    assert md("rm", "oom-pid1").returncode == 0
+
+
+def test_oom_flag_stays_set_when_a_child_was_killed(md, busybox):
+    r = md("run", "--name", "oom-child", "-m", "32m", busybox, "sh", "-c", f"({ALLOC_100MB}); echo survived; exit 3")
+    assert r.returncode == 3 and "survived" in r.stdout
+    assert _inspect(md, "oom-child")["State"]["OOMKilled"] is True
+    # and a container that never hit its limit is not flagged
+    assert md("run", "--name", "no-oom", "-m", "32m", busybox, "true").returncode == 0
+    assert _inspect(md, "no-oom")["State"]["OOMKilled"] is False
+    md("rm", "oom-child", "no-oom")
+
+
+def test_pids_limit_stops_a_fork_loop(md, busybox):
+    r = md("run", "--rm", "--pids-limit", "20", busybox, "sh", "-c",
+           "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); echo $i; done")
+    started = int(r.stdout.split()[-1])
+    assert started == 19  # PID 1 (sh) + 19 sleeps = 20 tasks
+    assert "can't fork" in r.stderr
+
+
+def test_cpus_half_holds_a_busy_loop_near_50_percent(md, busybox):
+    cid = md("run", "-d", "--cpus", "0.5", busybox, "sh", "-c", "while :; do :; done").stdout.strip()
+    try:
+        cg, _ = _cg(md, cid)
+        time.sleep(0.5)
+        a, t0 = cg.stats()["cpu_usage_ns"], time.monotonic()
+        time.sleep(3)
+        b, t1 = cg.stats()["cpu_usage_ns"], time.monotonic()
+        share = (b - a) / ((t1 - t0) * 1e9)
+        assert 0.35 <= share <= 0.65, share
+    finally:
+        md("rm", "-f", cid)
+
+
+def test_update_changes_live_limits(md, busybox):
+    cid = md("run", "-d", "-m", "32m", busybox, "sleep", "60").stdout.strip()
+    try:
+        cg, _ = _cg(md, cid)
+        assert cg.limits()["memory"] == 32 << 20
+        r = md("update", "-m", "64m", "--memory-swap", "128m", "--pids-limit", "50", "--cpus", "1.5", cid)
+        assert r.returncode == 0, r.stderr
+        lim = cg.limits()
+        assert lim["memory"] == 64 << 20 and lim["pids"] == 50
+        assert (lim["cpu_quota"], lim["cpu_period"]) == (150000, 100000)
+        hc = _inspect(md, cid)["HostConfig"]
+        assert hc["Memory"] == 64 << 20 and hc["PidsLimit"] == 50 and hc["NanoCpus"] == 1_500_000_000
+        # the container sees the new limit in its own cgroup view
+        r = md("exec", cid, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+               "/sys/fs/cgroup/memory.max 2>/dev/null")
+        assert str(64 << 20) in r.stdout
+    finally:
+        md("rm", "-f", cid)
+
+
+def test_stats_shows_real_numbers(md, busybox):
+    cid = md("run", "-d", "-m", "64m", "--name", "stats1", busybox, "sh", "-c",
+             'x=$(head -c 20000000 /dev/zero | tr "\\0" a); sleep 60; true').stdout.strip()
+    try:
+        time.sleep(1.5)
+        r = md("stats", "--no-stream", "--format", "json", "stats1")
+        assert r.returncode == 0, r.stderr
+        row = json.loads(r.stdout.splitlines()[0])
+        assert row["Name"] == "stats1"
+        assert row["memory_limit"] == 64 << 20
+        assert 10_000_000 < row["memory_usage"] <= 64 << 20
+        assert row["pids"] >= 1
+        r = md("stats", "--no-stream", "stats1")
+        assert "MEM USAGE / LIMIT" in r.stdout and "64MiB" in r.stdout
+    finally:
+        md("rm", "-f", cid)
+
+
+def test_container_sees_its_cgroup_as_root(md, busybox):
+    r = md("run", "--rm", "-m", "32m", busybox, "cat", "/proc/self/cgroup")
+    assert r.returncode == 0
+    paths = [line.split(":", 2)[2] for line in r.stdout.splitlines()]
+    assert paths and all(p == "/" for p in paths), r.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-m", "1m"], "Minimum memory limit allowed is 6MB"),
+    (["-m", "lots"], "invalid size"),
+    (["-m", "20m", "--memory-swap", "10m"], "Minimum memoryswap limit should be larger than memory limit"),
+    (["--cpus", "999"], "Range of CPUs is from 0.01 to"),
+    (["--cpus", "0.5", "--cpu-period", "50000"], "Conflicting options: Nano CPUs and CPU Period"),
+    (["--cpuset-cpus", "0-999"], "Requested CPUs are not available"),
+    (["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
+])
+def test_invalid_values_get_dockers_messages(md, busybox, flags, message):
+    before = md("ps", "-aq").stdout
+    r = md("run", "--rm", *flags, busybox, "true")
+    assert r.returncode == 125 and message in r.stderr, r.stderr
+    assert md("ps", "-aq").stdout == before  # nothing was created
+
+
+def test_cgroup_removed_with_container_and_after_a_crash(md, busybox, state_root):
+    cid = md("run", "-d", "-m", "32m", busybox, "sleep", "60").stdout.strip()
+    cg, info = _cg(md, cid)
+    assert cg.exists() and info["State"]["Pid"] in cg.procs()
+    # the supervisor dies (kill -9): the next command notices, kills the rest, removes the cgroup
+    os.kill(info["State"]["MonitorPid"], signal.SIGKILL)
+    time.sleep(0.2)
+    assert _inspect(md, cid)["State"]["Running"] is False
+    assert not cg.exists()
+    assert md("rm", cid).returncode == 0
+
+
+def test_system_prune_collects_orphan_cgroups(md, busybox):
+    from minidock import paths
+    from minidock.runtime.cgroups import open_cgroup
+
+    orphan = open_cgroup(f"{paths.cgroup_parent()}/{'f' * 64}")
+    orphan.create({"pids": {"limit": 5}})
+    assert orphan.exists()
+    r = md("system", "prune", "-f")
+    assert r.returncode == 0 and "f" * 64 in r.stdout
+    assert not orphan.exists()
