@@ -479,7 +479,8 @@ def system_prune(all_: bool = False) -> dict:
     try:
         from minidock import network
 
-        out["orphans"] += network.prune_orphans()
+        if hasattr(network, "prune_orphans"):  # (absent while the package is incomplete)
+            out["orphans"] += network.prune_orphans()
         if hasattr(network, "prune"):
             out["networks"] = network.prune()
     except ImportError:
