@@ -38,8 +38,11 @@ def state_root():
     """A session-wide state root (images are imported once), removed at the end."""
     d = Path(tempfile.mkdtemp(prefix="minidock-test-"))
     os.chmod(d, 0o755)
-    old = {k: os.environ.get(k) for k in ("MINIDOCK_ROOT", "MINIDOCK_CGROUP_PARENT")}
+    old = {k: os.environ.get(k) for k in ("MINIDOCK_ROOT", "MINIDOCK_CGROUP_PARENT", "MINIDOCK_DEFAULT_NETWORK")}
     os.environ["MINIDOCK_ROOT"] = str(d)
+    # containers of tests run in the host's network namespace: no bridge there (network tests
+    # run in a namespace of their own and ask for the bridge explicitly)
+    os.environ["MINIDOCK_DEFAULT_NETWORK"] = "none"
     os.environ["MINIDOCK_CGROUP_PARENT"] = f"minidock/test-{uuid.uuid4().hex[:8]}"
     yield d
     if IS_ROOT:

@@ -98,7 +98,7 @@ def _warn(opts: RunOptions) -> None:
 
 def _options(image: str, command: tuple, kw: dict) -> RunOptions:
     resources, hc_fields = _resources(kw)
-    network = kw.pop("network") or "none"
+    network = kw.pop("network") or ""
     fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
     return RunOptions(image=image, command=list(command), network=network, resources=resources,
                       resource_flags=hc_fields, **fields)

@@ -37,7 +37,7 @@ class RunOptions:
     auto_remove: bool = False
     init: bool = False
     read_only: bool = False
-    network: str = "none"
+    network: str = ""
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     expose: list[str] = field(default_factory=list)
@@ -64,6 +64,12 @@ class RunOptions:
     no_pivot: bool = False
     resources: dict = field(default_factory=dict)
     resource_flags: dict = field(default_factory=dict)
+
+
+def default_network() -> str:
+    """Docker's default is the bridge; MINIDOCK_DEFAULT_NETWORK changes it (tests use "none" so
+    that containers started in the host's network namespace never touch the host's links)."""
+    return os.environ.get("MINIDOCK_DEFAULT_NETWORK") or "bridge"
 
 
 def parse_env_file(path: str) -> list[str]:
@@ -192,7 +198,7 @@ def create_container(o: RunOptions) -> dict:
     if not (entrypoint or cmd):
         raise InvalidArgument("no command specified",
                               "The image has no CMD or ENTRYPOINT: give the command after the image name.")
-    network = o.network or "none"
+    network = o.network or default_network()
     host_config = {
         "Binds": list(o.volumes),
         "NetworkMode": network,

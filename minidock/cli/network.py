@@ -1,0 +1,160 @@
+"""`network create/ls/inspect/rm/prune/connect/disconnect` and `port`: parse, call, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from minidock.errors import MinidockError
+
+
+def _net():
+    from minidock import network
+
+    return network
+
+
+@click.group()
+def network():
+    """Manage networks."""
+
+
+@network.command("create")
+@click.option("-d", "--driver", default="bridge", help="Driver to manage the Network (bridge).")
+@click.option("--subnet", help="Subnet in CIDR format that represents a network segment.")
+@click.option("--gateway", help="IPv4 Gateway for the master subnet.")
+@click.option("--label", "labels", multiple=True, help="Set metadata on a network.")
+@click.option("--internal", is_flag=True, help="Restrict external access to the network (recorded only).")
+@click.argument("name")
+def create(driver, subnet, gateway, labels, internal, name):
+    """Create a network."""
+    lab = dict(x.partition("=")[::2] for x in labels)
+    net = _net().create(name, subnet, gateway, lab, driver, internal)
+    click.echo(net["Id"])
+
+
+@network.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (name=, driver=, id=).")
+def ls(quiet, no_trunc, filters):
+    """List networks."""
+    nets = sorted(_net().listing(), key=lambda n: n["Name"])
+    for f in filters:
+        key, _, val = f.partition("=")
+        if key == "name":
+            nets = [n for n in nets if val in n["Name"]]
+        elif key == "driver":
+            nets = [n for n in nets if n["Driver"] == val]
+        elif key == "id":
+            nets = [n for n in nets if n["Id"].startswith(val)]
+    ids = [n["Id"] if no_trunc else n["Id"][:12] for n in nets]
+    if quiet:
+        for i in ids:
+            click.echo(i)
+        return
+    rows = [[i, n["Name"], n["Driver"], n["Scope"]] for i, n in zip(ids, nets)]
+    _table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows)
+
+
+def _table(cols, rows):
+    widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(cols)]
+    click.echo("   ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    for r in rows:
+        click.echo("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@network.command("inspect")
+@click.option("-f", "--format", "fmt", help="Format the output using a Go-like template.")
+@click.argument("refs", metavar="NETWORK...", nargs=-1, required=True)
+def inspect(fmt, refs):
+    """Display detailed information on one or more networks."""
+    from minidock.errors import NotFound
+
+    out, failed = [], False
+    for ref in refs:
+        try:
+            out.append(_net().inspect(ref))
+        except NotFound as e:
+            click.echo(f"Error response from daemon: {e.message}", err=True)
+            failed = True
+    if fmt:
+        from minidock.cli.containers import format_template
+
+        for obj in out:
+            click.echo(format_template(fmt, obj))
+    else:
+        click.echo(json.dumps(out, indent=4))
+    return 1 if failed else 0
+
+
+@network.command("rm")
+@click.argument("refs", metavar="NETWORK...", nargs=-1, required=True)
+def rm(refs):
+    """Remove one or more networks."""
+    failed = False
+    for ref in refs:
+        try:
+            _net().remove(ref)
+            click.echo(ref)
+        except MinidockError as e:
+            click.echo(f"Error response from daemon: {e.message}", err=True)
+            failed = True
+    return 1 if failed else 0
+
+
+@network.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def prune(force):
+    """Remove all unused networks."""
+    if not force and sys.stdin.isatty():
+        click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
+                      "Are you sure you want to continue?", abort=True)
+    removed = _net().prune()
+    if removed:
+        click.echo("Deleted Networks:")
+        for n in removed:
+            click.echo(n)
+
+
+@network.command("connect")
+@click.option("--ip", help="IPv4 address (e.g., 172.30.100.104).")
+@click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container.")
+@click.argument("net")
+@click.argument("ref", metavar="CONTAINER")
+def connect(ip, aliases, net, ref):
+    """Connect a container to a network (now if it runs, else at its next start)."""
+    from minidock.engine import containers
+
+    _net().connect_container(net, containers.resolve(ref), ip, list(aliases))
+
+
+@network.command("disconnect")
+@click.option("-f", "--force", is_flag=True, help="Force the container to disconnect from a network.")
+@click.argument("net")
+@click.argument("ref", metavar="CONTAINER")
+def disconnect(force, net, ref):
+    """Disconnect a container from a network."""
+    from minidock.engine import containers
+
+    _net().disconnect_container(net, containers.resolve(ref), force)
+
+
+@click.command()
+@click.argument("ref", metavar="CONTAINER")
+@click.argument("private", metavar="[PRIVATE_PORT[/PROTO]]", required=False)
+def port(ref, private):
+    """List port mappings or a specific mapping for the container."""
+    from minidock.engine import containers, lifecycle
+
+    rec = lifecycle.refresh(containers.resolve(ref))
+    if not rec["State"].get("Running"):
+        if private:
+            raise MinidockError(f"No public port '{private}' published for {containers.name_of(rec)}")
+        return
+    from minidock.network import port_lines
+
+    for line in port_lines(rec, private):
+        click.echo(line)

@@ -1,0 +1,124 @@
+"""NAT with nftables, in a table of our own (`table ip minidock`): nothing of the host's is touched.
+
+The rules are fixed when the table is made; what changes per network and per container is only
+set and map *elements*:
+
+* ``subnets`` / ``bridges``: masquerade what leaves a container subnet for anywhere but a bridge
+  (outbound NAT), and what reaches a bridge from 127.0.0.0/8 (published ports used from the
+  host's loopback, see below);
+* ``ports`` (proto . port -> container IP . port) and ``ports_ip`` (host IP . proto . port ->
+  ...): DNAT of published ports, for traffic arriving from outside (prerouting) and from the host
+  itself (output). A lookup that misses simply does not match.
+
+Published ports and the host's loopback: `curl 127.0.0.1:8080` is DNAT'ed to the container in
+the output hook; the kernel then refuses to route a 127.0.0.0/8 source out of a real interface
+unless `route_localnet` is set on it, so we set it *on our bridge only*, and masquerade the
+loopback source to the bridge address so the container can answer. This is Docker's
+`userland-proxy=false` mode: no proxy process per port (cheaper, and nothing to supervise without
+a daemon), at the price of route_localnet on the bridge.
+
+Deleting an element that is already gone fails with ENOENT in nft < 1.0.8 (no `destroy`): we
+ignore exactly that, so undo handlers stay idempotent.
+"""
+
+from __future__ import annotations
+
+from minidock import kernel as k
+from minidock.errors import MinidockError
+
+TABLE = "minidock"
+
+RULESET = f"""
+table ip {TABLE} {{
+  set subnets {{ type ipv4_addr; flags interval; }}
+  set bridges {{ type ifname; }}
+  map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+  map ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local jump publish
+  }}
+  chain output {{ type nat hook output priority -100; policy accept;
+    fib daddr type local jump publish
+  }}
+  chain publish {{
+    dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
+    dnat ip to meta l4proto . th dport map @ports
+  }}
+  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 127.0.0.0/8 oifname @bridges masquerade
+    ip saddr @subnets oifname != @bridges masquerade
+  }}
+  chain forward {{ type filter hook forward priority filter; policy accept;
+    oifname @bridges ct state related,established accept
+    iifname @bridges accept
+  }}
+}}
+"""
+
+
+def _nft_bin() -> str:
+    import shutil
+
+    path = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if shutil.which(p)), None)
+    if not path:
+        raise MinidockError("nft (nftables) is needed for bridge networking and was not found",
+                            "Install it (apt-get install nftables), or use --network none|host.")
+    return path
+
+
+def nft(script: str, *, why: str, ignore_missing: bool = False) -> bool:
+    """Run an nft script; False if it failed only because an element/table was already gone."""
+    if k.tracer.enabled:
+        k.tracer.record(k.Step("nft", script.strip().replace("\n", "; "), why,
+                               f"nft {script.strip()!r}"))
+    import subprocess
+
+    r = subprocess.run([_nft_bin(), "-f", "-"], input=script, capture_output=True, text=True)
+    if r.returncode == 0:
+        return True
+    if ignore_missing and ("No such file or directory" in r.stderr or "does not exist" in r.stderr):
+        return False
+    raise MinidockError(f"nft failed: {r.stderr.strip().splitlines()[0] if r.stderr.strip() else r.returncode}")
+
+
+def table_exists() -> bool:
+    import subprocess
+
+    r = subprocess.run([_nft_bin(), "list", "table", "ip", TABLE], capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def ensure_table() -> None:
+    if not table_exists():
+        nft(RULESET, why="minidock's own NAT table: masquerade and published ports, apart from the host's rules")
+
+
+def delete_table() -> None:
+    nft(f"delete table ip {TABLE}\n", why="nothing of minidock's is left on this host", ignore_missing=True)
+
+
+def add_network(subnet: str, bridge: str) -> None:
+    nft(f'add element ip {TABLE} subnets {{ {subnet} }}\nadd element ip {TABLE} bridges {{ "{bridge}" }}\n',
+        why=f"masquerade what leaves {subnet}; let the host's loopback reach {bridge}")
+
+
+def remove_network(subnet: str, bridge: str) -> None:
+    nft(f"delete element ip {TABLE} subnets {{ {subnet} }}\n", why="the network is gone", ignore_missing=True)
+    nft(f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n', why="the network is gone", ignore_missing=True)
+
+
+def _port_element(proto: str, host_ip: str, host_port: int) -> tuple[str, str]:
+    if host_ip and host_ip != "0.0.0.0":
+        return "ports_ip", f"{host_ip} . {proto} . {host_port}"
+    return "ports", f"{proto} . {host_port}"
+
+
+def add_port(proto: str, host_ip: str, host_port: int, ip: str, cport: int) -> None:
+    m, key = _port_element(proto, host_ip, host_port)
+    nft(f"add element ip {TABLE} {m} {{ {key} : {ip} . {cport} }}\n",
+        why=f"publish: {host_ip or '*'}:{host_port}/{proto} is forwarded (DNAT) to {ip}:{cport}")
+
+
+def remove_port(proto: str, host_ip: str, host_port: int) -> None:
+    m, key = _port_element(proto, host_ip, host_port)
+    nft(f"delete element ip {TABLE} {m} {{ {key} }}\n", why="unpublish the port", ignore_missing=True)
