@@ -125,5 +125,16 @@ def main(argv=None) -> None:
         click.echo(f"minidock: Error: internal error: {type(e).__name__}: {e}", err=True)
         click.echo("This is a bug in minidock. Run again with MINIDOCK_DEBUG=1 for the traceback.", err=True)
         sys.exit(125)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    _exit(rv if isinstance(rv, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Flush and leave without the interpreter's teardown (~10 ms of freeing modules and objects,
+    paid by every `run`): every file we write is closed by a `with` block before we get here."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
 
