@@ -26,6 +26,9 @@ def netns(state_root):
     name = f"mdtest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    # a new namespace inherits the host's ip_forward; start from 0 to see minidock set and restore it
+    subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"],
+                   check=True)
     yield name
     env = dict(os.environ, PYTHONPATH=str(REPO))
     subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", "rm", "-f",
@@ -81,6 +84,17 @@ def links(netns) -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
+def veths(netns) -> list[str]:
+    """Our veths in the namespace, after giving the kernel a moment: a container's namespace is
+    destroyed asynchronously after its last process exits, and its veth pair with it."""
+    for _ in range(50):
+        found = [n for n in links(netns) if n.startswith("md") and n != "minidock0"]
+        if not found:
+            break
+        time.sleep(0.1)
+    return found
+
+
 def inspect(mdn, ref, fmt):
     return mdn("inspect", "-f", fmt, ref, check=True).stdout.strip()
 
@@ -100,7 +114,7 @@ def test_default_bridge_gives_address_route_and_cleans_up(mdn, busybox, netns):
     hostname = r.stdout.split()[-1]
     assert f"\t{hostname}" in r.stdout  # its own address and name in /etc/hosts
     assert "minidock0" in links(netns)
-    assert not [n for n in links(netns) if n.startswith("md") and n != "minidock0"]  # the veth went with it
+    assert veths(netns) == []  # the veth went with it
 
 
 def test_user_network_resolves_names_and_aliases(mdn, busybox, netns):
@@ -209,9 +223,12 @@ def test_add_host_dns_and_static_ip(mdn, busybox):
 
 
 def test_nothing_left_after_system_prune(mdn, busybox, netns):
+    mdn("system", "prune", "-f", check=True)
+    assert in_ns(netns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
     r = mdn("run", "-d", "-p", "18081:80", busybox, "sleep", "60")
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip()
+    assert in_ns(netns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"  # outbound NAT needs it
     # simulate a crash: kill the monitor and the container, leaving links and rules behind
     state = json.loads(mdn("inspect", cid).stdout)[0]["State"]
     os.kill(state["MonitorPid"], 9)
@@ -219,6 +236,7 @@ def test_nothing_left_after_system_prune(mdn, busybox, netns):
     time.sleep(0.3)
     r = mdn("system", "prune", "-f")
     assert r.returncode == 0, r.stderr
+    assert veths(netns) == []
     assert links(netns) == ["lo"]
     assert in_ns(netns, "ip", "-o", "-4", "addr").stdout.count("inet ") == 1  # 127.0.0.1 only
     assert in_ns(netns, "ip", "route").stdout.strip() == ""
