@@ -304,7 +304,7 @@ def _plug(nl: Netlink, rec: dict, i: int, net: dict | None, ep: dict, netns: str
     mtu = int(net["Options"].get("com.docker.network.driver.mtu") or 1500)
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        nl.add_veth_into(host, f"eth{i}", fd, master=br, mtu=mtu,
+        nl.add_veth_into(host, f"eth{i}", fd, master=br, mtu=mtu, bridge=store.bridge_name(net),
                          mac=bytes.fromhex(ep["MacAddress"].replace(":", "")), netns_desc=netns)
     finally:
         os.close(fd)
@@ -352,9 +352,13 @@ def hosts_file(rec: dict) -> str:
     hostname = cfg.get("Hostname") or rec["Id"][:12]
     if cfg.get("Domainname"):
         hostname = f"{hostname}.{cfg['Domainname']} {hostname}"
-    for ep in nets.values():
-        lines.append(f"{ep['IPAddress']}\t{hostname}\n")
-        break
+    cname = containers.name_of(rec) if rec.get("Name") else ""
+    for i, (name, ep) in enumerate(nets.items()):
+        own = [hostname] if i == 0 else []
+        if name != store.DEFAULT:  # on user networks a container also knows itself by name
+            own += [n for n in [cname, *(ep.get("Aliases") or [])] if n and n not in own]
+        if own:
+            lines.append(f"{ep['IPAddress']}\t{' '.join(own)}\n")
     gw = next((ep["Gateway"] for ep in nets.values()), "")
     for h in hc.get("ExtraHosts") or []:
         name, _, ip = h.partition(":")

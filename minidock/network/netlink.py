@@ -160,12 +160,12 @@ class Netlink:
         body += attr(IFLA_LINKINFO | NLA_F_NESTED, attr(IFLA_INFO_KIND, "bridge"))
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add bridge {name}")
 
-    def add_veth_into(self, host: str, peer: str, netns_fd: int, *, master: int, mtu: int,
+    def add_veth_into(self, host: str, peer: str, netns_fd: int, *, master: int, mtu: int, bridge: str = "<bridge>",
                       mac: bytes | None, netns_desc: str) -> None:
         """A veth pair: ``host`` on the bridge ``master``, ``peer`` created directly in the netns."""
         _trace(f"new veth {host} <-> {peer} (in {netns_desc}), {host} on the bridge",
                "a virtual cable: one end in the container's network namespace, one on the bridge",
-               f"ip link add {host} mtu {mtu} master <bridge> up type veth peer name {peer} "
+               f"ip link add {host} mtu {mtu} master {bridge} up type veth peer name {peer} "
                f"netns {netns_desc}")
         peer_body = _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, peer) + \
             attr(IFLA_NET_NS_FD, netns_fd) + attr(IFLA_MTU, mtu)

@@ -146,6 +146,30 @@ def test_user_network_resolves_names_and_aliases(mdn, busybox, netns):
     assert not [n for n in links(netns) if n.startswith("br-")]
 
 
+def test_network_connect_and_disconnect_a_running_container(mdn, busybox):
+    assert mdn("network", "create", "side").returncode == 0
+    try:
+        mdn("run", "-d", "--name", "c1", busybox, "sleep", "60", check=True)
+        mdn("run", "-d", "--name", "c2", "--network", "side", busybox, "sleep", "60", check=True)
+        assert mdn("exec", "c1", "ping", "-c1", "-W1", "c2").returncode != 0  # not on the same network
+        r = mdn("network", "connect", "--alias", "one", "side", "c1")
+        assert r.returncode == 0, r.stderr
+        assert "eth1" in mdn("exec", "c1", "ip", "-o", "link").stdout
+        for name in ("c2", "c1"):  # each sees the other, and itself, by name
+            other = {"c1": "c2", "c2": "c1"}[name]
+            r = mdn("exec", name, "ping", "-c1", "-W2", other)
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert mdn("exec", "c2", "ping", "-c1", "-W2", "one").returncode == 0  # the alias
+        r = mdn("network", "disconnect", "side", "c1")
+        assert r.returncode == 0, r.stderr
+        assert "eth1" not in mdn("exec", "c1", "ip", "-o", "link").stdout
+        assert "c1" not in mdn("exec", "c2", "cat", "/etc/hosts").stdout
+        assert mdn("network", "inspect", "-f", "{{json .Containers}}", "side").stdout.count('"Name"') == 1
+    finally:
+        mdn("rm", "-f", "c1", "c2")
+        mdn("network", "rm", "side")
+
+
 def test_published_port_answers_from_the_host(mdn, busybox, netns):
     r = mdn("run", "-d", "--name", "pub", "-p", "18080:80", busybox, "httpd", "-f", "-p", "80", "-h", "/etc")
     assert r.returncode == 0, r.stderr

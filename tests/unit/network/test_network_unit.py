@@ -141,7 +141,7 @@ def test_hosts_file_lists_peers_on_user_networks_only(root):
         "bridge": {"IPAddress": "172.30.0.2", "Gateway": "172.30.0.1"}}}
     text = network.hosts_file(rec)
     assert "127.0.0.1\tlocalhost" in text
-    assert "172.31.0.2\taaaaaaaaaaaa\n" in text
+    assert "172.31.0.2\taaaaaaaaaaaa web\n" in text  # its hostname, and its name on a user network
     assert "172.31.0.3\tdb database bbbbbbbbbbbb\n" in text
     assert "172.31.0.1\tgw\n" in text and "1.2.3.4\tx\n" in text
     assert "other" not in text  # no names on the default bridge, as in Docker
