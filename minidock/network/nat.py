@@ -19,6 +19,10 @@ a daemon), at the price of route_localnet on the bridge.
 
 Deleting an element that is already gone fails with ENOENT in nft < 1.0.8 (no `destroy`): we
 ignore exactly that, so undo handlers stay idempotent.
+
+Where `nft` is missing (or MINIDOCK_NAT=iptables), the same rules are made with iptables in
+chains of our own (MINIDOCK-DNAT, MINIDOCK-POSTROUTING, MINIDOCK-FORWARD) hooked into the
+built-in chains by one jump each; rules there are added and deleted one by one.
 """
 
 from __future__ import annotations
@@ -81,7 +85,19 @@ def nft(script: str, *, why: str, ignore_missing: bool = False) -> bool:
     raise MinidockError(f"nft failed: {r.stderr.strip().splitlines()[0] if r.stderr.strip() else r.returncode}")
 
 
+def _use_iptables() -> bool:
+    import os
+    import shutil
+
+    forced = os.environ.get("MINIDOCK_NAT", "")
+    if forced in ("iptables", "nft"):
+        return forced == "iptables"
+    return not (shutil.which("nft") or os.path.exists("/usr/sbin/nft")) and bool(shutil.which("iptables"))
+
+
 def table_exists() -> bool:
+    if _use_iptables():
+        return ipt.exists()
     import subprocess
 
     r = subprocess.run([_nft_bin(), "list", "table", "ip", TABLE], capture_output=True, text=True)
@@ -89,20 +105,32 @@ def table_exists() -> bool:
 
 
 def ensure_table() -> None:
+    if _use_iptables():
+        ipt.ensure()
+        return
     if not table_exists():
         nft(RULESET, why="minidock's own NAT table: masquerade and published ports, apart from the host's rules")
 
 
 def delete_table() -> None:
+    if _use_iptables():
+        ipt.delete()
+        return
     nft(f"delete table ip {TABLE}\n", why="nothing of minidock's is left on this host", ignore_missing=True)
 
 
 def add_network(subnet: str, bridge: str) -> None:
+    if _use_iptables():
+        ipt.network("-A", subnet, bridge)
+        return
     nft(f'add element ip {TABLE} subnets {{ {subnet} }}\nadd element ip {TABLE} bridges {{ "{bridge}" }}\n',
         why=f"masquerade what leaves {subnet}; let the host's loopback reach {bridge}")
 
 
 def remove_network(subnet: str, bridge: str) -> None:
+    if _use_iptables():
+        ipt.network("-D", subnet, bridge)
+        return
     nft(f"delete element ip {TABLE} subnets {{ {subnet} }}\n", why="the network is gone", ignore_missing=True)
     nft(f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n', why="the network is gone", ignore_missing=True)
 
@@ -114,11 +142,84 @@ def _port_element(proto: str, host_ip: str, host_port: int) -> tuple[str, str]:
 
 
 def add_port(proto: str, host_ip: str, host_port: int, ip: str, cport: int) -> None:
+    if _use_iptables():
+        ipt.add_port(proto, host_ip, host_port, ip, cport)
+        return
     m, key = _port_element(proto, host_ip, host_port)
     nft(f"add element ip {TABLE} {m} {{ {key} : {ip} . {cport} }}\n",
         why=f"publish: {host_ip or '*'}:{host_port}/{proto} is forwarded (DNAT) to {ip}:{cport}")
 
 
 def remove_port(proto: str, host_ip: str, host_port: int) -> None:
+    if _use_iptables():
+        ipt.remove_port(proto, host_ip, host_port)
+        return
     m, key = _port_element(proto, host_ip, host_port)
     nft(f"delete element ip {TABLE} {m} {{ {key} }}\n", why="unpublish the port", ignore_missing=True)
+
+
+class _IPTables:
+    """The iptables fallback: our own chains, one jump from each built-in chain we need."""
+
+    NAT_CHAINS = ("MINIDOCK-DNAT", "MINIDOCK-POSTROUTING")
+    JUMPS = [("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j MINIDOCK-DNAT"),
+             ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j MINIDOCK-DNAT"),
+             ("nat", "POSTROUTING", "-j MINIDOCK-POSTROUTING"),
+             ("filter", "FORWARD", "-j MINIDOCK-FORWARD")]
+
+    def run(self, table: str, args: str, *, why: str = "", check: bool = True):
+        import shlex
+        import shutil
+        import subprocess
+
+        cmd = [shutil.which("iptables") or "iptables", "-w", "-t", table, *shlex.split(args)]
+        if why and k.tracer.enabled:
+            k.tracer.record(k.Step("iptables", f"-t {table} {args}", why, shlex.join(cmd)))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise MinidockError(f"iptables -t {table} {args} failed: {r.stderr.strip()}")
+        return r
+
+    def exists(self) -> bool:
+        return self.run("nat", "-S MINIDOCK-DNAT", check=False).returncode == 0
+
+    def ensure(self) -> None:
+        if self.exists():
+            return
+        for table, chain in (("nat", "MINIDOCK-DNAT"), ("nat", "MINIDOCK-POSTROUTING"), ("filter", "MINIDOCK-FORWARD")):
+            self.run(table, f"-N {chain}", why="minidock's own chain", check=False)
+        for table, chain, rule in self.JUMPS:
+            if self.run(table, f"-C {chain} {rule}", check=False).returncode != 0:
+                self.run(table, f"-A {chain} {rule}", why="one jump into minidock's chain")
+
+    def delete(self) -> None:
+        for table, chain, rule in self.JUMPS:
+            self.run(table, f"-D {chain} {rule}", why="remove minidock's jump", check=False)
+        for table, chain in (("nat", "MINIDOCK-DNAT"), ("nat", "MINIDOCK-POSTROUTING"), ("filter", "MINIDOCK-FORWARD")):
+            self.run(table, f"-F {chain}", check=False)
+            self.run(table, f"-X {chain}", why="remove minidock's chain", check=False)
+
+    def network(self, op: str, subnet: str, bridge: str) -> None:
+        rules = [("nat", f"MINIDOCK-POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"),
+                 ("nat", f"MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {bridge} -j MASQUERADE"),
+                 ("filter", f"MINIDOCK-FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+                 ("filter", f"MINIDOCK-FORWARD -i {bridge} -j ACCEPT")]
+        for table, rule in rules:
+            self.run(table, f"{op} {rule}", why=f"NAT and forwarding for {subnet} on {bridge}", check=op == "-A")
+
+    def _port_rule(self, proto: str, host_ip: str, host_port: int) -> str:
+        dest = f"-d {host_ip}/32 " if host_ip and host_ip != "0.0.0.0" else ""
+        return f"MINIDOCK-DNAT {dest}-p {proto} -m {proto} --dport {host_port} -j DNAT"
+
+    def add_port(self, proto: str, host_ip: str, host_port: int, ip: str, cport: int) -> None:
+        self.run("nat", f"-A {self._port_rule(proto, host_ip, host_port)} --to-destination {ip}:{cport}",
+                 why=f"publish {host_port}/{proto} to {ip}:{cport}")
+
+    def remove_port(self, proto: str, host_ip: str, host_port: int) -> None:
+        want = self._port_rule(proto, host_ip, host_port)
+        for line in self.run("nat", "-S MINIDOCK-DNAT", check=False).stdout.splitlines():
+            if line.startswith(f"-A {want} --to-destination"):
+                self.run("nat", "-D" + line[2:], why=f"unpublish {host_port}/{proto}", check=False)
+
+
+ipt = _IPTables()

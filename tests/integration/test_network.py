@@ -23,6 +23,10 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def netns(state_root):
+    yield from _make_netns()
+
+
+def _make_netns():
     name = f"mdtest-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
@@ -46,10 +50,14 @@ def _ids(ns, env):
 
 @pytest.fixture
 def mdn(md_env, netns):
+    return _runner(md_env, netns)
+
+
+def _runner(md_env, netns, **extra_env):
     """Like md(), inside the test namespace, with the bridge as the default network."""
 
     def run(*args, check=False, timeout=60):
-        env = dict(md_env, MINIDOCK_DEFAULT_NETWORK="bridge")
+        env = dict(md_env, MINIDOCK_DEFAULT_NETWORK="bridge", **extra_env)
         return subprocess.run(["nsenter", f"--net=/run/netns/{netns}", sys.executable, "-m", "minidock",
                                *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env,
                               check=check)
@@ -266,3 +274,27 @@ def test_nothing_left_after_system_prune(mdn, busybox, netns):
     assert in_ns(netns, "ip", "route").stdout.strip() == ""
     assert in_ns(netns, "nft", "list", "tables").stdout.strip() == ""
     assert in_ns(netns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"  # restored
+
+
+@pytest.fixture
+def iptables_netns(state_root, netns):
+    # (after the module's namespace: its state is cleaned by then, one network namespace at a time)
+    yield from _make_netns()
+
+
+def test_iptables_fallback_publishes_and_cleans_up(md_env, busybox, iptables_netns):
+    ns = iptables_netns
+    mdi = _runner(md_env, ns, MINIDOCK_NAT="iptables")
+    mdi("system", "prune", "-f")
+    r = mdi("run", "-d", "--name", "ipt", "-p", "18082:80", busybox, "httpd", "-f", "-p", "80", "-h", "/etc")
+    assert r.returncode == 0, r.stderr
+    try:
+        rules = in_ns(ns, "iptables", "-t", "nat", "-S", "MINIDOCK-DNAT").stdout
+        assert "--dport 18082" in rules and in_ns(ns, "nft", "list", "tables").stdout.count("minidock") == 0
+        status, body = http_get(ns, "http://127.0.0.1:18082/hostname")
+        assert (status, body.strip()) == (200, inspect(mdi, "ipt", "{{.Config.Hostname}}"))
+    finally:
+        mdi("rm", "-f", "ipt")
+    assert "--dport 18082" not in in_ns(ns, "iptables", "-t", "nat", "-S", "MINIDOCK-DNAT").stdout
+    assert mdi("system", "prune", "-f").returncode == 0
+    assert "MINIDOCK" not in in_ns(ns, "iptables-save").stdout
