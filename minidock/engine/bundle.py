@@ -218,7 +218,9 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
     if hc.get("Privileged"):
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
     linux["cgroupsPath"] = f"{hc['CgroupParent']}/{rec['Id']}"
-    linux["resources"] = hc.get("Resources") or {}
+    linux["resources"] = dict(hc.get("Resources") or {})
+    if not hc.get("Privileged"):
+        linux["resources"]["devices"] = ocispec.DEFAULT_DEVICE_RULES
     if hc.get("Sysctls"):
         linux["sysctl"] = dict(hc["Sysctls"])
     spec["annotations"] = {"org.minidock.name": containers.name_of(rec)}

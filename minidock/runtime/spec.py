@@ -78,6 +78,18 @@ def normalize_cap(name: str) -> str:
     return n
 
 
+# Docker's default device cgroup rules: nothing but the standard nodes (and mknod of any, which
+# alone opens nothing). Without them, CAP_MKNOD would let a container make /dev/sda and read the
+# host's disk. Enforced through the v1 devices controller; v2 needs an eBPF program (not yet).
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for ma, mi in (
+        (1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, -1), (10, 200))),
+]
+
+
 def default_mounts() -> list[dict]:
     """The mounts every Docker container gets (before volumes and the etc files)."""
     return [
