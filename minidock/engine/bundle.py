@@ -141,9 +141,20 @@ def command(rec: dict) -> list[str]:
     return args
 
 
+def _bounding() -> list[str]:
+    """The capabilities this process may still grant (a host's root can lack some: this
+    development VM's root has no CAP_SYS_RESOURCE, and capset would fail with EPERM)."""
+    try:
+        with open("/proc/self/status") as f:
+            bnd = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration):
+        return list(ocispec.CAPABILITIES)
+    return [c for i, c in enumerate(ocispec.CAPABILITIES) if bnd >> i & 1]
+
+
 def capabilities(host_config: dict) -> list[str]:
     if host_config.get("Privileged"):
-        return list(ocispec.CAPABILITIES)
+        return _bounding()
     caps = list(ocispec.DEFAULT_CAPS)
     adds = [ocispec.normalize_cap(c) for c in host_config.get("CapAdd") or []]
     drops = [ocispec.normalize_cap(c) for c in host_config.get("CapDrop") or []]
@@ -151,7 +162,7 @@ def capabilities(host_config: dict) -> list[str]:
         caps = []
     caps = [c for c in caps if c not in drops]
     if "ALL" in adds:
-        caps = list(ocispec.CAPABILITIES)
+        caps = _bounding()
     else:
         caps += [c for c in adds if c not in caps]
     return caps
