@@ -199,6 +199,10 @@ def create_container(o: RunOptions) -> dict:
         raise InvalidArgument("no command specified",
                               "The image has no CMD or ENTRYPOINT: give the command after the image name.")
     network = o.network or default_network()
+    if network not in ("none", "host", "bridge") and not network.startswith("container:"):
+        from minidock.network import store as netstore
+
+        netstore.find(network)  # Docker refuses to create a container on a missing network
     host_config = {
         "Binds": list(o.volumes),
         "NetworkMode": network,

@@ -483,8 +483,7 @@ def create(name: str, subnet: str | None = None, gateway: str | None = None,
     if driver != "bridge":
         raise InvalidArgument(f"plugin \"{driver}\" not found", "Only the bridge driver exists in minidock.")
     if name in store.PREDEFINED:
-        raise Conflict(f"network with name {name} already exists" if name != "bridge" or store.load(name)
-                       else f"{name} is a pre-defined network and cannot be created")
+        raise Conflict(f"network with name {name} already exists")
     with store.lock():
         return store.new_network(name, subnet, gateway, labels, internal)
 

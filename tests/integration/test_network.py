@@ -114,6 +114,17 @@ def test_network_none_has_only_loopback(mdn, busybox):
     assert names == ["lo"]
 
 
+def test_unknown_network_is_refused_before_creating_anything(mdn, busybox):
+    before = mdn("ps", "-aq").stdout
+    r = mdn("run", "--rm", "--network", "nosuch", busybox, "true")
+    assert r.returncode == 125 and "network nosuch not found" in r.stderr
+    assert mdn("ps", "-aq").stdout == before
+    r = mdn("network", "create", "bridge")
+    assert r.returncode == 125 and "network with name bridge already exists" in r.stderr
+    r = mdn("network", "rm", "bridge")
+    assert "bridge is a pre-defined network and cannot be removed" in r.stderr
+
+
 def test_default_bridge_gives_address_route_and_cleans_up(mdn, busybox, netns):
     r = mdn("run", "--rm", busybox, "sh", "-c", "ip -o -4 addr show eth0; ip route; cat /etc/hosts; hostname")
     assert r.returncode == 0, r.stderr
