@@ -455,6 +455,21 @@ def undo_ipam(entry: dict) -> None:
             store.save(net)
     with contextlib.suppress(Exception):
         refresh_peers({"Id": entry["cid"]}, [entry["network"]])
+    with contextlib.suppress(Exception):
+        _forget_endpoint(entry["cid"], entry["network"])
+
+
+def _forget_endpoint(cid: str, network: str) -> None:
+    """A stopped container keeps its networks in inspect, without addresses or ports (Docker)."""
+    rec = containers.load(cid)
+    ns = rec.get("NetworkSettings") or {}
+    ep = (ns.get("Networks") or {}).get(network)
+    if ep is None:
+        return
+    ep.update(IPAddress="", IPPrefixLen=0, Gateway="", MacAddress="", EndpointID="")
+    if network == mode(rec):
+        ns.update(IPAddress="", IPPrefixLen=0, Gateway="", MacAddress="", Ports={}, SandboxKey="")
+    containers.save(rec)
 
 
 def undo_port(entry: dict) -> None:

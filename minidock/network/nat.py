@@ -4,8 +4,9 @@ The rules are fixed when the table is made; what changes per network and per con
 set and map *elements*:
 
 * ``subnets`` / ``bridges``: masquerade what leaves a container subnet for anywhere but a bridge
-  (outbound NAT), and what reaches a bridge from 127.0.0.0/8 (published ports used from the
-  host's loopback, see below);
+  (outbound NAT), what reaches a bridge from 127.0.0.0/8 (published ports used from the
+  host's loopback, see below), and DNAT'ed traffic from a container back into a bridge
+  (hairpin: a container using a published port; the answer must come back through us);
 * ``ports`` (proto . port -> container IP . port) and ``ports_ip`` (host IP . proto . port ->
   ...): DNAT of published ports, for traffic arriving from outside (prerouting) and from the host
   itself (output). A lookup that misses simply does not match.
@@ -50,6 +51,7 @@ table ip {TABLE} {{
   }}
   chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;
     ip saddr 127.0.0.0/8 oifname @bridges masquerade
+    ip saddr @subnets oifname @bridges ct status dnat masquerade
     ip saddr @subnets oifname != @bridges masquerade
   }}
   chain forward {{ type filter hook forward priority filter; policy accept;
@@ -202,6 +204,7 @@ class _IPTables:
     def network(self, op: str, subnet: str, bridge: str) -> None:
         rules = [("nat", f"MINIDOCK-POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"),
                  ("nat", f"MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {bridge} -j MASQUERADE"),
+                 ("nat", f"MINIDOCK-POSTROUTING -s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"),
                  ("filter", f"MINIDOCK-FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
                  ("filter", f"MINIDOCK-FORWARD -i {bridge} -j ACCEPT")]
         for table, rule in rules:

@@ -26,11 +26,13 @@ NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
 NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE = 24
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
+IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 12, 18, 28
+IFLA_BRPORT_MODE = 4  # hairpin
+AF_BRIDGE = 7
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -176,7 +178,9 @@ class Netlink:
         body = _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, host) + attr(IFLA_MTU, mtu) + \
             attr(IFLA_MASTER, master) + attr(IFLA_LINKINFO | NLA_F_NESTED, info)
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add veth {host}")
-        self.set_up(host)  # (up at creation fails: a veth cannot open before its peer is linked)
+        index = self.link_index(host)
+        self.set_hairpin(host, index)
+        self.set_up(host, index)  # (up at creation fails: a veth cannot open before its peer is linked)
 
     def set_up(self, name: str, index: int | None = None) -> None:
         _trace(f"{name} up", "a link carries no traffic until it is up", f"ip link set {name} up")
@@ -184,6 +188,14 @@ class Netlink:
         if index is None:
             raise KernelError("netlink", f"set {name} up", errno.ENODEV)
         self.request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(0, 0, index, IFF_UP, IFF_UP), f"set {name} up")
+
+    def set_hairpin(self, name: str, index: int) -> None:
+        _trace(f"hairpin on {name}", "a container may reach its own published port through the host: "
+               "the bridge must be allowed to send a frame back out of the port it came in by",
+               f"bridge link set dev {name} hairpin on")
+        body = _IFINFO.pack(AF_BRIDGE, 0, index, 0, 0) + \
+            attr(IFLA_PROTINFO | NLA_F_NESTED, attr(IFLA_BRPORT_MODE, b"\x01"))
+        self.request(RTM_SETLINK, NLM_F_ACK, body, f"hairpin on {name}")
 
     def delete_link(self, name: str) -> bool:
         """Delete a link by name; False if it was already gone (undo handlers are idempotent)."""

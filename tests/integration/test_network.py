@@ -199,6 +199,12 @@ def test_published_port_answers_from_the_host(mdn, busybox, netns):
         ip = inspect(mdn, "pub", "{{.NetworkSettings.IPAddress}}")
         status, body = http_get(netns, f"http://{ip}:80/hostname")
         assert (status, body.strip()) == (200, hostname)
+        # hairpin: another container, and the container itself, through the published port
+        gw = inspect(mdn, "pub", "{{.NetworkSettings.Gateway}}")
+        r = mdn("run", "--rm", busybox, "wget", "-qO-", f"http://{gw}:18080/hostname")
+        assert (r.returncode, r.stdout.strip()) == (0, hostname), r.stderr
+        r = mdn("exec", "pub", "wget", "-qO-", f"http://{gw}:18080/hostname")
+        assert (r.returncode, r.stdout.strip()) == (0, hostname), r.stderr
         assert mdn("port", "pub").stdout.strip() == "80/tcp -> 0.0.0.0:18080"
         assert mdn("port", "pub", "80").stdout.strip() == "0.0.0.0:18080"
         assert "0.0.0.0:18080->80/tcp" in mdn("ps").stdout
@@ -206,6 +212,9 @@ def test_published_port_answers_from_the_host(mdn, busybox, netns):
         r = mdn("run", "--rm", "-p", "18080:80", busybox, "true")
         assert r.returncode == 125
         assert "Bind for 0.0.0.0:18080 failed: port is already allocated" in r.stderr
+        mdn("stop", "-t", "0", "pub", check=True)  # a stopped container shows no address or ports
+        assert inspect(mdn, "pub", "{{.NetworkSettings.IPAddress}}|{{json .NetworkSettings.Ports}}") == "|{}"
+        assert "18080" not in mdn("ps", "-a").stdout
     finally:
         mdn("rm", "-f", "pub")
     assert in_ns(netns, "nft", "list", "map", "ip", "minidock", "ports").stdout.count("18080") == 0
