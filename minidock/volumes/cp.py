@@ -4,23 +4,128 @@ The container's root is its overlay mount (mounted for the copy if the container
 paths under one of its volumes or bind mounts go to that mount's source instead, since those are
 not visible in the overlay from the host.
 
-No symlink tricks: every container path is resolved with runtime.rootfs.secure_join, which
-treats the container's root as "/" (an absolute link restarts there, ".." stops there), and each
-entry copied *into* the container is resolved again on its own, so a link planted in the
-container cannot send a write to the host. Files are opened with O_NOFOLLOW. (A process inside a
-running container racing the copy could still swap a directory for a link between the resolve
-and the open: openat2(RESOLVE_IN_ROOT) would close that window; see docs/networking.md.)
+No symlink tricks, no races: every container path is opened with openat2(RESOLVE_IN_ROOT)
+relative to a descriptor of the container's root (or of the volume's), so the kernel resolves
+it as if that root were "/" (an absolute link restarts there, ".." stops there) at the very
+moment of the open; then everything below is created, read and walked relative to directory
+descriptors with O_NOFOLLOW. A process inside a running container swapping a directory for a
+link while we copy can at worst redirect us elsewhere *inside* the container. Links are copied
+as links, never followed. (Kernels without openat2 (< 5.6) fall back to resolving with
+runtime.rootfs.secure_join, which leaves that race open.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import stat
 
-from minidock.errors import InvalidArgument, NotFound
+from minidock.errors import InvalidArgument, KernelError, NotFound
 from minidock.runtime.rootfs import secure_join
-from minidock.volumes.copy import copy_entry, copy_tree
+
+SYS_OPENAT2 = 437  # x86_64 and aarch64
+RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = None
+
+
+def _openat2(dirfd: int, path: str, flags: int) -> int:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    while True:
+        fd = _libc.syscall(SYS_OPENAT2, dirfd, path.encode() or b".", ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err not in (errno.EINTR, errno.EAGAIN):
+            raise OSError(err, os.strerror(err), path)
+
+
+class Root:
+    """A directory tree seen as "/": the container's rootfs, or one of its volumes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def open(self, rel: str, flags: int) -> int:
+        """Open ``rel`` resolved inside this root (symlinks included), never outside of it."""
+        rel = rel.strip("/") or "."
+        try:
+            return _openat2(self.fd, rel, flags)
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+        return os.open(secure_join(self.path, rel), flags | os.O_CLOEXEC)  # old kernel: see docstring
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            fd = self.open(rel, os.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def stat(self, rel: str) -> os.stat_result | None:
+        try:
+            fd = self.open(rel, os.O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return None
+            raise
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+
+class Container:
+    """A container's files: path -> (Root, path inside it), through its volumes and binds."""
+
+    def __init__(self, rec: dict, merged: str):
+        self.roots = {"/": Root(merged)}
+        self.mounts = sorted(((m["Destination"], m["Source"]) for m in rec.get("Mounts") or []
+                              if m.get("Type") in ("bind", "volume") and m.get("Source")
+                              and os.path.isdir(m["Source"])), key=lambda x: -len(x[0]))
+
+    def close(self) -> None:
+        for r in self.roots.values():
+            r.close()
+
+    def locate(self, path: str) -> tuple[Root, str]:
+        norm = _abs(path)
+        for dest, src in self.mounts:
+            if norm == dest or norm.startswith(dest.rstrip("/") + "/"):
+                if dest not in self.roots:
+                    self.roots[dest] = Root(src)
+                return self.roots[dest], norm[len(dest):] or "/"
+        return self.roots["/"], norm
+
+    def stat(self, path: str) -> os.stat_result | None:
+        root, rel = self.locate(path)
+        return root.stat(rel)
+
+
+def _abs(path: str) -> str:
+    return os.path.normpath("/" + path.lstrip("/"))  # (normpath keeps a leading "//")
 
 
 def split_arg(arg: str) -> tuple[str | None, str]:
@@ -32,8 +137,8 @@ def split_arg(arg: str) -> tuple[str | None, str]:
 
 
 @contextlib.contextmanager
-def container_root(ref: str):
-    """(record, merged dir) with the rootfs mounted for as long as the copy takes."""
+def container_files(ref: str):
+    """The container's files, with its rootfs mounted for as long as the copy takes."""
     from minidock.engine import bundle, containers, lifecycle
 
     cid = containers.resolve(ref)
@@ -43,118 +148,204 @@ def container_root(ref: str):
     if not os.path.ismount(merged):
         bundle.mount_rootfs(rec, lifecycle._image_layers(rec))
         mounted_here = True
+    c = Container(rec, merged)
     try:
-        yield rec, merged
+        yield c
     finally:
+        c.close()
         if mounted_here and not lifecycle.is_running(cid):
             bundle.umount_rootfs(cid)
-
-
-class Resolver:
-    """Container path -> host path, through the container's mounts, never out of its root."""
-
-    def __init__(self, rec: dict, merged: str):
-        self.merged = merged
-        self.mounts = sorted(((m["Destination"], m["Source"]) for m in rec.get("Mounts") or []
-                              if m.get("Type") in ("bind", "volume") and m.get("Source")),
-                             key=lambda x: -len(x[0]))
-
-    def host(self, path: str) -> str:
-        norm = os.path.normpath("/" + path)
-        resolved = secure_join(self.merged, norm)
-        rel = "/" + os.path.relpath(resolved, self.merged) if resolved != self.merged else "/"
-        for dest, src in self.mounts:
-            if rel == dest or rel.startswith(dest.rstrip("/") + "/"):
-                return secure_join(src, rel[len(dest):])
-        return resolved
 
 
 def _contents_only(path: str) -> bool:
     return path.endswith("/.") or path == "."
 
 
-def copy_out(ref: str, cpath: str, dest: str) -> None:
-    with container_root(ref) as (rec, merged):
-        r = Resolver(rec, merged)
-        src = r.host(cpath)
-        if not os.path.lexists(src):
-            raise NotFound(f"Could not find the file {cpath} in container {ref}")
-        _place(src, os.path.isdir(src) and not os.path.islink(src), cpath, dest,
-               exists=os.path.exists, is_dir=os.path.isdir, host_of=lambda p: p, copy=copy_tree)
+def _is_dir(st: os.stat_result | None) -> bool:
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
-def copy_in(src: str, ref: str, cpath: str) -> None:
-    if not os.path.lexists(src):
-        raise NotFound(f"lstat {src}: no such file or directory")
-    with container_root(ref) as (rec, merged):
-        r = Resolver(rec, merged)
-        src_is_dir = os.path.isdir(src) and not os.path.islink(src)
+def _place(src_is_dir: bool, src_arg: str, dest: str, dest_st, parent_st, names) -> list[tuple[str, str]]:
+    """Docker's rules for where SRC lands at DEST -> [(source name or "", destination path)].
 
-        def copy(s: str, container_dest: str) -> None:
-            _copy_into(r, s, container_dest)
-
-        _place(src, src_is_dir, src, cpath, exists=lambda p: os.path.exists(r.host(p)),
-               is_dir=lambda p: os.path.isdir(r.host(p)), host_of=r.host, copy=copy)
-
-
-def _place(src: str, src_is_dir: bool, src_arg: str, dest: str, *, exists, is_dir, host_of, copy) -> None:
-    """Docker's rules for where SRC lands at DEST (same on both sides)."""
+    ``dest_st``/``parent_st`` are the stat results of DEST and its parent (None: missing);
+    ``names()`` lists SRC's entries (for `SRC/.`). A "" source means SRC itself.
+    """
+    base = os.path.basename(os.path.normpath(src_arg))
     if src_is_dir:
-        if exists(dest):
-            if not is_dir(dest):
+        if dest_st is not None:
+            if not _is_dir(dest_st):
                 raise InvalidArgument(f"cannot copy a directory to a file: {dest}")
             if _contents_only(src_arg):
-                for name in os.listdir(src):
-                    copy(os.path.join(src, name), os.path.join(dest, name))
-                return
-            copy(src, os.path.join(dest, os.path.basename(os.path.normpath(src_arg))))
-            return
-        _parent_must_exist(dest, exists, is_dir)
-        copy(src, dest)
-        return
-    if exists(dest) and is_dir(dest):
-        copy(src, os.path.join(dest, os.path.basename(src_arg.rstrip("/"))))
-        return
+                return [(n, os.path.join(dest, n)) for n in names()]
+            return [("", os.path.join(dest, base))]
+        if not _is_dir(parent_st):
+            raise NotFound(f"no such directory: {os.path.dirname(os.path.normpath(dest))}")
+        return [("", dest)]
+    if _is_dir(dest_st):
+        return [("", os.path.join(dest, base))]
     if dest.endswith("/"):
         raise NotFound(f"destination directory {dest} does not exist")
-    _parent_must_exist(dest, exists, is_dir)
-    copy(src, dest)
+    if not _is_dir(parent_st):
+        raise NotFound(f"no such directory: {os.path.dirname(os.path.normpath(dest)) or '.'}")
+    return [("", dest)]
 
 
-def _parent_must_exist(dest: str, exists, is_dir) -> None:
-    parent = os.path.dirname(os.path.normpath(dest)) or "."
-    if not (exists(parent) and is_dir(parent)):
-        raise NotFound(f"no such directory: {parent}")
+def _host_stat(path: str):
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
-def _copy_into(r: Resolver, src: str, cdest: str) -> None:
-    """Copy a host entry (recursively) to a container path, resolving each target on its own."""
-    target = r.host(cdest)
+# --- into the container ---------------------------------------------------------------------------
+def copy_in(src: str, ref: str, cpath: str) -> None:
+    try:
+        src_st = os.stat(src)
+    except FileNotFoundError:
+        raise NotFound(f"lstat {src}: no such file or directory") from None
+    with container_files(ref) as c:
+        parent = os.path.dirname(_abs(cpath))
+        plan = _place(stat.S_ISDIR(src_st.st_mode), src, cpath, c.stat(cpath), c.stat(parent),
+                      lambda: os.listdir(src))
+        for name, cdest in plan:
+            _put(c, os.path.join(src, name) if name else src, cdest)
+
+
+def _put(c: Container, src: str, cdest: str) -> None:
+    """Copy a host entry (recursively) to a container path; every open is relative and in-root."""
+    root, rel = c.locate(cdest)
+    parent, name = os.path.split(rel.rstrip("/"))
+    if not name:
+        raise InvalidArgument(f"cannot copy onto the root of {cdest}")
     st = os.lstat(src)
-    if stat.S_ISREG(st.st_mode):
-        if os.path.isdir(target) and not os.path.islink(target):
-            raise InvalidArgument(f"cannot overwrite directory {cdest} with a file")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            with open(src, "rb") as f:
+    pfd = root.open(parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            _put_dir(root, pfd, name, rel, st, cdest)
+            for child in sorted(os.listdir(src)):
+                _put(c, os.path.join(src, child), cdest.rstrip("/") + "/" + child)
+        elif stat.S_ISREG(st.st_mode):
+            _put_file(pfd, name, src, st, cdest)
+        elif stat.S_ISLNK(st.st_mode):
+            _replace(pfd, name, cdest)
+            os.symlink(os.readlink(src), name, dir_fd=pfd)  # a link is copied as a link
+        else:
+            raise InvalidArgument(f"cannot copy special file {src} into a container")
+    finally:
+        os.close(pfd)
+
+
+def _replace(pfd: int, name: str, cdest: str) -> None:
+    """Make room for a new non-directory entry: remove a file or link in the way."""
+    try:
+        old = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(old.st_mode):
+        raise InvalidArgument(f"cannot overwrite directory {cdest} with a non-directory")
+    os.unlink(name, dir_fd=pfd)
+
+
+def _put_file(pfd: int, name: str, src: str, st: os.stat_result, cdest: str) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=pfd)
+    except IsADirectoryError:
+        raise InvalidArgument(f"cannot overwrite directory {cdest} with a non-directory") from None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        os.unlink(name, dir_fd=pfd)  # a symlink in the way is replaced, never followed
+        fd = os.open(name, flags, 0o600, dir_fd=pfd)
+    try:
+        with open(src, "rb") as f:
+            while chunk := f.read(1 << 20):
+                os.write(fd, chunk)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def _put_dir(root: Root, pfd: int, name: str, rel: str, st: os.stat_result, cdest: str) -> None:
+    try:
+        os.mkdir(name, 0o700, dir_fd=pfd)
+    except FileExistsError:
+        pass
+    try:
+        dfd = root.open(rel, os.O_RDONLY | os.O_DIRECTORY)  # (an in-root link to a dir is fine)
+    except NotADirectoryError:
+        raise InvalidArgument(f"cannot overwrite non-directory {cdest} with a directory") from None
+    try:
+        os.fchmod(dfd, stat.S_IMODE(st.st_mode))
+    finally:
+        os.close(dfd)
+
+
+# --- out of the container ------------------------------------------------------------------------
+def copy_out(ref: str, cpath: str, dest: str) -> None:
+    with container_files(ref) as c:
+        root, rel = c.locate(cpath)
+        follow = _contents_only(cpath) or cpath.endswith("/")
+        st = root.stat(rel) if follow else root.lstat(rel)
+        if st is None:
+            raise NotFound(f"Could not find the file {cpath} in container {ref}")
+        parent = os.path.dirname(os.path.normpath(dest)) or "."
+        plan = _place(stat.S_ISDIR(st.st_mode), cpath, dest, _host_stat(dest), _host_stat(parent),
+                      lambda: _names(root, rel))
+        for name, hdest in plan:
+            cp = os.path.join(_abs(cpath), name) if name else _abs(cpath)
+            _get(c, cp, hdest, follow=follow and not name)
+
+
+def _names(root: Root, rel: str) -> list[str]:
+    fd = root.open(rel, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
+
+
+def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False) -> None:
+    """Copy a container entry (recursively) to a host path, reading through in-root descriptors."""
+    root, rel = c.locate(cpath)
+    fd = root.open(rel, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISLNK(st.st_mode):
+            if os.path.lexists(hdest) and not os.path.isdir(hdest):
+                os.unlink(hdest)
+            os.symlink(os.readlink("", dir_fd=fd), hdest)
+            os.lchown(hdest, st.st_uid, st.st_gid)
+            return
+        if stat.S_ISREG(st.st_mode):
+            with os.fdopen(root.open(rel, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW)), "rb") as f, \
+                    open(hdest, "wb") as out:
                 while chunk := f.read(1 << 20):
-                    os.write(fd, chunk)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        finally:
-            os.close(fd)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if os.path.lexists(target) and not os.path.isdir(target):
-            raise InvalidArgument(f"cannot overwrite non-directory {cdest} with a directory")
-        os.makedirs(target, exist_ok=True)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-        for name in os.listdir(src):
-            _copy_into(r, os.path.join(src, name), os.path.join(cdest, name))
-        return
-    if os.path.lexists(target) and not os.path.isdir(target):
-        os.unlink(target)
-    copy_entry(src, target)  # a symlink is copied as a link: its target is never followed by us
+                    out.write(chunk)
+        elif stat.S_ISDIR(st.st_mode):
+            os.makedirs(hdest, exist_ok=True)
+            for name in _names(root, rel):
+                _get(c, cpath.rstrip("/") + "/" + name, os.path.join(hdest, name))
+        elif not _special(st, hdest):
+            return
+        os.chown(hdest, st.st_uid, st.st_gid)
+        os.chmod(hdest, stat.S_IMODE(st.st_mode))
+        os.utime(hdest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def _special(st: os.stat_result, hdest: str) -> bool:
+    """A FIFO or device node; False for a socket (skipped, as tar does)."""
+    if stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(hdest)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        os.mknod(hdest, st.st_mode, st.st_rdev)
+    else:
+        return False
+    return True
 
 
 def cp(src: str, dst: str) -> None:
@@ -164,7 +355,10 @@ def cp(src: str, dst: str) -> None:
         raise InvalidArgument("copying between containers is not supported")
     if not sref and not dref:
         raise InvalidArgument("must specify at least one container source")
-    if sref:
-        copy_out(sref, spath, dpath)
-    else:
-        copy_in(spath, dref, dpath)
+    try:
+        if sref:
+            copy_out(sref, spath, dpath)
+        else:
+            copy_in(spath, dref, dpath)
+    except PermissionError as e:
+        raise KernelError("cp", e.filename or dst, e.errno) from None

@@ -130,18 +130,38 @@ def test_cp_round_trips_a_tree_stopped_and_running(md, busybox, tmp_path):
         md("rm", "-f", cid)
 
 
+def test_cp_reaches_volumes_of_a_running_container(md, busybox, vol, tmp_path):
+    v = vol("cpvol")
+    cid = md("run", "-d", "-v", f"{v}:/data", busybox, "sleep", "60").stdout.strip()
+    try:
+        (tmp_path / "in.txt").write_text("via cp")
+        assert md("cp", str(tmp_path / "in.txt"), f"{cid}:/data/").returncode == 0
+        assert md("exec", cid, "cat", "/data/in.txt").stdout == "via cp"  # seen inside: it is in the volume
+        md("exec", cid, "sh", "-c", "echo made inside > /data/out.txt", check=True)
+        r = md("cp", f"{cid}:/data/out.txt", str(tmp_path / "out.txt"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "out.txt").read_text() == "made inside\n"
+    finally:
+        md("rm", "-f", cid)
+
+
 def test_cp_cannot_be_tricked_into_writing_outside_the_container(md, busybox, tmp_path):
     marker = f"minidock-cp-escape-{os.getpid()}"
     cid = md("run", "-d", busybox, "sh", "-c", "ln -s /etc /evil; ln -s / /up; sleep 60").stdout.strip()
     try:
         src = tmp_path / marker
         src.write_text("x")
-        for dest in (f"{cid}:/evil/", f"{cid}:/up/etc/", f"{cid}:/../../../../etc/"):
+        for dest in (f"{cid}:/evil/", f"{cid}:/up/etc/", f"{cid}:/../../../../etc/", f"{cid}:/evil/{marker}"):
             r = md("cp", str(src), dest)
             assert r.returncode == 0, r.stderr
             assert not os.path.exists(f"/etc/{marker}")
         r = md("exec", cid, "cat", f"/etc/{marker}")
         assert r.stdout == "x"
+        # reading: a link to the host's /etc/shadow is copied as a link, and its target is the
+        # container's file when followed with a trailing /. (never the host's)
+        md("exec", cid, "ln", "-s", "/etc/shadow", "/shadowlink", check=True)
+        assert md("cp", f"{cid}:/shadowlink", str(tmp_path / "sl")).returncode == 0
+        assert os.readlink(tmp_path / "sl") == "/etc/shadow"
     finally:
         md("rm", "-f", cid)
         if os.path.exists(f"/etc/{marker}"):

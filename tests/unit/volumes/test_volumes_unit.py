@@ -114,17 +114,50 @@ def test_cp_argument_split():
     assert split_arg("plain") == (None, "plain")
 
 
-def test_cp_resolver_stays_inside_the_root_and_follows_mounts(tmp_path):
-    from minidock.volumes.cp import Resolver
+def test_cp_opens_stay_inside_the_root_and_follow_mounts(tmp_path):
+    from minidock.volumes.cp import Container
 
     merged = tmp_path / "merged"
     (merged / "etc").mkdir(parents=True)
+    (merged / "etc" / "passwd").write_text("container")
     os.symlink("/", merged / "escape")
     os.symlink("../../../..", merged / "up")
+    os.symlink("/etc/passwd", merged / "pw")
     vol = tmp_path / "vol"
     vol.mkdir()
-    r = Resolver({"Mounts": [{"Type": "volume", "Destination": "/data", "Source": str(vol)}]}, str(merged))
-    assert r.host("/escape/etc/passwd") == str(merged / "etc" / "passwd")
-    assert r.host("/up/etc") == str(merged / "etc")
-    assert r.host("/data/x") == str(vol / "x")
-    assert r.host("/data") == str(vol)
+    (vol / "x").write_text("in the volume")
+    c = Container({"Mounts": [{"Type": "volume", "Destination": "/data", "Source": str(vol)}]}, str(merged))
+    try:
+        for path in ("/escape/etc/passwd", "/up/etc/passwd", "/pw", "/../../etc/passwd"):
+            root, rel = c.locate(path)
+            fd = root.open(rel, os.O_RDONLY)
+            with os.fdopen(fd) as f:
+                assert f.read() == "container", path
+        root, rel = c.locate("/data/x")
+        assert (root.path, rel) == (str(vol), "/x")
+        assert c.stat("/data/x").st_size == len("in the volume")
+        assert c.stat("/nonexistent") is None
+    finally:
+        c.close()
+
+
+def test_cp_places_like_docker():
+    import stat as st_
+
+    from minidock.volumes.cp import _place
+
+    d = os.stat("/")
+    f = os.stat("/etc/hostname") if os.path.exists("/etc/hostname") else os.stat(__file__)
+    assert st_.S_ISREG(f.st_mode)
+    names = lambda: ["a", "b"]  # noqa: E731
+    assert _place(True, "src", "/dst", d, d, names) == [("", "/dst/src")]  # into an existing dir
+    assert _place(True, "src/.", "/dst", d, d, names) == [("a", "/dst/a"), ("b", "/dst/b")]
+    assert _place(True, "src", "/new", None, d, names) == [("", "/new")]  # created as the copy
+    assert _place(False, "f", "/dst/", d, d, names) == [("", "/dst/f")]
+    assert _place(False, "f", "/g", None, d, names) == [("", "/g")]
+    with pytest.raises(NotFound, match="destination directory /nope/ does not exist"):
+        _place(False, "f", "/nope/", None, d, names)
+    with pytest.raises(InvalidArgument, match="cannot copy a directory to a file"):
+        _place(True, "src", "/file", f, d, names)
+    with pytest.raises(NotFound, match="no such directory"):
+        _place(True, "src", "/a/b", None, None, names)
