@@ -1,7 +1,7 @@
-"""Image commands: import, images, rmi, tag, history, and the `image` group.
+"""Image commands: pull, push, images, rmi, tag, history, import, save, load, export, commit,
+login, logout, and the `image` group.
 
-(pull, push, save, load, export, commit, login and logout are listed in cli/main.py too and
-join this module as the registry and archive code lands.)
+The registry client, archives and commit code are imported inside the commands that use them.
 """
 
 from __future__ import annotations
@@ -208,6 +208,78 @@ def image_prune(all_, force):
             click.echo(f"deleted: {i}")
 
 
+@click.command("pull", context_settings={"help_option_names": ["--help"]})
+@click.argument("ref")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant]).")
+@click.option("-a", "--all-tags", is_flag=True, hidden=True)
+@click.option("--insecure", is_flag=True, help="Allow plain http or unverified TLS to this registry.")
+def pull(ref, quiet, platform, all_tags, insecure):
+    """Download an image from a registry."""
+    import sys
+
+    from minidock.image import registry
+
+    if all_tags:
+        raise click.UsageError("--all-tags is not supported")
+    registry.pull(ref, platform=platform, quiet=quiet, insecure=insecure, out=sys.stdout)
+
+
+@click.command("push", context_settings={"help_option_names": ["--help"]})
+@click.argument("ref")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--insecure", is_flag=True, help="Allow plain http or unverified TLS to this registry.")
+def push(ref, quiet, insecure):
+    """Upload an image to a registry."""
+    import sys
+
+    from minidock.image import registry
+
+    registry.push(ref, quiet=quiet, insecure=insecure, out=sys.stdout)
+
+
+@click.command("login", context_settings={"help_option_names": ["--help"]})
+@click.argument("server", required=False)
+@click.option("-u", "--username", help="Username.")
+@click.option("-p", "--password", help="Password.")
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+@click.option("--insecure", is_flag=True, help="Allow plain http or unverified TLS to this registry.")
+def login(server, username, password, password_stdin, insecure):
+    """Log in to a registry (credentials are checked, then stored like ~/.docker/config.json)."""
+    import sys
+
+    from minidock.image import registry
+
+    if password_stdin:
+        if password:
+            raise click.UsageError("--password and --password-stdin are mutually exclusive")
+        if not username:
+            raise click.UsageError("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    if password and not password_stdin:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    if not username:
+        username = click.prompt("Username")
+    if not password:
+        password = click.prompt("Password", hide_input=True)
+    where = registry.login(server or "", username, password, insecure=insecure)
+    click.echo(f"Credentials stored in {where}")
+    click.echo("Login Succeeded")
+
+
+@click.command("logout", context_settings={"help_option_names": ["--help"]})
+@click.argument("server", required=False)
+def logout(server):
+    """Log out from a registry."""
+    from minidock.image import auth, registry
+
+    domain = registry._server_domain(server or "")
+    if auth.remove(domain):
+        click.echo(f"Removing login credentials for {domain}")
+    else:
+        click.echo(f"Not logged in to {domain}")
+
+
 @click.group("image", context_settings={"help_option_names": ["--help"]})
 def image():
     """Manage images."""
@@ -221,3 +293,5 @@ image.add_command(tag, "tag")
 image.add_command(history, "history")
 image.add_command(import_, "import")
 image.add_command(image_prune, "prune")
+image.add_command(pull, "pull")
+image.add_command(push, "push")

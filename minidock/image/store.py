@@ -311,15 +311,18 @@ class ImageStore:
         layers: [{"digest", "diff_id", "mediaType", "size"}] lowest first. Without a manifest,
         an OCI manifest is made. Tags are fully qualified or familiar references.
         """
-        with self.lock():
-            config_digest = self.put_blob_bytes(config)
+        try:
             cfg = json.loads(config)
-            diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-            if diff_ids != [lay["diff_id"] for lay in layers]:
-                raise BadBlob("the image config's rootfs.diff_ids do not match its layers")
+        except ValueError:
+            raise BadBlob("the image config is not valid JSON; the image was not stored") from None
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        if diff_ids != [lay["diff_id"] for lay in layers]:
+            raise BadBlob("the image config's rootfs.diff_ids do not match its layers; the image was not stored")
+        with self.lock():
             for lay in layers:
                 if not self.has_layer(lay["diff_id"]) or not self.has_blob(lay["digest"]):
                     raise BadBlob(f"layer {lay['digest']} is missing; the image was not stored")
+            config_digest = self.put_blob_bytes(config)
             if manifest is None:
                 manifest = json.dumps({
                     "schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
@@ -486,6 +489,9 @@ class ImageStore:
         writing the image record that will use them (a pull in progress).
         """
         blobs, diffs = self._referenced()
+        leased = self._leased()
+        blobs |= leased
+        diffs |= leased
         removed = []
         young = time.time() - 60
         busy = self._in_progress()
@@ -499,6 +505,34 @@ class ImageStore:
             if d not in blobs and (not busy or p.stat().st_mtime < young):
                 p.unlink(missing_ok=True)
         return removed
+
+    def _leased(self) -> set[str]:
+        """Digests (blobs and diff_ids) that live pulls/loads hold a lease on (see :meth:`lease`)."""
+        out: set[str] = set()
+        tmp = self.root / "tmp"
+        for entry in tmp.iterdir() if tmp.is_dir() else []:
+            pid = entry.name.partition("-")[0]
+            if not (pid.isdigit() and os.path.exists(f"/proc/{pid}") and entry.is_dir()):
+                continue
+            with contextlib.suppress(OSError):
+                out |= {"sha256:" + n for n in os.listdir(entry) if len(n) == 64}
+        return out
+
+    @contextlib.contextmanager
+    def lease(self):
+        """A pull or load in progress: what it stores is kept from gc until its image record
+        exists, and if it fails, what it added (and nothing else uses) is removed again, so a
+        failed pull leaves the store exactly as it was."""
+        import shutil
+
+        lease = Lease(self, self.tmpdir())
+        try:
+            yield lease
+        except BaseException:
+            lease.rollback()
+            raise
+        finally:
+            shutil.rmtree(lease.dir, ignore_errors=True)
 
     def _in_progress(self) -> bool:
         """Is another process working in tmp/ (a pull or import between blobs and record)?"""
@@ -551,6 +585,57 @@ class ImageStore:
             "Metadata": {"LastTagTime": img.record.get("Added", "")},
             "Descriptor": {"mediaType": MT_OCI_MANIFEST, "digest": img.record["ManifestDigest"]},
         }
+
+
+class Lease:
+    """Made by :meth:`ImageStore.lease`: one empty file per held digest in a tmp/<pid>-* dir."""
+
+    def __init__(self, store: ImageStore, d: str):
+        self.store, self.dir = store, d
+        self.new_blobs: list[str] = []
+        self.new_layers: list[str] = []
+
+    def hold(self, digest: str) -> None:
+        open(os.path.join(self.dir, _hex(digest)), "w").close()
+
+    def put_blob(self, stream, expected: str | None = None, size: int | None = None) -> tuple[str, int]:
+        if expected:
+            self.hold(expected)
+            if self.store.has_blob(expected):
+                return expected, self.store.blob_path(expected).stat().st_size
+        digest, n = self.store.put_blob(stream, expected, size)
+        self.hold(digest)
+        if expected is None and digest in self.new_blobs:
+            return digest, n
+        self.new_blobs.append(digest)
+        return digest, n
+
+    def put_blob_bytes(self, data: bytes, expected: str | None = None) -> str:
+        import io
+
+        return self.put_blob(io.BytesIO(data), expected)[0]
+
+    def unpack_layer(self, blob_digest: str, diff_id: str | None = None) -> tuple[str, int]:
+        if diff_id:
+            self.hold(diff_id)
+            if self.store.has_layer(diff_id):
+                return diff_id, 0
+        diff, size = self.store.unpack_layer(blob_digest, diff_id)
+        self.hold(diff)
+        self.new_layers.append(diff)
+        return diff, size
+
+    def rollback(self) -> None:
+        """Remove what this lease added that no image record and no other lease uses."""
+        with self.store.lock():
+            blobs, diffs = self.store._referenced()
+            others = self.store._leased() - {"sha256:" + n for n in os.listdir(self.dir) if len(n) == 64}
+            for d in self.new_layers:
+                if d not in diffs and d not in others:
+                    _rmtree_layer(self.store.layer_dir(d))
+            for d in self.new_blobs:
+                if d not in blobs and d not in others:
+                    self.store.blob_path(d).unlink(missing_ok=True)
 
 
 def _rmtree_layer(p: Path) -> None:
