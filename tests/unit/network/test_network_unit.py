@@ -175,3 +175,29 @@ def test_run_with_network_none_imports_no_network_code(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith(('pyroute2', 'minidock.network'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_iptables_fallback_rules(monkeypatch):
+    from minidock.network import nat
+
+    calls = []
+    monkeypatch.setattr(nat._IPTables, "run", lambda self, table, args, **kw: calls.append((table, args)))
+    monkeypatch.setenv("MINIDOCK_NAT", "iptables")
+    nat.add_port("tcp", "127.0.0.1", 8080, "172.30.0.2", 80)
+    nat.add_network("172.30.0.0/16", "minidock0")
+    assert calls[0] == ("nat", "-A MINIDOCK-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT "
+                               "--to-destination 172.30.0.2:80")
+    assert ("nat", "-A MINIDOCK-POSTROUTING -s 172.30.0.0/16 ! -o minidock0 -j MASQUERADE") in calls
+    monkeypatch.setenv("MINIDOCK_NAT", "nft")
+    assert not nat._use_iptables()
+
+
+def test_a_dead_namespace_is_left_to_the_kernel():
+    import os
+
+    from minidock import network
+
+    ino = os.stat("/proc/self/ns/net").st_ino
+    assert network._netns_alive(os.getpid(), ino)
+    assert not network._netns_alive(os.getpid(), ino + 1)  # the pid was reused by someone else
+    assert not network._netns_alive(2 ** 22 + 12345, ino)  # no such process
