@@ -83,10 +83,13 @@ def _remove_cgroup_parent(parent: str) -> None:
                         sub.rmdir()
                     except OSError:
                         pass
-            try:
-                p.rmdir()
-            except OSError:
-                pass
+            # then the empty levels above it, up to `minidock` (kept while anything else uses it)
+            while p != Path(base):
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+                p = p.parent
 
 
 def _cgroup_bases() -> list[str]:
