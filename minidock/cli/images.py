@@ -162,11 +162,12 @@ def history(ref, quiet, no_trunc, human):
     if quiet:
         click.echo(img.short_id)
         return
-    click.echo(f"{'IMAGE':<14}{'CREATED':<16}{'CREATED BY':<47}{'SIZE':<10}COMMENT")
+    cw = max([len("CREATED")] + [len(_ago(r[0])) for r in rows]) + 3
+    click.echo(f"{'IMAGE':<14}{'CREATED':<{cw}}{'CREATED BY':<47}{'SIZE':<10}COMMENT")
     for i, (created, by, size, comment) in enumerate(rows):
         ident = img.short_id if i == 0 else "<missing>"
         by = by if no_trunc or len(by) <= 44 else by[:43] + "…"
-        click.echo(f"{ident:<14}{_ago(created):<16}{by:<47}{human_size(size):<10}{comment}")
+        click.echo(f"{ident:<14}{_ago(created):<{cw}}{by:<47}{human_size(size):<10}{comment}".rstrip())
 
 
 @click.command("inspect", context_settings={"help_option_names": ["--help"]})
@@ -280,6 +281,59 @@ def logout(server):
         click.echo(f"Not logged in to {domain}")
 
 
+@click.command("save", context_settings={"help_option_names": ["--help"]})
+@click.argument("refs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Write to a file (or an OCI layout directory), instead of STDOUT.")
+@click.option("--format", "fmt", type=click.Choice(["docker", "oci"]), default="docker", show_default=True,
+              help="docker: Docker's archive (also an OCI layout); oci: OCI layout with compressed layers.")
+def save(refs, output, fmt):
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from minidock.image import archive
+
+    archive.save(list(refs), output, fmt)
+
+
+@click.command("load", context_settings={"help_option_names": ["--help"]})
+@click.option("-i", "--input", "input_", default="-", help="Read from tar archive file (or OCI layout dir).")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
+def load(input_, quiet):
+    """Load an image from a tar archive or STDIN (Docker archive or OCI layout)."""
+    import sys
+
+    from minidock.image import archive
+
+    if input_ == "-" and sys.stdin.isatty():
+        raise click.UsageError("requested load from stdin, but stdin is empty")
+    for line in archive.load(input_):
+        if not quiet:
+            click.echo(line)
+
+
+@click.command("export", context_settings={"help_option_names": ["--help"]})
+@click.argument("container")
+@click.option("-o", "--output", help="Write to a file, instead of STDOUT.")
+def export(container, output):
+    """Export a container's filesystem as a tar archive."""
+    from minidock.image import commit as c
+
+    c.export(container, output)
+
+
+@click.command("commit", context_settings={"help_option_names": ["--help"]})
+@click.argument("container")
+@click.argument("ref", required=False)
+@click.option("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").')
+@click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-p", "--pause", type=bool, default=True, hidden=True)
+def commit(container, ref, author, changes, message, pause):
+    """Create a new image from a container's changes."""
+    from minidock.image import commit as c
+
+    img = c.commit(container, ref, changes=list(changes), message=message, author=author)
+    click.echo(img.id)
+
+
 @click.group("image", context_settings={"help_option_names": ["--help"]})
 def image():
     """Manage images."""
@@ -295,3 +349,5 @@ image.add_command(import_, "import")
 image.add_command(image_prune, "prune")
 image.add_command(pull, "pull")
 image.add_command(push, "push")
+image.add_command(save, "save")
+image.add_command(load, "load")
