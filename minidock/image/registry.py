@@ -224,8 +224,9 @@ class Client:
         except (OSError, http.client.HTTPException) as e:
             raise RegistryError(f"Get \"{realm}\": {e}", "The registry's token service is unreachable.") from None
         if r.status in (401, 403):
-            raise Unauthorized(f"Error response from registry {self.domain}: unauthorized: "
-                               f"{_errors_text(body) or 'incorrect username or password'}",
+            text = _errors_text(body) or "incorrect username or password"
+            raise Unauthorized(f"Error response from registry {self.domain}: "
+                               f"{text if text.startswith('unauthorized') else 'unauthorized: ' + text}",
                                f"Log in with: minidock login {self.domain}")
         if r.status != 200:
             raise RegistryError(f"token service {realm} answered {r.status} {r.reason}: {_errors_text(body)}")
@@ -264,6 +265,10 @@ class Client:
             data = r.read()
         text = _errors_text(data) if data else r.reason
         if r.status == 401:
+            if text.lower().strip(": ") in ("unauthorized", "unauthorized: unauthorized", "authentication required"):
+                text = "authentication required"
+            elif text.startswith("unauthorized: "):
+                text = text[14:]
             raise Unauthorized(f"Error response from registry {self.domain}: unauthorized: {text}",
                                f"Log in with: minidock login {self.domain}")
         if r.status == 403:
@@ -632,7 +637,7 @@ def push(ref: str, *, quiet: bool = False, out=None, insecure: bool = False,
 
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
         list(pool.map(one, list(reversed(doc.get("layers") or []))))
-    one(doc["config"]) if not client.has_blob(r.path, doc["config"]["digest"], scope) else None
+    one(doc["config"])
     tag = r.tag or "latest"
     digest = client.put_manifest(r.path, r.digest or tag, data, mt, scope)
     prog.finish()
