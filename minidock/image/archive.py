@@ -220,8 +220,8 @@ class _Source:
                 name = os.path.normpath(m.name).lstrip("/")
                 self.members[name] = m
         except (tarfile.TarError, EOFError) as e:
-            raise BadArchive(f"invalid tar archive: {e}", "The file is truncated or not an image archive; "
-                             "nothing was loaded.") from None
+            raise BadArchive(f"truncated or invalid tar archive: {e}",
+                             "The file is cut short or not an image archive; nothing was loaded.") from None
         # a truncated archive can still list its first members: check the last one is whole
         end = max((m.offset_data + m.size for m in self.members.values()), default=0)
         if os.fstat(self.file.fileno()).st_size < end:
