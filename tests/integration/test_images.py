@@ -223,3 +223,25 @@ def test_good_handmade_archives_load(md, busybox, tmp_path):
         assert r.returncode == 0, r.stderr
         assert f"Loaded image: {ref}" in r.stdout
         assert md("rmi", ref).returncode == 0
+
+
+def test_gc_spares_what_a_live_lease_holds(md, busybox, tmp_path, state_root):
+    """A pull in progress (a lease in this process) keeps its blobs even when they are old and no
+    image uses them yet; once the lease is gone, the next gc removes them."""
+    from minidock.image.store import ImageStore
+
+    store = ImageStore()
+    tiny = tmp_path / "tiny.tar"
+    tiny.write_bytes(_tar({"f": b"tiny"}))
+
+    def churn():  # an rmi that deletes an image runs gc
+        assert md("import", tiny, "churn:1").returncode == 0
+        assert md("rmi", "churn:1").returncode == 0
+
+    with store.lease() as lease:
+        digest, _ = lease.put_blob(io.BytesIO(os.urandom(1000)))
+        os.utime(store.blob_path(digest), (1, 1))
+        churn()
+        assert store.has_blob(digest)
+    churn()
+    assert not store.has_blob(digest)
