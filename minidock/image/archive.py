@@ -253,7 +253,9 @@ class _Source:
         m = self._member(name)
         if m is None or not m.isfile():
             raise BadArchive(f"archive is missing {name}", "The archive is incomplete; nothing was loaded.")
-        return self.tf.extractfile(m)
+        if m.sparse is not None:
+            return self.tf.extractfile(m)
+        return _Range(self.file.name, m.offset_data, m.size)  # its own handle: layers load in parallel
 
     def read(self, name: str) -> bytes:
         with self.open(name) as f:
@@ -269,6 +271,43 @@ class _Source:
         if not self.dir:
             self.tf.close()
             self.file.close()
+
+
+class _Range(io.RawIOBase):
+    """A read-only window [offset, offset+size) of a file, with its own file handle."""
+
+    def __init__(self, path: str, offset: int, size: int):
+        self.f = open(path, "rb", buffering=0)
+        self.f.seek(offset)
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.left)
+        if n <= 0:
+            return 0
+        got = self.f.readinto(memoryview(b)[:n])
+        self.left -= got
+        return got
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+def _parallel(fn, jobs: list[tuple]) -> list:
+    """Run fn(*job) for every job on a few threads (hashing, zlib and file I/O release the GIL);
+    wait for all before raising the first error, so a rollback never races a worker."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(3, max(1, len(jobs)))) as pool:
+        futs = [pool.submit(fn, *job) for job in jobs]
+        errors = [f.exception() for f in futs if f.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futs]
 
 
 def _mt_of(store: ImageStore, digest: str) -> str:
@@ -328,7 +367,7 @@ def _load_docker(src: _Source, store: ImageStore, lease) -> list[str]:
         if len(diff_ids) != len(e.get("Layers") or []):
             raise BadArchive(f"{e['Config']}: {len(e.get('Layers') or [])} layers for {len(diff_ids)} diff_ids",
                              "The archive is malformed; nothing was loaded.")
-        descs = [_layer(src, lease, name, diff) for name, diff in zip(e["Layers"], diff_ids)]
+        descs = _parallel(_layer, [(src, lease, name, diff) for name, diff in zip(e["Layers"], diff_ids)])
         tags = [t for t in e.get("RepoTags") or []]
         for t in tags:
             reference.parse(t)
@@ -380,8 +419,8 @@ def _load_oci(src: _Source, store: ImageStore, lease) -> list[str]:
             if lay.get("mediaType") not in LAYER_TYPES:
                 raise BadArchive(f"unsupported layer media type {lay.get('mediaType')!r}",
                                  "minidock loads tar, tar+gzip and tar+zstd layers.")
-        descs = [_layer(src, lease, f"blobs/{lay['digest'].replace(':', '/')}", diff, lay["digest"],
-                        lay.get("size"), lay["mediaType"]) for lay, diff in zip(lays, diff_ids)]
+        descs = _parallel(_layer, [(src, lease, f"blobs/{lay['digest'].replace(':', '/')}", diff, lay["digest"],
+                                    lay.get("size"), lay["mediaType"]) for lay, diff in zip(lays, diff_ids)])
         tags = []
         if name:
             tag = _oci_name(name)
