@@ -505,7 +505,8 @@ def pull(ref: str, *, platform: str | None = None, quiet: bool = False, out=None
     data, mt, digest = client.manifest(r.path, r.digest or r.tag)
     prog.say(f"{r.digest or r.tag}: Pulling from {r.path}")
     manifest_digest = digest  # the repo digest: the index's when there is one, as docker shows it
-    if mt in INDEX_TYPES:
+    index_used = mt in INDEX_TYPES
+    if index_used:
         child = select_platform(json.loads(data), platform, what)
         data, mt, _ = client.manifest(r.path, child["digest"])
         if mt in INDEX_TYPES:
@@ -522,6 +523,11 @@ def pull(ref: str, *, platform: str | None = None, quiet: bool = False, out=None
             lease.put_blob(resp, cdesc["digest"], cdesc.get("size"))
             config = store.read_blob(cdesc["digest"])
         cfg = json.loads(config)
+        if platform and not index_used:
+            want = parse_platform(platform)
+            if (cfg.get("os"), cfg.get("architecture")) != want[:2]:
+                raise NotFound(f"image with reference {what} was found but does not match the specified "
+                               f"platform: wanted {platform}, actual: {cfg.get('os')}/{cfg.get('architecture')}")
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
         layers = doc.get("layers") or []
         if len(diff_ids) != len(layers):

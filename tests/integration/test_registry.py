@@ -118,6 +118,14 @@ def test_push_pull_round_trip_into_an_empty_store(md, busybox, layered, registry
     r = md("pull", rd, env=env)
     assert r.returncode == 0, r.stderr
     assert md("run", "--rm", rd, "true", env=env).returncode == 0
+    # pushing to another repository of the same registry mounts the blobs instead of uploading
+    assert md("tag", rd, f"{registry.addr}/other/copy:1", env=env).returncode == 0
+    r = md("push", f"{registry.addr}/other/copy:1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Mounted from lib/busybox" in r.stdout and "Pushed" not in r.stdout
+    # a platform the single-platform image is not
+    r = md("pull", "--platform", "linux/s390x", f"{registry.addr}/lib/busybox:1", env=env)
+    assert r.returncode == 125 and "does not match the specified platform" in r.stderr
 
 
 def test_run_pulls_a_missing_image(md, busybox, registry, other_root):
