@@ -371,6 +371,7 @@ def _load_docker(src: _Source, store: ImageStore, lease) -> list[str]:
         tags = [t for t in e.get("RepoTags") or []]
         for t in tags:
             reference.parse(t)
+        lease.unpacked_sizes(descs)
         img = store.add_image(config, descs, tags=tags)
         out += [f"Loaded image: {t}" for t in tags] or [f"Loaded image ID: {img.id}"]
     return out
@@ -427,6 +428,7 @@ def _load_oci(src: _Source, store: ImageStore, lease) -> list[str]:
             if tag:
                 tags.append(tag)
         keep = mbytes if man.get("mediaType") in (MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, None) else None
+        lease.unpacked_sizes(descs)
         img = store.add_image(config, descs, manifest=keep, tags=tags)
         out += [f"Loaded image: {reference.parse(t).familiar()}" for t in tags] or [f"Loaded image ID: {img.id}"]
     return out

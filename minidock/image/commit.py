@@ -181,7 +181,7 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
             hist["author"] = author
         cfg["history"] = list(cfg.get("history") or []) + [hist]
         layers = [dict(lay) for lay in base.record["Layers"]] + [
-            {"digest": digest, "diff_id": diff_id, "mediaType": MT_OCI_LAYER, "size": size}]
+            {"digest": digest, "diff_id": diff_id, "mediaType": MT_OCI_LAYER, "size": size, "unpacked": size}]
         img = store.add_image(json.dumps(cfg, separators=(",", ":")).encode(), layers,
                               tags=[target] if target else [])
     return img

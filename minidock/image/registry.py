@@ -558,9 +558,7 @@ def pull(ref: str, *, platform: str | None = None, quiet: bool = False, out=None
                     errors.append(e)
             if errors:
                 raise errors[0]
-        for d in descs:
-            if d["mediaType"] in LAYER_TYPES:
-                d["unpacked"] = d["size"]
+        lease.unpacked_sizes(descs)
         img = store.add_image(config, descs, manifest=data, tags=[str(r)] if r.tag else [],
                               repo_digest=f"{r.repository}@{manifest_digest}")
     prog.finish()

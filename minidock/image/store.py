@@ -594,6 +594,7 @@ class Lease:
         self.store, self.dir = store, d
         self.new_blobs: list[str] = []
         self.new_layers: list[str] = []
+        self.sizes: dict[str, int] = {}  # diff_id -> uncompressed size, for layers unpacked here
 
     def hold(self, digest: str) -> None:
         open(os.path.join(self.dir, _hex(digest)), "w").close()
@@ -623,7 +624,21 @@ class Lease:
         diff, size = self.store.unpack_layer(blob_digest, diff_id)
         self.hold(diff)
         self.new_layers.append(diff)
+        if size:
+            self.sizes[diff] = size
         return diff, size
+
+    def unpacked_sizes(self, layers: list[dict]) -> None:
+        """Set each layer's "unpacked" size (what `images` shows, as Docker does): measured when
+        unpacked here, else known from another image's record, else the blob's size."""
+        known: dict[str, int] = {}
+        if any(lay["diff_id"] not in self.sizes for lay in layers):
+            for i in self.store.ids():
+                with contextlib.suppress(OSError, ValueError):
+                    rec = json.loads(self.store._record_path(i).read_text())
+                    known.update({x["diff_id"]: x["unpacked"] for x in rec["Layers"] if x.get("unpacked")})
+        for lay in layers:
+            lay["unpacked"] = self.sizes.get(lay["diff_id"]) or known.get(lay["diff_id"]) or lay["size"]
 
     def rollback(self) -> None:
         """Remove what this lease added that no image record and no other lease uses."""
