@@ -347,13 +347,35 @@ class Client:
         loc = r.getheader("Location")
         if not loc:
             raise RegistryError(f"registry {self.domain} started an upload without a Location")
-        u = urllib.parse.urlsplit(loc)
-        target = (u.path or "/") + "?" + "&".join(filter(None, [u.query, "digest=" + urllib.parse.quote(digest)]))
+        chunk = _chunk_size()
         with open(path, "rb") as f:
-            r = self.request("PUT", target, scope=scope, body=f, ok=(201, 204), what=f"upload of {digest}",
-                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
+            if chunk and size > chunk:
+                loc = self._upload_chunks(loc, f, size, chunk, scope, digest)
+                body, length = b"", 0
+            else:
+                body, length = f, size
+            u = urllib.parse.urlsplit(loc)
+            target = (u.path or "/") + "?" + "&".join(filter(None, [u.query, "digest=" + urllib.parse.quote(digest)]))
+            r = self.request("PUT", target, scope=scope, body=body, ok=(201, 204), what=f"upload of {digest}",
+                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)})
             r.read()
         return "Pushed"
+
+    def _upload_chunks(self, loc: str, f, size: int, chunk: int, scope: str, digest: str) -> str:
+        """The spec's chunked upload: PATCH each chunk with its Content-Range to the Location the
+        previous answer gave; the caller closes the upload with an empty PUT. -> last Location."""
+        start = 0
+        while start < size:
+            data = f.read(chunk)
+            u = urllib.parse.urlsplit(loc)
+            r = self.request("PATCH", (u.path or "/") + ("?" + u.query if u.query else ""), scope=scope, body=data,
+                             ok=(202,), what=f"upload of {digest}",
+                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
+                                      "Content-Range": f"{start}-{start + len(data) - 1}"})
+            r.read()
+            loc = r.getheader("Location") or loc
+            start += len(data)
+        return loc
 
     def put_manifest(self, repo: str, ref: str, data: bytes, mt: str, scope: str) -> str:
         r = self.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=scope, body=data, ok=(200, 201, 202),
@@ -483,6 +505,14 @@ class _Counting:
 
 
 # ---- pull ---------------------------------------------------------------------------------------
+def _chunk_size() -> int:
+    """MINIDOCK_PUSH_CHUNK_SIZE (bytes): upload blobs bigger than this in chunks (0: monolithic)."""
+    try:
+        return max(0, int(os.environ.get("MINIDOCK_PUSH_CHUNK_SIZE", "0")))
+    except ValueError:
+        return 0
+
+
 def _workers() -> int:
     try:
         return max(1, int(os.environ.get("MINIDOCK_MAX_CONCURRENT_DOWNLOADS", "3")))
