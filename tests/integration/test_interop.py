@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fixtures_registry import Registry, have_registry  # noqa: E402
 
 # the tree of everything the image provides (the engines' own mount targets and /etc/ differ)
-TREE = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /etc \\) -prune "
-        "-o -print | sort; ls /etc | grep -v -e hostname -e hosts -e resolv.conf -e mtab; cat /data/file")
+TREE = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /etc "
+        "-o -path /.dockerenv \\) -prune -o -print | sort; "
+        "ls /etc | grep -v -e hostname -e hosts -e resolv.conf -e mtab; cat /data/file")
 UL = ["--ulimit", "nproc=1024:1024", "--ulimit", "nofile=1024:1024"]
 
 
@@ -177,3 +178,77 @@ def test_registry_both_ways_with_skopeo_and_podman(md, md_saved, podman, podman_
     r = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     md("rmi", ref, f"{registry.addr}/iop/fromskopeo:1")
+
+
+@pytest.fixture(scope="module")
+def docker():
+    """A private dockerd: its own data root and socket, no bridge, no iptables (it cannot touch
+    the host's network), started without our environment (it is not one of our processes)."""
+    _need("dockerd")
+    _need("docker")
+    d = tempfile.mkdtemp(prefix="minidock-docker-")
+    sock = f"unix://{d}/docker.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
+    log = open(f"{d}/dockerd.log", "wb")
+    proc = subprocess.Popen(["dockerd", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "-H", sock,
+                             "--pidfile", f"{d}/dockerd.pid", "--iptables=false", "--ip6tables=false",
+                             "--bridge=none", "--ip-forward=false", "--ip-masq=false"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def run(*args, check=True):
+        r = subprocess.run(["docker", "-H", sock, *map(str, args)], capture_output=True, text=True, timeout=180,
+                           env=env)
+        if check:
+            assert r.returncode == 0, f"docker {args}: {r.stderr}"
+        return r
+
+    import time
+
+    for _ in range(150):
+        if run("info", check=False).returncode == 0:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    else:
+        proc.poll()
+    ok = proc.poll() is None and run("info", check=False).returncode == 0
+    try:
+        if not ok:
+            pytest.skip(f"dockerd did not start: {open(f'{d}/dockerd.log').read()[-300:]}")
+        yield run
+    finally:
+        if ok:
+            run("rm", "-f", *run("ps", "-aq").stdout.split(), check=False)
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", f"{d}/data"], capture_output=True)
+        subprocess.run(["umount", "-R", f"{d}/exec"], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_docker_both_ways(md, md_saved, docker, tmp_path):
+    out = tmp_path / "md.tar"
+    assert md("save", "-o", out, md_saved).returncode == 0
+    docker("load", "-i", out)
+    dtree = docker("run", "--rm", "--network", "none", md_saved, "sh", "-c", TREE).stdout
+    assert dtree == _md_tree(md, md_saved)
+    # docker commits a change of its own and saves; minidock loads it and sees the same tree
+    docker("run", "--name", "d1", "--network", "none", md_saved, "sh", "-c",
+           "rm -rf /data/old; mkdir /data/old; echo d > /data/old/z; rm /bin/vi")
+    docker("commit", "d1", "fromdocker:1")
+    docker("rm", "d1")
+    back = tmp_path / "d.tar"
+    docker("save", "-o", back, "fromdocker:1")
+    r = md("load", "-i", back)
+    assert r.returncode == 0, r.stderr
+    assert "Loaded image: fromdocker:1" in r.stdout
+    dtree = docker("run", "--rm", "--network", "none", "fromdocker:1", "sh", "-c", TREE).stdout
+    assert "/data/old/z" in dtree and "/data/old/y" not in dtree and "/bin/vi" not in dtree.split()
+    assert _md_tree(md, "fromdocker:1") == dtree
+    md("rmi", "fromdocker:1")
