@@ -46,6 +46,9 @@ def _mounted(ref: str):
             bundle.umount_rootfs(cid)
 
 
+MOUNT_TARGETS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv", "run/.containerenv"}
+
+
 def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo | None:
     ti = tf.gettarinfo(path, arcname)
     if ti is None:  # sockets
@@ -93,6 +96,8 @@ def tar_tree(root: str, out, *, whiteouts: bool) -> None:
             for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 path = os.path.join(dirpath, name)
                 st = os.lstat(path)
+                if whiteouts and prefix + name in MOUNT_TARGETS and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                    continue  # an empty mount target the engine made, not a change (Docker's init layer)
                 if whiteouts and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                     ti = tarfile.TarInfo(prefix + ".wh." + name)
                     ti.mtime = int(st.st_mtime)

@@ -245,3 +245,29 @@ def test_gc_spares_what_a_live_lease_holds(md, busybox, tmp_path, state_root):
         assert store.has_blob(digest)
     churn()
     assert not store.has_blob(digest)
+
+
+def test_commit_leaves_out_the_engines_mount_targets(md, busybox, busybox_tar, tmp_path):
+    """An image without /etc/hosts etc.: the engine creates empty mount targets in the upper dir;
+    commit leaves them out (Docker's init layer), but keeps real changes next to them."""
+    src = tarfile.open(busybox_tar)
+    out = tmp_path / "nohosts.tar"
+    with tarfile.open(out, "w") as tf:
+        for m in src.getmembers():
+            if m.name.lstrip("./") not in ("etc/hosts", "etc/hostname", "etc/resolv.conf"):
+                tf.addfile(m, src.extractfile(m) if m.isfile() else None)
+    assert md("import", out, "nohosts:1").returncode == 0
+    try:
+        r = md("run", "--name", "nohosts", "nohosts:1", "sh", "-c", "test -e /etc/hosts && echo changed > /etc/motd")
+        assert r.returncode == 0, r.stderr
+        assert md("commit", "nohosts", "nohosts:2").returncode == 0
+        save = tmp_path / "s.tar"
+        assert md("save", "-o", save, "nohosts:2").returncode == 0
+        with tarfile.open(save) as tf:
+            top = json.load(tf.extractfile("manifest.json"))[0]["Layers"][-1]
+            names = tarfile.open(fileobj=tf.extractfile(top)).getnames()
+        assert "etc/motd" in names
+        assert not {"etc/hosts", "etc/hostname", "etc/resolv.conf"} & set(names)
+    finally:
+        md("rm", "-f", "nohosts")
+        md("rmi", "nohosts:2", "nohosts:1")
