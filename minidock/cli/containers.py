@@ -411,14 +411,25 @@ def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref
 @click.argument("refs", metavar="NAME|ID...", nargs=-1, required=True)
 def inspect(fmt, type_, refs):
     """Return low-level information on containers, images, networks or volumes."""
-    out, failed = [], False
-    for ref in refs:
+    def lookup(ref):
         obj = _inspect_one(ref, type_)
         if obj is None:
-            click.echo(f"Error: No such object: {ref}", err=True)
+            raise NotFound(f"No such object: {ref}")
+        return obj
+
+    return inspect_many(refs, lookup, fmt)
+
+
+def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:
+    """Docker's `inspect` output for every kind of object: a JSON list (or one template line per
+    object); an unknown reference is one error line, and the exit code is 1 if there was one."""
+    out, failed = [], False
+    for ref in refs:
+        try:
+            out.append(lookup(ref))
+        except MinidockError as e:
+            click.echo(f"{prefix}{e.message}", err=True)
             failed = True
-            continue
-        out.append(obj)
     if fmt:
         for obj in out:
             click.echo(format_template(fmt, obj))

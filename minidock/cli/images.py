@@ -175,22 +175,9 @@ def history(ref, quiet, no_trunc, human):
 @click.option("-f", "--format", "fmt", help="Format the output using a template.")
 def image_inspect(refs, fmt):
     """Display detailed information on one or more images."""
-    store = _store()
-    out, failed = [], False
-    for ref in refs:
-        try:
-            out.append(store.inspect(ref))
-        except MinidockError as e:
-            failed = True
-            click.echo(f"minidock: Error: {e.message}", err=True)
-    if fmt:
-        from minidock.cli.containers import format_template
+    from minidock.cli.containers import inspect_many
 
-        for o in out:
-            click.echo(format_template(fmt, o))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    if failed:
+    if inspect_many(refs, _store().inspect, fmt, prefix="minidock: Error: "):
         raise SystemExit(1)
 
 

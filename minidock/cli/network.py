@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -71,23 +70,9 @@ def _table(cols, rows):
 @click.argument("refs", metavar="NETWORK...", nargs=-1, required=True)
 def inspect(fmt, refs):
     """Display detailed information on one or more networks."""
-    from minidock.errors import NotFound
+    from minidock.cli.containers import inspect_many
 
-    out, failed = [], False
-    for ref in refs:
-        try:
-            out.append(_net().inspect(ref))
-        except NotFound as e:
-            click.echo(f"Error response from daemon: {e.message}", err=True)
-            failed = True
-    if fmt:
-        from minidock.cli.containers import format_template
-
-        for obj in out:
-            click.echo(format_template(fmt, obj))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    return 1 if failed else 0
+    return inspect_many(refs, _net().inspect, fmt, prefix="Error response from daemon: ")
 
 
 @network.command("rm")

@@ -87,11 +87,9 @@ def _human(n: float) -> str:
 
 
 def _human_si(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}B"
+    from minidock.cli.images import human_size
+
+    return human_size(n)
 
 
 def _net(pid: int) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -66,21 +65,9 @@ def ls(quiet, filters):
 @click.argument("names", metavar="VOLUME...", nargs=-1, required=True)
 def inspect(fmt, names):
     """Display detailed information on one or more volumes."""
-    out, failed = [], False
-    for n in names:
-        try:
-            out.append(_vol().inspect(n))
-        except MinidockError as e:
-            click.echo(f"Error response from daemon: {e.message}", err=True)
-            failed = True
-    if fmt:
-        from minidock.cli.containers import format_template
+    from minidock.cli.containers import inspect_many
 
-        for obj in out:
-            click.echo(format_template(fmt, obj))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    return 1 if failed else 0
+    return inspect_many(names, _vol().inspect, fmt, prefix="Error response from daemon: ")
 
 
 @volume.command("rm")
