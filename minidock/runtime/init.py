@@ -54,9 +54,7 @@ def send_error(sock: socket.socket, e: BaseException) -> int:
     if isinstance(e, MinidockError):
         msg = {"type": "error", "message": e.message, "hint": e.hint, "exit_code": e.exit_code}
     else:
-        import traceback
-
-        text = "".join(traceback.format_exception_only(type(e), e)).strip()
+        text = f"{type(e).__name__}: {e}"  # (no imports here: we may be past pivot_root)
         msg = {"type": "error", "message": f"container init failed: {text}", "hint": None,
                "exit_code": 125}
     try:
@@ -75,6 +73,10 @@ def intermediate(ctx) -> None:
     """
     code = 1
     try:
+        if ctx.spec.get("linux", {}).get("seccomp"):
+            # import now: once we join or build the container's mount namespace, the host's
+            # Python library is out of reach (exec joins an existing one right below)
+            from minidock.runtime import seccomp  # noqa: F401
         msg, _ = recv(ctx.sock)  # sync 1: the parent has put us in the container's cgroup
         if not msg or msg.get("type") != "cgroup-ready":
             os._exit(1)
@@ -153,9 +155,8 @@ def container_init(ctx) -> None:
             k.setdomainname(spec["domainname"], why="the container's own domain name")
         if "network" in new_ns:
             k.link_up("lo", why="a new network namespace starts with loopback down")
-        for key, value in (linux.get("sysctl") or {}).items() if not ctx.join_pid else ():
-            k.write_file("/proc/sys/" + key.replace(".", "/"), str(value),
-                         why=f"sysctl {key} inside the container's namespaces")
+        if "mount" not in new_ns and not ctx.join_pid:
+            _apply_sysctls(linux)  # (with a new mount namespace: done before /proc/sys turns read-only)
         env = process.get("env") or [DEFAULT_ENV_PATH]
         path = find_executable(process["args"][0], env, process.get("cwd", "/"))
         slave_fd = None
@@ -188,10 +189,17 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
         rfs.chroot_into(root)
     else:
         rfs.pivot(root)
+    _apply_sysctls(linux)
     rfs.mask_paths(linux.get("maskedPaths"))
     rfs.readonly_paths(linux.get("readonlyPaths"))
     if spec.get("root", {}).get("readonly"):
         rfs.readonly_root()
+
+
+def _apply_sysctls(linux: dict) -> None:
+    for key, value in (linux.get("sysctl") or {}).items():
+        k.write_file("/proc/sys/" + key.replace(".", "/"), str(value),
+                     why=f"sysctl {key} inside the container's namespaces")
 
 
 def _cgroup_mounter(target: str, flags: int) -> None:

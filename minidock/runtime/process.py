@@ -319,6 +319,23 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
         raise
 
 
+def _with_device_allowances(linux: dict) -> dict:
+    """The spec's device rules plus, as runc adds them, access to the nodes the runtime itself
+    creates in /dev (the defaults and linux.devices): a "deny all" rule must not stop mknod."""
+    from minidock.runtime.rootfs import DEFAULT_DEVICES
+
+    res = dict(linux.get("resources") or {})
+    if res.get("devices") is None:
+        return res
+    nodes = [(typ, major, minor) for _, typ, major, minor, _ in DEFAULT_DEVICES]
+    nodes += [(d.get("type", "c"), d.get("major", 0), d.get("minor", 0)) for d in linux.get("devices") or []]
+    res["devices"] = list(res["devices"]) + [
+        {"allow": True, "type": typ if typ in ("c", "b") else "c", "major": major, "minor": minor, "access": "rwm"}
+        for typ, major, minor in nodes] + [{"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
+                                           {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]
+    return res
+
+
 def _make_cgroup(c: Container, spec: dict, journal):
     try:
         from minidock.runtime.cgroups import open_cgroup
@@ -327,7 +344,7 @@ def _make_cgroup(c: Container, spec: dict, journal):
     linux = spec.get("linux", {})
     c.cgroup_path = linux.get("cgroupsPath") or f"{paths.cgroup_parent()}/{c.id}"
     cg = open_cgroup(c.cgroup_path)
-    cg.create(linux.get("resources") or {}, journal=journal)
+    cg.create(_with_device_allowances(linux), journal=journal)
     return cg
 
 

@@ -65,6 +65,13 @@ def set_capabilities(caps: dict) -> None:
 def apply(process: dict, seccomp: dict | None) -> None:
     """Steps 1-5 above, for the OCI `process` object."""
     apply_rlimits(process.get("rlimits", []))
+    early = bool(seccomp) and not process.get("noNewPrivileges")
+    if early:
+        # without no_new_privs only CAP_SYS_ADMIN may install a filter: do it while we still have
+        # it (runc's order too; the profile must then allow the calls below, as real ones do)
+        from minidock.runtime import seccomp as sc
+
+        sc.load(seccomp)
     caps = process.get("capabilities")
     if caps is not None:
         drop_bounding(caps.get("bounding", []))
@@ -74,7 +81,7 @@ def apply(process: dict, seccomp: dict | None) -> None:
         set_capabilities(caps)
     if process.get("noNewPrivileges"):
         k.set_no_new_privs(why="no exec can gain privileges (setuid bits and file caps are ignored)")
-    if seccomp:
+    if seccomp and not early:
         from minidock.runtime import seccomp as sc
 
         sc.load(seccomp)
