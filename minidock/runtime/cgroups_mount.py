@@ -4,8 +4,9 @@ The container is in its own cgroup namespace, so a fresh cgroup mount shows the 
 cgroup as the root: it sees its own limits and nothing of the host's tree.
 
 * cgroup v2: one `cgroup2` mount.
-* cgroup v1 (and hybrid hosts like this one): a tmpfs with one `cgroup` mount per hierarchy the
-  host has, named as on the host (memory, cpu, pids, cpu,cpuacct, ...), then the tmpfs read-only.
+* cgroup v1 (and hybrid hosts like this one): a tmpfs with one `cgroup` mount per v1 hierarchy the
+  host has, named as on the host (memory, cpu, pids, cpu,cpuacct, ...), then the tmpfs read-only
+  (as runc does it: a hybrid host's controller-less cgroup2 mount is left out).
 The hierarchies are read from /proc/self/mountinfo *before* pivot_root, while the host's mount
 table copy is still visible.
 """
@@ -42,13 +43,14 @@ def mount_cgroupfs(target: str, flags: int) -> None:
         if not mp.startswith("/sys/fs/cgroup/"):
             continue
         name = mp[len("/sys/fs/cgroup/"):]
-        if "/" in name:
-            continue
+        if "/" in name or fstype == "cgroup2":
+            continue  # (a hybrid host's controller-less unified mount: runc leaves it out too)
         sub = os.path.join(target, name)
         os.makedirs(sub, exist_ok=True)
         opts = [o for o in superopts.split(",") if o not in ("rw", "ro")]
         data = ",".join(opts) if fstype == "cgroup" else None
-        k.mount("cgroup", sub, fstype, flags, data,
+        named = [o[5:] for o in opts if o.startswith("name=")]
+        k.mount(named[0] if named else "cgroup", sub, fstype, flags, data,
                 why=f"cgroup v1 hierarchy {name}, seen from the container's cgroup namespace")
     k.mount(None, target, None, k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC,
             why="the cgroup tree is read-only in the container")

@@ -1,0 +1,216 @@
+"""minidock-runtime on OCI bundles, side by side with runc on the same bundle where the result is
+observable (state JSON, exit codes, hostname, capabilities, rlimits, mounts, seccomp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNC = shutil.which("runc")
+
+
+def _ours(root: Path) -> list[str]:
+    return [sys.executable, "-m", "minidock.cli.runtime_cli", "--root", str(root)]
+
+
+def _runc(root: Path) -> list[str]:
+    return [RUNC, "--root", str(root)]
+
+
+@pytest.fixture(scope="module")
+def rootfs(busybox_tar, tmp_path_factory):
+    d = tmp_path_factory.mktemp("oci") / "rootfs"
+    d.mkdir()
+    with tarfile.open(busybox_tar) as tf:
+        tf.extractall(d, numeric_owner=True)  # noqa: S202 - our own recipe's tarball
+    return d
+
+
+@pytest.fixture
+def bundle(rootfs, tmp_path, state_root):
+    """A bundle whose config.json is `minidock-runtime spec`, made non-interactive."""
+    b = tmp_path / "bundle"
+    b.mkdir()
+    (b / "rootfs").symlink_to(rootfs)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-m", "minidock.cli.runtime_cli", "spec", "--bundle", str(b)], check=True, env=env)
+    spec = json.loads((b / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    spec["root"]["path"] = str(rootfs)
+    spec["linux"]["cgroupsPath"] = f"{os.environ['MINIDOCK_CGROUP_PARENT']}/oci-{tmp_path.name[-12:]}"
+
+    def write(args=None, **changes):
+        s = json.loads(json.dumps(spec))
+        if args:
+            s["process"]["args"] = args
+        for k, v in changes.items():
+            s[k] = v
+        (b / "config.json").write_text(json.dumps(s))
+        return s
+
+    write.path = b
+    write.spec = spec
+    return write
+
+
+def rt(cmd, *args, timeout=30, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def rt_detached(cmd, *args):
+    """create / run -d: the container keeps the stdio it was given, so give it none of our pipes."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([*cmd, *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, timeout=30, env=env)
+
+
+def test_run_exit_codes_and_output_like_runc(bundle, tmp_path):
+    bundle(["sh", "-c", "echo out; echo err >&2; hostname; exit 7"])
+    r = rt(_ours(tmp_path / "s"), "run", "-b", bundle.path, "c1")
+    assert (r.returncode, r.stdout, r.stderr) == (7, "out\nminidock\n", "err\n")
+    if RUNC:
+        r2 = rt(_runc(tmp_path / "r"), "run", "-b", bundle.path, "c1")
+        assert (r2.returncode, r2.stdout, r2.stderr) == (r.returncode, r.stdout, r.stderr)
+
+
+def test_lifecycle_and_state_json(bundle, tmp_path):
+    bundle(["sleep", "30"])
+    ours = _ours(tmp_path / "s")
+    assert rt_detached(ours, "create", "-b", bundle.path, "--pid-file", tmp_path / "pid", "c2").returncode == 0
+    st = json.loads(rt(ours, "state", "c2").stdout)
+    assert st["status"] == "created" and st["id"] == "c2" and st["bundle"] == str(bundle.path)
+    assert st["pid"] == int((tmp_path / "pid").read_text()) > 0
+    assert {"ociVersion", "id", "status", "pid", "bundle"} <= set(st)
+    assert rt(ours, "start", "c2").returncode == 0
+    assert json.loads(rt(ours, "state", "c2").stdout)["status"] == "running"
+    assert "c2" in rt(ours, "list", "-q").stdout
+    assert str(st["pid"]) in rt(ours, "ps", "--format", "json", "c2").stdout
+    r = rt(ours, "delete", "c2")
+    assert r.returncode == 1 and "not stopped" in r.stderr
+    assert rt(ours, "pause", "c2").returncode == 0
+    assert json.loads(rt(ours, "state", "c2").stdout)["status"] == "paused"
+    assert rt(ours, "resume", "c2").returncode == 0
+    assert rt(ours, "kill", "c2", "KILL").returncode == 0
+    for _ in range(50):
+        if json.loads(rt(ours, "state", "c2").stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert json.loads(rt(ours, "state", "c2").stdout)["status"] == "stopped"
+    assert rt(ours, "delete", "c2").returncode == 0
+    r = rt(ours, "state", "c2")
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    if RUNC:  # the same sequence of statuses with runc
+        rc = _runc(tmp_path / "r")
+        rt_detached(rc, "create", "-b", bundle.path, "c2")
+        assert json.loads(rt(rc, "state", "c2").stdout)["status"] == "created"
+        rt(rc, "start", "c2")
+        assert json.loads(rt(rc, "state", "c2").stdout)["status"] == "running"
+        rt(rc, "delete", "-f", "c2")
+
+
+def test_exec_into_running_container(bundle, tmp_path):
+    bundle(["sleep", "30"])
+    ours = _ours(tmp_path / "s")
+    assert rt_detached(ours, "run", "-d", "-b", bundle.path, "c3").returncode == 0
+    try:
+        r = rt(ours, "exec", "c3", "sh", "-c", "echo $$ $(cat /proc/1/cmdline | tr '\\0' ' ')")
+        assert r.returncode == 0 and r.stdout.split()[1:] == ["sleep", "30"]
+        proc = tmp_path / "process.json"
+        proc.write_text(json.dumps({**bundle.spec["process"], "args": ["sh", "-c", "exit 4"]}))
+        assert rt(ours, "exec", "--process", proc, "c3").returncode == 4
+    finally:
+        rt(ours, "delete", "-f", "c3")
+
+
+def _status_of(bundle, tmp_path, cmd_factory, script):
+    bundle(["sh", "-c", script])
+    return rt(cmd_factory(tmp_path / cmd_factory.__name__), "run", "-b", bundle.path, "c4").stdout
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed")
+def test_capabilities_rlimits_mounts_match_runc(bundle, tmp_path):
+    script = ("grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status; ulimit -n; "
+              "awk '{print $5, $9}' /proc/self/mountinfo | sort")
+    ours = _status_of(bundle, tmp_path, _ours, script)
+    theirs = _status_of(bundle, tmp_path, _runc, script)
+    assert ours.splitlines()[:4] == theirs.splitlines()[:4]  # caps and RLIMIT_NOFILE
+    assert set(ours.splitlines()[4:]) == set(theirs.splitlines()[4:])  # the same mount targets and types
+
+
+def test_seccomp_profile_is_enforced(bundle, tmp_path):
+    spec = bundle(["sh", "-c", "mkdir /dev/shm/d && echo made; chmod 700 /dev/shm && echo chmod"])
+    spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                              "errnoRet": 1}]}
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    r = rt(_ours(tmp_path / "s"), "run", "-b", bundle.path, "c5")
+    assert "made" not in r.stdout and "chmod" in r.stdout
+    assert "Operation not permitted" in r.stderr
+
+
+def test_errors_reach_the_engines_log(bundle, tmp_path):
+    log = tmp_path / "log.json"
+    r = rt([*_ours(tmp_path / "s"), "--log", str(log), "--log-format", "json"], "start", "nosuch")
+    assert r.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "nosuch" in entry["msg"]
+
+
+def test_console_socket_receives_the_pty(bundle, tmp_path):
+    import socket
+
+    spec = bundle(["sh", "-c", "tty; stty size"])
+    spec["process"]["terminal"] = True
+    spec["process"]["consoleSize"] = {"height": 30, "width": 100}
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    sock_path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    ours = _ours(tmp_path / "s")
+    try:
+        p = subprocess.Popen([*ours, "create", "-b", bundle.path, "--console-socket", sock_path, "c6"],
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        assert p.wait(timeout=30) == 0 and len(fds) == 1
+        master = fds[0]
+        assert rt(ours, "start", "c6").returncode == 0
+        out = b""
+        deadline = time.time() + 10
+        while time.time() < deadline and b"\n" not in out.split(b"/dev/pts/0", 1)[-1]:
+            try:
+                out += os.read(master, 1024)
+            except OSError:
+                break
+        assert b"/dev/pts/0" in out
+    finally:
+        srv.close()
+        rt(ours, "kill", "c6", "KILL")
+        time.sleep(0.2)
+        rt(ours, "delete", "-f", "c6")
+
+
+def test_kill_by_signal_name_and_number(bundle, tmp_path):
+    bundle(["sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done"])
+    ours = _ours(tmp_path / "s")
+    p = subprocess.Popen([*ours, "run", "-b", bundle.path, "c7"], env=dict(os.environ, PYTHONPATH=str(REPO)))
+    for _ in range(100):
+        st = rt(ours, "state", "c7")
+        if st.returncode == 0 and json.loads(st.stdout)["status"] == "running":
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert rt(ours, "kill", "c7", str(int(signal.SIGUSR1))).returncode == 0
+    assert p.wait(timeout=20) == 42
