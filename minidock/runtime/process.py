@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from minidock import kernel as k
 from minidock import paths
 from minidock.errors import Conflict, MinidockError, NotFound
+from minidock.runtime import hooks
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
 
@@ -151,6 +152,7 @@ class Container:
         self.sock = None
         if msg and msg.get("type") == "error":
             raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg["exit_code"])
+        hooks.run(self.spec, "poststart", self.state(), fatal=False)
 
     def _start_fifo(self) -> None:
         fifo = os.path.join(self.dir, "exec.fifo")
@@ -167,6 +169,7 @@ class Container:
         os.unlink(fifo)
         self.started = True
         self.save()
+        hooks.run(self.spec, "poststart", self.state(), fatal=False)
 
     def kill(self, sig: int = signal.SIGTERM, all_procs: bool = False) -> None:
         if self.status() == "stopped":
@@ -215,7 +218,9 @@ class Container:
                 open_cgroup(self.cgroup_path).destroy()
             except ImportError:
                 pass
+        state = self.state()
         paths.remove_tree(self.dir)
+        hooks.run(self.spec, "poststop", state, fatal=False)
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -257,6 +262,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     """
     bundle = os.path.abspath(bundle)
     spec = spec or ocispec.load(bundle)
+    hooks.check(spec)
     rootfs = ocispec.rootfs_path(spec, bundle)
     c = Container(id=cid, bundle=bundle, spec=spec, root=root or str(paths.run_root() / "runtime"),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()))
@@ -299,6 +305,9 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
             break
         c.sock = None if exec_fifo else parent_sock
         c.save()
+        if spec.get("hooks"):
+            for name in ("prestart", "createRuntime"):  # runc's order
+                hooks.run(spec, name, c.state(), fatal=True)
         if exec_fifo:
             parent_sock.close()
         return c

@@ -214,3 +214,30 @@ def test_kill_by_signal_name_and_number(bundle, tmp_path):
     time.sleep(0.2)
     assert rt(ours, "kill", "c7", str(int(signal.SIGUSR1))).returncode == 0
     assert p.wait(timeout=20) == 42
+
+
+def test_hooks_order_and_state_on_stdin_like_runc(bundle, tmp_path):
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nstate=$(cat)\necho \"$1 $(echo \"$state\" | grep -o '\"status\": *\"[a-z]*\"' "
+                    f"| tr -d ' \"' )\" >> {log}\n")
+    hook.chmod(0o755)
+    spec = bundle(["true"])
+    spec["hooks"] = {name: [{"path": str(hook), "args": ["hook.sh", name]}]
+                     for name in ("createRuntime", "prestart", "poststart", "poststop")}
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+
+    def sequence(cmd):
+        log.write_text("")
+        assert rt_detached(cmd, "create", "-b", bundle.path, "h1").returncode == 0
+        assert rt(cmd, "start", "h1").returncode == 0
+        time.sleep(0.3)
+        assert rt(cmd, "delete", "-f", "h1").returncode == 0
+        return log.read_text().split("\n")
+
+    ours = [line for line in sequence(_ours(tmp_path / "s")) if line]
+    assert [line.split()[0] for line in ours] == ["prestart", "createRuntime", "poststart", "poststop"]
+    assert ours[-1].endswith("status:stopped")
+    if RUNC:
+        theirs = [line for line in sequence(_runc(tmp_path / "r")) if line]
+        assert [line.split()[0] for line in ours] == [line.split()[0] for line in theirs], theirs
