@@ -86,7 +86,7 @@ def intermediate(ctx) -> None:
         ns_flags = 0
         for ns in ctx.namespaces:
             if ns.get("type") == "user":
-                continue  # user namespaces: see process.py (not used by the engine)
+                continue  # refused earlier (process.create) when new; nothing to join here
             flag = k.NS_FLAGS.get(ns["type"])
             if flag is None:
                 raise MinidockError(f"unknown namespace type {ns['type']!r} in config.json")

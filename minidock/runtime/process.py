@@ -263,6 +263,10 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     bundle = os.path.abspath(bundle)
     spec = spec or ocispec.load(bundle)
     hooks.check(spec)
+    if any(ns.get("type") == "user" for ns in spec.get("linux", {}).get("namespaces") or []):
+        # refuse rather than run without it: the spec's uid mappings are a security boundary
+        raise MinidockError("user namespaces (linux.uidMappings) are not supported by minidock's runtime yet",
+                            "Remove the user namespace from config.json, or use runc for this container.")
     rootfs = ocispec.rootfs_path(spec, bundle)
     c = Container(id=cid, bundle=bundle, spec=spec, root=root or str(paths.run_root() / "runtime"),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()))
