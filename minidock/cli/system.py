@@ -56,6 +56,19 @@ def _seccomp_lib() -> bool:
     return ctypes.util.find_library("seccomp") is not None
 
 
+def _pivot_root_possible() -> bool:
+    """pivot_root(2) fails (EINVAL) when / is the initramfs (rootfs): Docker's DOCKER_RAMDISK case."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if left.split()[4] == "/":
+                    return right.split()[0] not in ("rootfs", "ramfs")
+    except (OSError, IndexError):
+        pass
+    return False
+
+
 def checks() -> list[tuple[str, bool, bool, str]]:
     """(what, ok, essential, how to fix)."""
     from minidock.engine.bundle import init_binary
@@ -75,6 +88,8 @@ def checks() -> list[tuple[str, bool, bool, str]]:
                                             "user": "USER_NS", "time": "TIME_NS"}[n])
           for n in ns],
         ("overlay filesystem", "overlay" in fs, True, "modprobe overlay"),
+        ("pivot_root (/ is not an initramfs)", _pivot_root_possible(), False,
+         "boot with a real root filesystem, or run containers with --no-pivot (chroot, weaker)"),
         (f"cgroups v{cg['version']} ({', '.join(cg['controllers']) or 'no controllers'})",
          bool(cg["version"]) and {"memory", "pids"} <= set(cg["controllers"]), True,
          "mount cgroup2 at /sys/fs/cgroup with the memory, cpu and pids controllers"),

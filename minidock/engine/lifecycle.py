@@ -467,7 +467,7 @@ def _prune_orphan_cgroups() -> list[str]:
     from minidock.runtime.cgroups import prune_orphans
 
     try:
-        return prune_orphans(paths.cgroup_parent(), set(containers.all_ids()))
+        return prune_orphans(paths.cgroup_parent(), set(containers.all_ids()), str(paths.root()))
     except MinidockError:
         return []
 

@@ -173,15 +173,42 @@ def host_config_fields(**flags) -> dict:
     return parse_flags(**flags)
 
 
-def warnings(hc: dict) -> list[str]:
-    """Docker prints these and carries on (the kernel lacks the knob)."""
-    out = []
-    if hc.get("BlkioWeight"):
-        from minidock.runtime.cgroups import cgroup_version, mounts
+# (HostConfig fields, controller needed, Docker's warning when the kernel lacks it)
+_NEEDS = (
+    (("Memory", "MemoryReservation"), "memory", "Your kernel does not support memory limit capabilities or the "
+     "cgroup is not mounted. Limitation discarded."),
+    (("MemorySwap",), "swap", "Your kernel does not support swap limit capabilities or the cgroup is not "
+     "mounted. Memory limited without swap."),
+    (("NanoCpus", "CpuPeriod", "CpuQuota"), "cpu", "Your kernel does not support CPU CFS scheduler. "
+     "CPU cfs period/quota discarded."),
+    (("CpuShares",), "cpu", "Your kernel does not support CPU shares or the cgroup is not mounted. "
+     "Shares discarded."),
+    (("CpusetCpus", "CpusetMems"), "cpuset", "Your kernel does not support cpuset or the cgroup is not "
+     "mounted. Cpuset discarded."),
+    (("PidsLimit",), "pids", "Your kernel does not support PIDs limit capabilities or the cgroup is not "
+     "mounted. PIDs limit discarded."),
+)
 
-        if cgroup_version() == 1:
+
+def warnings(hc: dict) -> list[str]:
+    """Docker prints these and carries on (the kernel lacks the knob: it would do nothing)."""
+    from minidock.runtime.cgroups import cgroup_version, controllers, mounts
+
+    try:
+        have = controllers()
+        version = cgroup_version()
+    except Exception:  # noqa: BLE001 - no cgroups at all: the runtime says so when it starts
+        return []
+    out = [msg for fields, ctrl, msg in _NEEDS
+           if any(hc.get(f) and hc.get(f) != -1 for f in fields) and ctrl not in have
+           and not (ctrl == "swap" and version == 2)]  # v2: memory.swap.max is checked per cgroup
+    if hc.get("BlkioWeight"):
+        if version == 1:
             d = mounts()["v1"].get("blkio")
-            if not d or not any(os.path.exists(os.path.join(d, f)) for f in ("blkio.weight", "blkio.bfq.weight")):
-                out.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
-                           "Weight discarded.")
+            ok = bool(d) and any(os.path.exists(os.path.join(d, f)) for f in ("blkio.weight", "blkio.bfq.weight"))
+        else:
+            ok = "io" in have
+        if not ok:
+            out.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                       "Weight discarded.")
     return out

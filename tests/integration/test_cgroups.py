@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -145,7 +146,18 @@ def test_system_prune_collects_orphan_cgroups(md, busybox):
 
     orphan = open_cgroup(f"{paths.cgroup_parent()}/{'f' * 64}")
     orphan.create({"pids": {"limit": 5}})
-    assert orphan.exists()
-    r = md("system", "prune", "-f")
-    assert r.returncode == 0 and "f" * 64 in r.stdout
-    assert not orphan.exists()
+    # a cgroup whose process does not run on one of our rootfs belongs to someone else
+    # (another state root sharing the parent): prune leaves it alone
+    foreign = open_cgroup(f"{paths.cgroup_parent()}/{'e' * 64}")
+    foreign.create(None)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        foreign.add_proc(sleeper.pid)
+        assert orphan.exists()
+        r = md("system", "prune", "-f")
+        assert r.returncode == 0 and "f" * 64 in r.stdout and "e" * 64 not in r.stdout
+        assert not orphan.exists()
+        assert foreign.exists() and sleeper.poll() is None
+    finally:
+        foreign.destroy()
+        sleeper.wait()

@@ -60,13 +60,16 @@ class Base:
         for part in self.path.split("/"):
             cur = os.path.join(cur, part)
             if not os.path.isdir(cur):
-                try:
-                    k.cgroup_mkdir(cur, why=why)
-                except KernelError as e:
-                    if e.errno != errno.EEXIST:
-                        raise
-                self._new_level(cur)
+                self._mkdirs_one(cur, why)
         return cur
+
+    def _mkdirs_one(self, path: str, why: str) -> None:
+        try:
+            k.cgroup_mkdir(path, why=why)
+        except KernelError as e:
+            if e.errno != errno.EEXIST:  # a concurrent create made it: fine
+                raise
+        self._new_level(path)
 
     def _new_level(self, path: str) -> None:
         """Hook: initialise a freshly made level (v1 cpuset, v2 subtree_control)."""

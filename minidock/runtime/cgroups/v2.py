@@ -41,12 +41,19 @@ class CgroupV2(Base):
         return [self.leaf]
 
     def _create(self) -> None:
-        self._enable(self.root)
         self._mkdirs(self.root, why="the container's own cgroup (a leaf: v2 allows no internal processes)")
 
-    def _new_level(self, path: str) -> None:
-        if path != self.leaf:
-            self._enable(path)
+    def _mkdirs(self, root: str, why: str) -> str:
+        """Enable the controllers at every level from the root down to our parent (an existing
+        parent made by an older minidock, or by hand, may lack some), each before its child."""
+        self._enable(root)
+        cur = root
+        for part in self.path.split("/")[:-1]:
+            cur = os.path.join(cur, part)
+            if not os.path.isdir(cur):
+                super()._mkdirs_one(cur, why="a parent for minidock's containers (never holds processes)")
+            self._enable(cur)
+        return super()._mkdirs(root, why)
 
     def _enable(self, path: str) -> None:
         """Delegate the controllers we use to the children of `path`."""
@@ -81,8 +88,10 @@ class CgroupV2(Base):
         if cpu.get("shares"):
             self._w("cpu.weight", shares_to_weight(cpu["shares"]), "--cpu-shares converted to a v2 weight")
         if cpu.get("quota") is not None or cpu.get("period"):
-            quota = cpu.get("quota")
-            period = cpu.get("period") or 100000
+            # one file holds both: keep the current half that was not given (update --cpu-period)
+            cur_q, _, cur_p = read(os.path.join(self.leaf, "cpu.max"), "max 100000").partition(" ")
+            quota = cpu["quota"] if cpu.get("quota") is not None else (-1 if cur_q == "max" else int(cur_q))
+            period = cpu.get("period") or int(cur_p or 100000)
             self._w("cpu.max", f"{quota if quota and quota > 0 else 'max'} {period}",
                     "--cpus/--cpu-quota: CPU time (us) allowed per period")
         if cpu.get("cpus"):
