@@ -109,6 +109,9 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SYS_PIVOT_ROOT = 155  # x86_64
 SYS_CAPGET = 125
 SYS_CAPSET = 126
+SYS_BPF = 321
+BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8
+BPF_PROG_TYPE_CGROUP_DEVICE, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI = 15, 6, 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _MS_NAMES = [
@@ -331,6 +334,34 @@ class LibcBackend:
 
     def mkdir(self, path: str, mode: int) -> None:
         os.mkdir(path, mode)
+
+    def attach_device_filter(self, cgroup_dir: str, insns: bytes) -> None:
+        """bpf(BPF_PROG_LOAD) a cgroup device program, bpf(BPF_PROG_ATTACH) it to the cgroup.
+
+        Once attached, the program lives as long as the cgroup: our fds can be closed.
+        """
+        code = ctypes.create_string_buffer(insns, len(insns))
+        lic = ctypes.create_string_buffer(b"Apache")
+        log = ctypes.create_string_buffer(65536)
+        attr = ctypes.create_string_buffer(128)  # union bpf_attr, the PROG_LOAD part
+        struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
+                         ctypes.addressof(code), ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+        struct.pack_into("16s", attr, 48, b"minidock_dev")
+        try:
+            prog = self._retry(self.libc.syscall, SYS_BPF, BPF_PROG_LOAD, attr, 128)
+        except OSError as e:
+            verifier = log.value.decode(errors="replace").strip().splitlines()[-3:]
+            raise OSError(e.errno, f"{e.strerror} (verifier: {' | '.join(verifier)})") from None
+        try:
+            cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                attach = ctypes.create_string_buffer(32)
+                struct.pack_into("<IIII", attach, 0, cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+                self._retry(self.libc.syscall, SYS_BPF, BPF_PROG_ATTACH, attach, 32)
+            finally:
+                os.close(cg)
+        finally:
+            os.close(prog)
 
 
 class FakeBackend:
@@ -564,6 +595,16 @@ def write_file(path: str, data: str, *, why: str = "", hint: str | None = None) 
 def cgroup_mkdir(path: str, *, why: str = "") -> None:
     _trace("mkdir", path, why, f"mkdir {shlex.quote(path)}")
     _do("mkdir", path, backend().mkdir, path, 0o755)
+
+
+def attach_device_filter(cgroup_dir: str, insns: bytes, *, rules: str = "", why: str = "") -> None:
+    """cgroup v2 device rules: load an eBPF program and attach it to the cgroup."""
+    _trace("bpf", f"load a {len(insns) // 8}-instruction BPF_PROG_TYPE_CGROUP_DEVICE program ({rules}), "
+           f"attach it to {cgroup_dir}", why,
+           f"bpftool prog load devices.o /sys/fs/bpf/md type cgroup/dev && "
+           f"bpftool cgroup attach {shlex.quote(cgroup_dir)} device pinned /sys/fs/bpf/md multi")
+    _do("bpf", cgroup_dir, backend().attach_device_filter, cgroup_dir, insns,
+        hint="The kernel needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF for cgroup v2 device rules.")
 
 
 def cgroup_rmdir(path: str, *, why: str = "") -> None:

@@ -18,7 +18,7 @@ import os
 
 from minidock import kernel as k
 from minidock.runtime.cgroups import mounts
-from minidock.runtime.cgroups.base import Base, keyed, read, read_int
+from minidock.runtime.cgroups.base import Base, check_hugepage_limits, keyed, read, read_int
 
 WANTED = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 
@@ -42,6 +42,14 @@ class CgroupV2(Base):
 
     def _create(self) -> None:
         self._mkdirs(self.root, why="the container's own cgroup (a leaf: v2 allows no internal processes)")
+        self._fresh = True  # device rules are compiled once, at creation (update never changes them)
+
+    def _devices(self, rules: list[dict]) -> None:
+        from minidock.runtime.cgroups import devicefilter
+
+        k.attach_device_filter(self.leaf, devicefilter.program(rules), rules=devicefilter.describe(rules),
+                               why="v2 has no devices.allow: an eBPF program decides each device "
+                                   "open/mknod (the container cannot read the host's disks)")
 
     def _mkdirs(self, root: str, why: str) -> str:
         """Enable the controllers at every level from the root down to our parent (an existing
@@ -110,6 +118,14 @@ class CgroupV2(Base):
             else:  # io.weight is 1..10000; blkio weight 10..1000
                 self._w("io.weight", f"default {1 + (bio['weight'] - 10) * 9999 // 990}",
                         "--blkio-weight converted to io.weight")
+
+        check_hugepage_limits(r.get("hugepageLimits"), os.path.exists(os.path.join(self.leaf, "hugetlb.events"))
+                              or "hugetlb" in read(os.path.join(self.leaf, "cgroup.controllers")).split())
+        for lim in r.get("hugepageLimits") or []:
+            self._w(f"hugetlb.{lim['pageSize']}.max", lim["limit"], "hugepageLimits: huge pages this container may use")
+        if r.get("devices") is not None and getattr(self, "_fresh", False):
+            self._devices(r["devices"])
+            self._fresh = False
 
     def oom_killed(self) -> bool:
         return keyed(os.path.join(self.leaf, "memory.events")).get("oom_kill", 0) > 0
