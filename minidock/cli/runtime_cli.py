@@ -110,7 +110,8 @@ def _create(ctx: Ctx, cid: str, bundle: str, console_socket: str | None, pid_fil
     terminal = bool(spec.get("process", {}).get("terminal"))
     if terminal and not console_socket:
         raise MinidockError("cannot allocate tty if runc will detach without setting console socket")
-    c = create(cid, bundle, root=ctx.root, stdio=(0, 1, 2), exec_fifo=fifo, no_pivot=no_pivot, spec=spec)
+    c = create(cid, bundle, root=ctx.root, stdio=(0, 1, 2), exec_fifo=fifo, no_pivot=no_pivot, spec=spec,
+               preserve_fds=preserve_fds)
     if terminal and c.console_fd is not None:
         _send_console(console_socket, c.console_fd)
     _write_pid_file(pid_file, c.pid)
@@ -382,10 +383,12 @@ def events(ctx, stats, interval, cid):
 @click.option("-e", "--env", multiple=True)
 @click.option("-u", "--user", help="UID[:GID].")
 @click.option("--no-new-privs", is_flag=True)
+@click.option("--preserve-fds", type=int, default=0, help="Pass N extra fds (3..3+N-1).")
 @click.argument("cid", metavar="ID")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, user, no_new_privs, cid, command):
+def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, user, no_new_privs, preserve_fds,
+          cid, command):
     """Run a process in a running container's namespaces and cgroup."""
     from minidock.runtime.process import exec_process
 
@@ -410,7 +413,7 @@ def exec_(ctx, process_file, detach, pid_file, console_socket, tty, cwd, env, us
             process["noNewPrivileges"] = True
     if process.get("terminal") and not console_socket:
         raise MinidockError("cannot allocate tty if runc will detach without setting console socket")
-    p = exec_process(c, process, stdio=(0, 1, 2))
+    p = exec_process(c, process, stdio=(0, 1, 2), preserve_fds=preserve_fds)
     if p.console_fd is not None:
         _send_console(console_socket, p.console_fd)
     _write_pid_file(pid_file, p.pid)
@@ -443,7 +446,7 @@ def features():
 
     click.echo(json.dumps({
         "ociVersionMin": "1.0.0", "ociVersionMax": ocispec.OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
                          "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime",
                          "strictatime", "noatime", "remount"],
@@ -451,7 +454,12 @@ def features():
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": list(ocispec.CAPABILITIES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": {"enabled": True,
+                        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                        "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+                                      "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
+                        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]},
             "apparmor": {"enabled": False}, "selinux": {"enabled": False},
         },
         "annotations": {"org.minidock.runtime": "minidock-runtime (Python, same code path as `minidock run`)"},

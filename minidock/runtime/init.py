@@ -24,8 +24,8 @@ import termios
 
 from minidock import kernel as k
 from minidock.errors import CommandCannotRun, CommandNotFound, MinidockError
+from minidock.runtime import hooks, security
 from minidock.runtime import rootfs as rfs
-from minidock.runtime import security
 from minidock.runtime.spec import DEFAULT_ENV_PATH
 
 
@@ -157,6 +157,7 @@ def container_init(ctx) -> None:
             k.link_up("lo", why="a new network namespace starts with loopback down")
         if "mount" not in new_ns and not ctx.join_pid:
             _apply_sysctls(linux)  # (with a new mount namespace: done before /proc/sys turns read-only)
+            _create_hooks(ctx)
         env = process.get("env") or [DEFAULT_ENV_PATH]
         path = find_executable(process["args"][0], env, process.get("cwd", "/"))
         slave_fd = None
@@ -185,6 +186,7 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
         rfs.mount_one(root, m, cgroup_mounter=_cgroup_mounter)
     if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
         rfs.create_devices(root, linux.get("devices"))
+    _create_hooks(ctx)
     if ctx.no_pivot:
         rfs.chroot_into(root)
     else:
@@ -194,6 +196,19 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
     rfs.readonly_paths(linux.get("readonlyPaths"))
     if spec.get("root", {}).get("readonly"):
         rfs.readonly_root()
+
+
+def _create_hooks(ctx) -> None:
+    """The parent runs prestart/createRuntime now (our mounts exist, pivot_root has not happened),
+    then we run createContainer in our namespaces; the state comes back for startContainer."""
+    if ctx.join_pid or not hooks.wanted_at_create(ctx.spec):
+        return
+    send(ctx.sock, {"type": "hooks"})
+    msg, _ = recv(ctx.sock)
+    if not msg or msg.get("type") != "hooks-done":
+        os._exit(1)
+    ctx.state = msg["state"]
+    hooks.run_inline(ctx.spec, "createContainer", ctx.state)
 
 
 def _apply_sysctls(linux: dict) -> None:
@@ -278,13 +293,21 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
         stdio = (slave_fd, slave_fd, slave_fd)
     else:
         stdio = ctx.stdio or (0, 1, 2)
+    if getattr(ctx, "state", None) and (spec.get("hooks") or {}).get("startContainer"):
+        hooks.run_inline(spec, "startContainer", dict(ctx.state, status="created"))
     security.apply(process, spec.get("linux", {}).get("seccomp"))
     for i, fd in enumerate(stdio):
         if fd != i:
             os.dup2(fd, i)
         else:
             os.set_inheritable(i, True)
-    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.tracer.fd})
+    extra = set(range(3, 3 + ctx.preserve_fds))
+    for fd in extra:
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            raise MinidockError(f"--preserve-fds: file descriptor {fd} is not open") from None
+    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.tracer.fd} | extra)
     for sig in range(1, signal.NSIG):
         try:
             if signal.getsignal(sig) not in (signal.SIG_DFL, None):

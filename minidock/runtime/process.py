@@ -57,6 +57,8 @@ class _Ctx:
     exec_fifo: str | None = None
     no_pivot: bool = False
     join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
+    state: dict | None = None  # the OCI state, for hooks the init runs
+    preserve_fds: int = 0  # --preserve-fds N: fds 3..3+N-1 pass into the process
 
 
 def state_dir(cid: str, root: str | None = None) -> str:
@@ -252,8 +254,8 @@ def load(cid: str, root: str | None = None) -> Container:
 
 
 def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, int, int] | None = None,
-           exec_fifo: bool = False, no_pivot: bool = False, journal=None, spec: dict | None = None
-           ) -> Container:
+           exec_fifo: bool = False, no_pivot: bool = False, journal=None, spec: dict | None = None,
+           preserve_fds: int = 0) -> Container:
     """Create the container: everything up to (not including) the exec of its process.
 
     Returns with the init waiting for start(). ``stdio`` are the fds that become the process's
@@ -281,7 +283,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
         os.mkfifo(fifo, 0o600)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
-               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot)
+               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
     cg = None
     pid1 = 0
     try:
@@ -305,13 +307,17 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
             if msg and msg.get("type") == "console":
                 c.console_fd = fds[0]
                 continue
+            if msg and msg.get("type") == "hooks":  # the init's mounts are ready, pivot_root is next
+                c.save()
+                state = dict(c.state(), status="creating")
+                for name in ("prestart", "createRuntime"):  # runc's order
+                    hooks.run(spec, name, state, fatal=True)
+                child.send(parent_sock, {"type": "hooks-done", "state": state})
+                continue
             _check(msg, "ready")
             break
         c.sock = None if exec_fifo else parent_sock
         c.save()
-        if spec.get("hooks"):
-            for name in ("prestart", "createRuntime"):  # runc's order
-                hooks.run(spec, name, c.state(), fatal=True)
         if exec_fifo:
             parent_sock.close()
         return c
@@ -405,7 +411,8 @@ class ExecProcess:
         return exit_code(status)
 
 
-def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | None = None) -> ExecProcess:
+def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | None = None,
+                 preserve_fds: int = 0) -> ExecProcess:
     """Like create+start for an extra process: same namespaces, cgroup and security settings.
 
     The process spec is the container's, with the caller's args/env/cwd/user/terminal.
@@ -415,7 +422,8 @@ def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | N
     spec = dict(c.spec)
     spec["process"] = process
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ctx = _Ctx(sock=child_sock, spec=spec, rootfs="/", namespaces=[], stdio=stdio, join_pid=c.pid)
+    ctx = _Ctx(sock=child_sock, spec=spec, rootfs="/", namespaces=[], stdio=stdio, join_pid=c.pid,
+               preserve_fds=preserve_fds)
     k.set_child_subreaper(why="the exec'd process is re-parented to us, so we can reap it")
     pid1 = os.fork()
     if pid1 == 0:

@@ -161,3 +161,101 @@ def test_system_prune_collects_orphan_cgroups(md, busybox):
     finally:
         foreign.destroy()
         sleeper.wait()
+
+
+def test_device_rules_stop_opening_host_devices(md, busybox):
+    # Docker's default rules allow mknod of any node but opening only the standard ones: the
+    # device cgroup (v1) or the eBPF device filter (v2) says EPERM. /dev/kmsg opened write-only
+    # needs no capability, so only the device rules can refuse it.
+    script = "mknod /tmp/kmsg c 1 11 && true > /tmp/kmsg && echo opened; true > /dev/null && echo null-ok"
+    r = md("run", "--rm", busybox, "sh", "-c", script)
+    assert "null-ok" in r.stdout and "opened" not in r.stdout
+    assert "Operation not permitted" in r.stderr
+    r = md("run", "--rm", "--privileged", busybox, "sh", "-c", script)  # no device rules at all
+    assert "opened" in r.stdout and "null-ok" in r.stdout, r.stderr
+
+
+RULE_SETS = [
+    [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+     {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}],
+    [{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "minor": -1, "access": "w"}],
+    [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": -1, "minor": -1, "access": "m"},
+     {"allow": True, "type": "a", "major": 1, "minor": 7, "access": "rw"}],
+]
+
+
+@pytest.mark.parametrize("rules", RULE_SETS)
+def test_device_filter_program_agrees_with_the_rules(rules, tmp_path):
+    """The compiled eBPF program, attached to a real cgroup2 directory (this hybrid host has one at
+    /sys/fs/cgroup/unified), decides each open/mknod as the rules say."""
+    from minidock import kernel as k
+    from minidock import paths
+    from minidock.runtime.cgroups import devicefilter as df
+    from minidock.runtime.cgroups import mounts
+
+    v2 = mounts()["v2"]
+    if not v2:
+        pytest.skip("no cgroup2 mount")
+    cg = os.path.join(v2, paths.cgroup_parent(), f"devtest-{os.getpid()}")
+    os.makedirs(cg)
+    try:
+        k.attach_device_filter(cg, df.program(rules))
+        probes = [("/dev/null", os.O_RDWR, "c", 1, 3, "rw"), ("/dev/zero", os.O_RDONLY, "c", 1, 5, "r"),
+                  ("/dev/zero", os.O_RDWR, "c", 1, 5, "rw"), ("/dev/full", os.O_WRONLY, "c", 1, 7, "w"),
+                  ("/dev/full", os.O_RDWR, "c", 1, 7, "rw"), ("/dev/urandom", os.O_RDONLY, "c", 1, 9, "r")]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # in the cgroup, try each
+            out = []
+            try:
+                with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+                for path, mode, *_ in probes:
+                    try:
+                        os.close(os.open(path, mode))
+                        out.append("1")
+                    except PermissionError:
+                        out.append("0")
+                try:
+                    os.mknod(str(tmp_path / "node"), 0o600 | 0o020000, os.makedev(1, 7))
+                    out.append("1")
+                except PermissionError:
+                    out.append("0")
+            finally:
+                os.write(w, "".join(out).encode())
+                os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        got = os.read(r, 100).decode()
+        os.close(r)
+        want = "".join("1" if df.allows(rules, t, mj, mn, acc) else "0" for _, _, t, mj, mn, acc in probes)
+        want += "1" if df.allows(rules, "c", 1, 7, "m") else "0"
+        assert got == want, df.describe(rules)
+    finally:
+        os.rmdir(cg)
+
+
+def test_hugepage_limits_where_the_host_has_them():
+    """linux.resources.hugepageLimits (the OCI runtime's): written to hugetlb.<size>.max (v2) or
+    .limit_in_bytes (v1) where the controller exists, refused with a reason where it does not."""
+    from minidock import paths
+    from minidock.runtime.cgroups import CgroupError, controllers, open_cgroup
+    from minidock.runtime.cgroups.base import hugepage_sizes
+
+    size = (hugepage_sizes() or ["2MB"])[0]
+    cg = open_cgroup(f"{paths.cgroup_parent()}/hugetlb-{os.getpid()}")
+    try:
+        if "hugetlb" not in controllers():  # this hybrid host: hugetlb is only in the empty cgroup2
+            with pytest.raises(CgroupError, match="hugetlb cgroup controller is not available"):
+                cg.create({"hugepageLimits": [{"pageSize": size, "limit": 4 << 21}]})
+            return
+        cg.create({"hugepageLimits": [{"pageSize": size, "limit": 4 << 21}]})
+        d = [d for d in cg.dirs() if os.path.exists(os.path.join(d, f"hugetlb.{size}.max"))
+             or os.path.exists(os.path.join(d, f"hugetlb.{size}.limit_in_bytes"))][0]
+        name = f"hugetlb.{size}.max" if cg.version == 2 else f"hugetlb.{size}.limit_in_bytes"
+        with open(os.path.join(d, name)) as f:
+            assert int(f.read()) == 4 << 21
+        with pytest.raises(CgroupError, match="page size '3MB' is not supported"):
+            cg.update({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
+    finally:
+        cg.destroy()

@@ -224,7 +224,11 @@ def test_hooks_order_and_state_on_stdin_like_runc(bundle, tmp_path):
     hook.chmod(0o755)
     spec = bundle(["true"])
     spec["hooks"] = {name: [{"path": str(hook), "args": ["hook.sh", name]}]
-                     for name in ("createRuntime", "prestart", "poststart", "poststop")}
+                     for name in ("createRuntime", "prestart", "createContainer", "startContainer",
+                                  "poststart", "poststop")}
+    # startContainer's path resolves inside the container: the same directory, bind-mounted
+    spec["mounts"].append({"destination": str(tmp_path), "type": "bind", "source": str(tmp_path),
+                           "options": ["rbind", "rw"]})
     (bundle.path / "config.json").write_text(json.dumps(spec))
 
     def sequence(cmd):
@@ -236,8 +240,45 @@ def test_hooks_order_and_state_on_stdin_like_runc(bundle, tmp_path):
         return log.read_text().split("\n")
 
     ours = [line for line in sequence(_ours(tmp_path / "s")) if line]
-    assert [line.split()[0] for line in ours] == ["prestart", "createRuntime", "poststart", "poststop"]
-    assert ours[-1].endswith("status:stopped")
+    names = [line.split()[0] for line in ours]
+    # startContainer (the init, after `start` opened the exec fifo) and poststart (`start` itself)
+    # run concurrently, in runc as here
+    assert names[:3] == ["prestart", "createRuntime", "createContainer"] and names[-1] == "poststop"
+    assert sorted(names[3:5]) == ["poststart", "startContainer"]
+    assert ours[0].endswith("status:creating") and ours[-1].endswith("status:stopped")
     if RUNC:
         theirs = [line for line in sequence(_runc(tmp_path / "r")) if line]
-        assert [line.split()[0] for line in ours] == [line.split()[0] for line in theirs], theirs
+        # (runc reports poststart's state as "created"; we say "running": the process has started)
+        assert sorted(names) == sorted(line.split()[0] for line in theirs) and ours[:3] == theirs[:3], theirs
+
+
+@pytest.mark.parametrize("kind", ["createContainer", "startContainer"])
+def test_a_failing_in_container_hook_fails_the_container(bundle, tmp_path, kind):
+    hook = tmp_path / "fail.sh"
+    hook.write_text("#!/bin/sh\ncat >/dev/null\nexit 3\n")
+    hook.chmod(0o755)
+    spec = bundle(["echo", "ran"])
+    spec["hooks"] = {kind: [{"path": str(hook)}]}
+    spec["mounts"].append({"destination": str(tmp_path), "type": "bind", "source": str(tmp_path),
+                           "options": ["rbind", "ro"]})
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    for cmd in [_ours(tmp_path / "s")] + ([_runc(tmp_path / "r")] if RUNC else []):
+        r = rt(cmd, "run", "-b", bundle.path, "hf")
+        assert r.returncode != 0 and "ran" not in r.stdout, (cmd[0], r.stdout, r.stderr)
+        rt(cmd, "delete", "-f", "hf")
+    r = rt(_ours(tmp_path / "s"), "run", "-b", bundle.path, "hf")
+    assert f"{kind} hook {hook} failed: exit status 3" in r.stderr
+
+
+def test_preserve_fds_passes_extra_descriptors_like_runc(bundle, tmp_path):
+    secret = tmp_path / "fd3.txt"
+    secret.write_text("through fd 3\n")
+    bundle(["sh", "-c", "cat <&3; ls /proc/self/fd | wc -l"])
+    outs = []
+    for cmd in [_ours(tmp_path / "s")] + ([_runc(tmp_path / "r")] if RUNC else []):
+        line = " ".join(map(str, cmd)) + f" run --preserve-fds 1 -b {bundle.path} pf 3<{secret}"
+        r = rt(["sh", "-c", line])
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    assert outs[0].startswith("through fd 3\n")
+    assert len(set(outs)) == 1, outs  # the same descriptors inside (0-3, plus ls's own)

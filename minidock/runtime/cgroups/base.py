@@ -39,6 +39,34 @@ def keyed(path: str) -> dict[str, int]:
     return out
 
 
+def hugepage_sizes() -> list[str]:
+    """The huge page sizes this kernel has, named as the hugetlb files name them ("2MB", "1GB")."""
+    out = []
+    try:
+        names = os.listdir("/sys/kernel/mm/hugepages")
+    except OSError:
+        return out
+    for name in sorted(names, key=lambda n: int(n.split("-")[1].rstrip("kB"))):
+        kb = int(name.split("-")[1].rstrip("kB"))
+        out.append(f"{kb // (1 << 20)}GB" if kb >= 1 << 20 else f"{kb // 1024}MB" if kb >= 1024 else f"{kb}KB")
+    return out
+
+
+def check_hugepage_limits(limits: list[dict], have_controller: bool) -> None:
+    from minidock.runtime.cgroups import CgroupError
+
+    if not limits:
+        return
+    if not have_controller:
+        raise CgroupError("hugepageLimits: the hugetlb cgroup controller is not available on this host",
+                          "Mount the hugetlb controller (v1) or enable it in cgroup2, or drop hugepageLimits.")
+    sizes = hugepage_sizes()
+    for lim in limits:
+        if lim.get("pageSize") not in sizes:
+            raise CgroupError(f"hugepageLimits: page size {lim.get('pageSize')!r} is not supported here",
+                              f"This kernel has: {', '.join(sizes) or 'no huge pages'}.")
+
+
 class Base:
     """A cgroup at `path` (relative to the hierarchy roots), in one or more directories."""
 

@@ -18,9 +18,9 @@ import os
 
 from minidock import kernel as k
 from minidock.runtime.cgroups import mounts
-from minidock.runtime.cgroups.base import Base, keyed, read, read_int
+from minidock.runtime.cgroups.base import Base, check_hugepage_limits, keyed, read, read_int
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices", "hugetlb")
 
 
 class CgroupV1(Base):
@@ -97,6 +97,10 @@ class CgroupV1(Base):
                     break
         for rule in r.get("devices") or []:
             self._device_rule(rule)
+        check_hugepage_limits(r.get("hugepageLimits"), self.dir("hugetlb") is not None)
+        for lim in r.get("hugepageLimits") or []:
+            self._w("hugetlb", f"hugetlb.{lim['pageSize']}.limit_in_bytes", lim["limit"],
+                    "hugepageLimits: huge pages this container may use")
 
     def _memory(self, limit, swap) -> None:
         d = self.dir("memory")
