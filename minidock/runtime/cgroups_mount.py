@@ -13,9 +13,11 @@ table copy is still visible.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from minidock import kernel as k
+from minidock.errors import KernelError
 
 
 def host_cgroup_mounts() -> list[tuple[str, str, str]]:
@@ -31,11 +33,47 @@ def host_cgroup_mounts() -> list[tuple[str, str, str]]:
     return out
 
 
+def own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {"cpu,cpuacct": path, "name=systemd": path, "": v2 path}."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def _mount_or_bind(source: str, target: str, fstype: str, flags: int, data, mp: str, superopts: str,
+                   why: str) -> None:
+    """Mount a fresh cgroupfs; where the kernel refuses (EPERM: a user namespace without a cgroup
+    namespace of its own, e.g. podman on v1), bind the container's own cgroup directory from the
+    host's hierarchy instead, as runc does."""
+    try:
+        k.mount(source, target, fstype, flags, data, why=why)
+        return
+    except KernelError as e:
+        if e.errno != errno.EPERM:
+            raise
+    if fstype == "cgroup2":
+        key = ""
+    else:
+        key = ",".join(o for o in superopts.split(",") if o not in ("rw", "ro") and "=" not in o or
+                       o.startswith("name="))
+    mine = own_cgroups()
+    rel = next((p for c, p in mine.items() if set(c.split(",")) == set(key.split(","))), "/")
+    k.mount(os.path.join(mp, rel.lstrip("/")), target, None, k.MS_BIND | k.MS_REC,
+            why="no cgroup mount allowed here (user namespace): bind the container's own cgroup")
+    from minidock.runtime.rootfs import current_flags
+
+    k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | (flags & ~(k.MS_BIND | k.MS_REC)) | current_flags(target),
+            why="the bound cgroup directory with the spec's flags")
+
+
 def mount_cgroupfs(target: str, flags: int) -> None:
     mounts = host_cgroup_mounts()
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in mounts):
-        k.mount("cgroup", target, "cgroup2", flags,
-                why="the container's own cgroup tree (cgroup namespace: its cgroup is the root)")
+        _mount_or_bind("cgroup", target, "cgroup2", flags, None, "/sys/fs/cgroup", "",
+                       why="the container's own cgroup tree (cgroup namespace: its cgroup is the root)")
         return
     k.mount("tmpfs", target, "tmpfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=755",
             why="cgroup v1: a directory to hold one mount per controller hierarchy")
@@ -50,7 +88,7 @@ def mount_cgroupfs(target: str, flags: int) -> None:
         opts = [o for o in superopts.split(",") if o not in ("rw", "ro")]
         data = ",".join(opts) if fstype == "cgroup" else None
         named = [o[5:] for o in opts if o.startswith("name=")]
-        k.mount(named[0] if named else "cgroup", sub, fstype, flags, data,
-                why=f"cgroup v1 hierarchy {name}, seen from the container's cgroup namespace")
+        _mount_or_bind(named[0] if named else "cgroup", sub, fstype, flags, data, mp, superopts,
+                       why=f"cgroup v1 hierarchy {name}, seen from the container's cgroup namespace")
     k.mount(None, target, None, k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC,
             why="the cgroup tree is read-only in the container")

@@ -23,7 +23,7 @@ import sys
 import termios
 
 from minidock import kernel as k
-from minidock.errors import CommandCannotRun, CommandNotFound, MinidockError
+from minidock.errors import CommandCannotRun, CommandNotFound, KernelError, MinidockError
 from minidock.runtime import hooks, security
 from minidock.runtime import rootfs as rfs
 from minidock.runtime.spec import DEFAULT_ENV_PATH
@@ -84,14 +84,19 @@ def intermediate(ctx) -> None:
         if ctx.join_pid:
             _join(ctx.join_pid)
         ns_flags = 0
-        for ns in ctx.namespaces:
-            if ns.get("type") == "user":
-                continue  # refused earlier (process.create) when new; nothing to join here
+        # the user namespace first: the others are then created in (owned by) it
+        ordered = sorted(ctx.namespaces, key=lambda ns: ns.get("type") != "user")
+        for ns in ordered:
+            if ns.get("type") == "user" and not ns.get("path"):
+                _new_userns(ctx)
+                continue
             flag = k.NS_FLAGS.get(ns["type"])
             if flag is None:
                 raise MinidockError(f"unknown namespace type {ns['type']!r} in config.json")
             if ns.get("path"):
                 k.setns(ns["path"], flag, why=f"join the existing {ns['type']} namespace")
+                if ns["type"] == "user":
+                    _become_ns_root()
             else:
                 ns_flags |= flag
         if ns_flags:
@@ -105,6 +110,25 @@ def intermediate(ctx) -> None:
         code = send_error(ctx.sock, e)
     finally:
         os._exit(code)
+
+
+def _new_userns(ctx) -> None:
+    """unshare(CLONE_NEWUSER), have the parent write our uid/gid maps, become root inside."""
+    k.unshare(k.CLONE_NEWUSER, why="a user namespace: root in the container is an unprivileged uid on the host")
+    send(ctx.sock, {"type": "userns"})
+    msg, _ = recv(ctx.sock)
+    if not msg or msg.get("type") != "userns-mapped":
+        os._exit(1)
+    _become_ns_root()
+
+
+def _become_ns_root() -> None:
+    """In a user namespace we are whatever our host ids map to (unmapped: 65534): become its
+    root where 0 is mapped, so the process's own user (often 0) is set from there."""
+    for name, setter in (("gid_map", k.setresgid), ("uid_map", k.setresuid)):
+        with open(f"/proc/self/{name}") as f:
+            if any(line.split()[0] == "0" for line in f if line.strip()):
+                setter(0, why=f"become root ({name[:3]} 0) of the user namespace")
 
 
 _JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mount last: it changes our /proc
@@ -123,6 +147,8 @@ def _join(pid: int) -> None:
         fds[name] = path
     for name, path in fds.items():
         k.setns(path, 0, why=f"exec joins the container's {name} namespace")
+        if name == "user":
+            _become_ns_root()
 
 
 _NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, network stack, "
@@ -141,10 +167,7 @@ def container_init(ctx) -> None:
         new_ns = {ns["type"] for ns in ctx.namespaces if not ns.get("path")}
         if linux.get("seccomp"):
             from minidock.runtime import seccomp  # noqa: F401 - import now: no stdlib after pivot_root
-        fifo_fd = None
-        if ctx.exec_fifo:
-            # open it now: after pivot_root the runtime's state directory is out of reach
-            fifo_fd = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
+        fifo_fd = ctx.exec_fifo_fd  # opened (O_PATH) by the parent: no path to it need be reachable
         if ctx.join_pid:
             new_ns = set()  # exec: everything already exists, we only joined it
         if "mount" in new_ns:
@@ -181,11 +204,18 @@ def container_init(ctx) -> None:
 def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
     root = ctx.rootfs
     rfs.make_private(linux.get("rootfsPropagation"))
-    rfs.bind_rootfs(root)
+    userns = any(ns.get("type") == "user" for ns in ctx.namespaces)
+    try:
+        rfs.bind_rootfs(root)
+    except KernelError as e:
+        if userns and e.errno == errno.EACCES:
+            e.hint = ("In a user namespace the container's root is an unprivileged host uid: it must be "
+                      "able to reach the rootfs (every parent directory searchable, e.g. chmod o+x).")
+        raise
     for m in spec.get("mounts", []):
-        rfs.mount_one(root, m, cgroup_mounter=_cgroup_mounter)
+        rfs.mount_one(root, m, cgroup_mounter=_cgroup_mounter, userns=userns)
     if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
-        rfs.create_devices(root, linux.get("devices"))
+        rfs.create_devices(root, linux.get("devices"), bind=userns)
     _create_hooks(ctx)
     if ctx.no_pivot:
         rfs.chroot_into(root)

@@ -55,8 +55,10 @@ class _Ctx:
     namespaces: list[dict]
     stdio: tuple[int, int, int] | None
     exec_fifo: str | None = None
+    exec_fifo_fd: int | None = None
     no_pivot: bool = False
     join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
+    userns: bool = False  # a new user namespace: the parent writes its uid/gid maps
     state: dict | None = None  # the OCI state, for hooks the init runs
     preserve_fds: int = 0  # --preserve-fds N: fds 3..3+N-1 pass into the process
 
@@ -265,10 +267,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     bundle = os.path.abspath(bundle)
     spec = spec or ocispec.load(bundle)
     hooks.check(spec)
-    if any(ns.get("type") == "user" for ns in spec.get("linux", {}).get("namespaces") or []):
-        # refuse rather than run without it: the spec's uid mappings are a security boundary
-        raise MinidockError("user namespaces (linux.uidMappings) are not supported by minidock's runtime yet",
-                            "Remove the user namespace from config.json, or use runc for this container.")
+    userns = _user_mappings(spec)
     rootfs = ocispec.rootfs_path(spec, bundle)
     c = Container(id=cid, bundle=bundle, spec=spec, root=root or str(paths.run_root() / "runtime"),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()))
@@ -281,9 +280,17 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     if exec_fifo:
         fifo = os.path.join(c.dir, "exec.fifo")
         os.mkfifo(fifo, 0o600)
+        if userns is not None:  # the init opens it as the namespace's root: an unprivileged host uid
+            os.chmod(c.dir, 0o711)
+            os.chown(fifo, _host_id(userns[0], 0), _host_id(userns[1], 0))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
-               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot, preserve_fds=preserve_fds)
+               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
+               userns=userns is not None)
+    if fifo:
+        # the init re-opens it through /proc/self/fd (as runc does): in a user namespace its root
+        # could not walk the path to our state directory
+        ctx.exec_fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     cg = None
     pid1 = 0
     try:
@@ -294,11 +301,18 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
             parent_sock.close()
             child.intermediate(ctx)  # never returns
         child_sock.close()
+        if ctx.exec_fifo_fd is not None:
+            os.close(ctx.exec_fifo_fd)
+            ctx.exec_fifo_fd = None
         if cg is not None:
             cg.add_proc(pid1)
         child.send(parent_sock, {"type": "cgroup-ready"})
-        msg = _expect(parent_sock, "pid")
-        c.pid = msg["pid"]
+        msg, _ = child.recv(parent_sock)
+        if userns is not None and msg and msg.get("type") == "userns":
+            _write_mappings(pid1, *userns)
+            child.send(parent_sock, {"type": "userns-mapped"})
+            msg, _ = child.recv(parent_sock)
+        c.pid = _check(msg, "pid")["pid"]
         _reap(pid1)
         pid1 = 0
         c.init_start = _proc_start_time(c.pid)
@@ -336,6 +350,39 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
                 pass
         paths.remove_tree(c.dir)
         raise
+
+
+def _user_mappings(spec: dict) -> tuple[list[dict], list[dict]] | None:
+    """The uid/gid mappings of a new user namespace (None without one)."""
+    linux = spec.get("linux", {})
+    new = any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or [])
+    if not new:
+        if linux.get("uidMappings") or linux.get("gidMappings"):
+            raise MinidockError("config.json has uid/gid mappings but no new user namespace",
+                                'Add {"type": "user"} to linux.namespaces, or remove the mappings.')
+        return None
+    if not linux.get("uidMappings") or not linux.get("gidMappings"):
+        raise MinidockError("user namespaces enabled, but no uid or gid mappings found",
+                            "Give linux.uidMappings and linux.gidMappings (containerID, hostID, size).")
+    return linux["uidMappings"], linux["gidMappings"]
+
+
+def _host_id(maps: list[dict], cid: int) -> int:
+    """The host id that container id `cid` maps to (-1: unmapped, chown leaves it)."""
+    for m in maps:
+        if int(m["containerID"]) <= cid < int(m["containerID"]) + int(m["size"]):
+            return int(m["hostID"]) + cid - int(m["containerID"])
+    return -1
+
+
+def _write_mappings(pid: int, uids: list[dict], gids: list[dict]) -> None:
+    """The parent (root in the host's user namespace) maps the child's new user namespace."""
+    for name, maps in (("uid_map", uids), ("gid_map", gids)):
+        text = "".join(f"{int(m['containerID'])} {int(m['hostID'])} {int(m['size'])}\n" for m in maps)
+        k.write_file(f"/proc/{pid}/{name}", text,
+                     why=f"user namespace: container {name[:3]}s map to unprivileged host {name[:3]}s "
+                         "(root inside is nobody outside)",
+                     hint="Check the mappings in config.json: ranges must not overlap.")
 
 
 def _with_device_allowances(linux: dict) -> dict:

@@ -15,11 +15,12 @@ Runs in the container's init before pivot_root. The order, and why:
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from minidock import kernel as k
-from minidock.errors import InvalidArgument
+from minidock.errors import InvalidArgument, KernelError
 
 _MOUNT_FLAGS = {
     "ro": (k.MS_RDONLY, True), "rw": (k.MS_RDONLY, False),
@@ -129,7 +130,7 @@ def bind_rootfs(rootfs: str) -> None:
             why="pivot_root needs the new root to be a mount point")
 
 
-def mount_one(rootfs: str, m: dict, cgroup_mounter=None) -> None:
+def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -> None:
     dest = m.get("destination")
     if not dest or not dest.startswith("/"):
         raise InvalidArgument(f"mount destination {dest!r} must be an absolute path")
@@ -153,8 +154,23 @@ def mount_one(rootfs: str, m: dict, cgroup_mounter=None) -> None:
         # a bind mount ignores flags like ro on the first call: remount to apply them
         extra = flags & ~(k.MS_BIND | k.MS_REC)
         if extra:
+            if userns:  # the host mount's flags are locked: keep them
+                extra |= current_flags(target)
             k.mount(None, target, None, extra | k.MS_BIND | k.MS_REMOUNT,
                     why=f"apply {','.join(k.mount_options(extra))} to the bind mount at {dest}")
+    elif mtype == "sysfs" and userns:
+        _ensure_target(target, True)
+        try:
+            k.mount(source, target, mtype, flags, ",".join(data) or None, why=_WHY["/sys"])
+        except KernelError as e:
+            if e.errno != errno.EPERM:
+                raise
+            # sysfs needs a network namespace of our own user namespace (not so when joined):
+            # bind the host's, read-only, as runc does
+            k.mount("/sys", target, None, k.MS_BIND | k.MS_REC,
+                    why="user namespace without its own network namespace: bind the host's /sys")
+            k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | current_flags(target),
+                    why="/sys read-only")
     else:
         _ensure_target(target, True)
         k.mount(source, target, mtype, flags, ",".join(data) or None,
@@ -173,8 +189,12 @@ _WHY = {
 }
 
 
-def create_devices(rootfs: str, devices: list[dict] | None) -> None:
-    """Device nodes in the container's /dev: Docker's defaults plus the spec's."""
+def create_devices(rootfs: str, devices: list[dict] | None, bind: bool = False) -> None:
+    """Device nodes in the container's /dev: Docker's defaults plus the spec's.
+
+    In a user namespace mknod is refused (a device node is a key to the host's hardware, only
+    the host's root may make one): the host's node is bind-mounted instead, as runc does.
+    """
     wanted = {d[0]: d for d in DEFAULT_DEVICES}
     for d in devices or []:
         wanted[d["path"]] = (d["path"], d.get("type", "c"), d.get("major", 0),
@@ -186,6 +206,12 @@ def create_devices(rootfs: str, devices: list[dict] | None) -> None:
             if os.path.lexists(target):
                 os.unlink(target)
             os.makedirs(os.path.dirname(target), exist_ok=True)
+            if bind:
+                with open(target, "a"):
+                    pass
+                k.mount(path, target, None, k.MS_BIND,
+                        why="user namespace: no mknod there, so bind the host's node instead")
+                continue
             kind = stat.S_IFCHR if typ in ("c", "u") else stat.S_IFBLK if typ == "b" else stat.S_IFIFO
             k.mknod(target, kind | mode, major, minor,
                     why="only the devices Docker allows exist in the container's /dev")
@@ -236,15 +262,34 @@ def mask_paths(paths: list[str]) -> None:
                     why=f"mask {p}: reading it would leak host kernel information")
 
 
+_ST_TO_MS = ((os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV), (os.ST_NOEXEC, k.MS_NOEXEC),
+             (os.ST_NOATIME, k.MS_NOATIME), (os.ST_NODIRATIME, k.MS_NODIRATIME),
+             (os.ST_RELATIME, k.MS_RELATIME))
+
+
+def current_flags(path: str) -> int:
+    """The per-mount flags `path`'s mount has now, for a remount that must keep them.
+
+    A bind remount sets the flags it is given and clears the others: without these, making
+    /proc/sys read-only would also make it suid/dev/exec again, and in a user namespace the
+    kernel refuses (EPERM) to clear flags that the host's mount has ("locked" flags).
+    """
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in _ST_TO_MS if f & st)
+
+
 def readonly_paths(paths: list[str]) -> None:
     for p in paths or []:
         if not os.path.lexists(p):
             continue
         k.mount(p, p, None, k.MS_BIND | k.MS_REC, why=f"{p} must not be writable from inside")
-        k.mount(None, p, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY,
+        k.mount(None, p, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | current_flags(p),
                 why=f"make {p} read-only: writing it would change the host kernel")
 
 
 def readonly_root() -> None:
-    k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY,
+    k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | current_flags("/"),
             why="--read-only: the container's root filesystem cannot be written")

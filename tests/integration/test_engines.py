@@ -153,3 +153,27 @@ def test_containerd_ctr_run_with_runc_binary(busybox_tar, tmp_path, state_root):
         d.terminate()
         d.wait(timeout=30)
         _umount_under(str(tmp_path))
+
+
+def test_podman_user_namespace(busybox_tar):
+    """podman --uidmap: a user namespace (root inside = uid 100000 outside), podman chowns the
+    image for it; on this v1 host without a cgroup namespace the cgroup dirs are bound in."""
+    import tempfile
+
+    _need("podman")
+    w = Path(tempfile.mkdtemp(prefix="minidock-podman-userns-", dir="/tmp"))
+    w.chmod(0o755)  # the mapped root must reach the rootfs (pytest's tmp dirs are 0700)
+    base = ["podman", "--root", w / "root", "--runroot", w / "run", "--runtime", RUNTIME]
+    try:
+        assert sh(*base, "import", busybox_tar, "localhost/busybox").returncode == 0
+        r = sh(*base, "run", "--rm", "--network", "none", *UL, "--uidmap", "0:100000:65536",
+               "--gidmap", "0:100000:65536", "localhost/busybox", "sh", "-c",
+               "id -u; cat /proc/self/uid_map; echo x > /tmp/x && echo write-ok; ls /sys/fs/cgroup | wc -l")
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.split()
+        assert out[:5] == ["0", "0", "100000", "65536", "write-ok"] and int(out[5]) > 0
+    finally:
+        sh(*base, "rm", "-af")
+        sh(*base, "system", "reset", "-f")
+        _umount_under(str(w))
+        shutil.rmtree(w, ignore_errors=True)

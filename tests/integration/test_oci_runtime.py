@@ -282,3 +282,70 @@ def test_preserve_fds_passes_extra_descriptors_like_runc(bundle, tmp_path):
         outs.append(r.stdout)
     assert outs[0].startswith("through fd 3\n")
     assert len(set(outs)) == 1, outs  # the same descriptors inside (0-3, plus ls's own)
+
+
+USERNS = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+          "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}
+
+
+@pytest.fixture
+def userns_bundle(bundle, rootfs, tmp_path):
+    """`bundle` with its rootfs where uid 100000 can reach it (pytest's tmp dirs are 0700)."""
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="minidock-userns-", dir="/tmp"))
+    top.chmod(0o755)
+    shutil.copytree(rootfs, top / "rootfs", symlinks=True)
+
+    def write(args):
+        spec = bundle(args)
+        spec["root"]["path"] = str(top / "rootfs")
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"].update(json.loads(json.dumps(USERNS)))
+        (bundle.path / "config.json").write_text(json.dumps(spec))
+        return spec
+
+    write.path = bundle.path
+    yield write
+    shutil.rmtree(top)
+
+
+def test_user_namespace_root_inside_is_unprivileged_outside_like_runc(userns_bundle, tmp_path):
+    script = ("id; cat /proc/self/uid_map /proc/self/gid_map; ls -ln /etc/passwd | cut -c1-30; "
+              "hostname; grep ^Cap /proc/self/status")
+    userns_bundle(["sh", "-c", script])
+    outs = []
+    for cmd in [_ours(tmp_path / "s")] + ([_runc(tmp_path / "r")] if RUNC else []):
+        r = rt(cmd, "run", "-b", userns_bundle.path, "un1")
+        assert r.returncode == 0, (cmd[0], r.stderr)
+        outs.append(r.stdout)
+    lines = outs[0].splitlines()
+    assert lines[0].startswith("uid=0(root) gid=0(root)")
+    assert lines[1].split() == ["0", "100000", "65536"] == lines[2].split()
+    assert "65534    65534" in lines[3]  # the host's root owns the image: nobody in here
+    if RUNC:
+        assert outs[0] == outs[1]
+
+
+def test_user_namespace_host_view_and_exec(userns_bundle, tmp_path):
+    userns_bundle(["sleep", "30"])
+    ours = _ours(tmp_path / "s")
+    assert rt_detached(ours, "run", "-d", "-b", userns_bundle.path, "un2").returncode == 0
+    try:
+        pid = json.loads(rt(ours, "state", "un2").stdout)["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+        assert "Uid:\t100000\t100000\t100000\t100000" in status  # root inside, uid 100000 outside
+        assert os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+        r = rt(ours, "exec", "un2", "sh", "-c", "id -u; cat /proc/self/uid_map")
+        assert r.returncode == 0 and r.stdout.split() == ["0", "0", "100000", "65536"], r.stderr
+    finally:
+        rt(ours, "delete", "-f", "un2")
+
+
+def test_user_namespace_without_mappings_is_refused(bundle, tmp_path):
+    spec = bundle(["true"])
+    spec["linux"]["namespaces"].append({"type": "user"})
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    r = rt(_ours(tmp_path / "s"), "run", "-b", bundle.path, "un3")
+    assert r.returncode != 0 and "no uid or gid mappings found" in r.stderr

@@ -57,7 +57,8 @@ def test_rootfs_sequence_with_fake_kernel(tmp_path):
         ("mount", "/dev/null", str(target), None, k.MS_BIND, None),
         ("mount", "tmpfs", str(d), "tmpfs", k.MS_RDONLY, None),
         ("mount", str(d), str(d), None, k.MS_BIND | k.MS_REC, None),
-        ("mount", None, str(d), None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY, None),
+        # the remount keeps the flags the mount has (nosuid, nodev, noexec, atime): statvfs
+        ("mount", None, str(d), None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | rfs.current_flags(str(d)), None),
     ]
 
 
