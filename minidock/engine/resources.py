@@ -190,6 +190,16 @@ _NEEDS = (
 )
 
 
+def _has_knob(root: str, names: tuple[str, ...]) -> bool:
+    """BFQ's weight files exist only in non-root cgroups: look at the root and its children."""
+    dirs = [root]
+    try:
+        dirs += [e.path for e in os.scandir(root) if e.is_dir()][:8]
+    except OSError:
+        pass
+    return any(os.path.exists(os.path.join(d, n)) for d in dirs for n in names)
+
+
 def warnings(hc: dict) -> list[str]:
     """Docker prints these and carries on (the kernel lacks the knob: it would do nothing)."""
     from minidock.runtime.cgroups import cgroup_version, controllers, mounts
@@ -205,7 +215,7 @@ def warnings(hc: dict) -> list[str]:
     if hc.get("BlkioWeight"):
         if version == 1:
             d = mounts()["v1"].get("blkio")
-            ok = bool(d) and any(os.path.exists(os.path.join(d, f)) for f in ("blkio.weight", "blkio.bfq.weight"))
+            ok = bool(d) and _has_knob(d, ("blkio.weight", "blkio.bfq.weight"))
         else:
             ok = "io" in have
         if not ok:

@@ -259,3 +259,32 @@ def test_hugepage_limits_where_the_host_has_them():
             cg.update({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
     finally:
         cg.destroy()
+
+
+def test_blkio_weight_written_where_the_kernel_has_the_knob(md, busybox):
+    """--blkio-weight: v2 io.weight (converted to 1..10000) or io.bfq.weight, v1 blkio.weight or
+    blkio.bfq.weight. Where no such file exists (this host's v1 blkio has neither: no BFQ/CFQ),
+    Docker's warning is printed and the container still runs."""
+    r = md("run", "-d", "--blkio-weight", "300", busybox, "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        cg, _ = _cg(md, cid)
+        knobs = {}
+        for d in cg.dirs():
+            for name in ("io.weight", "io.bfq.weight", "blkio.weight", "blkio.bfq.weight"):
+                if os.path.exists(os.path.join(d, name)):
+                    with open(os.path.join(d, name)) as f:
+                        knobs[name] = f.read().split()
+        if not knobs:
+            assert "Block I/O weight" in r.stderr and "Weight discarded" in r.stderr
+            return
+        assert "Weight discarded" not in r.stderr
+        if "io.bfq.weight" in knobs or "blkio.bfq.weight" in knobs:
+            assert "300" in (knobs.get("io.bfq.weight") or knobs["blkio.bfq.weight"])
+        elif "io.weight" in knobs:  # "default N": 1 + (300 - 10) * 9999 / 990
+            assert knobs["io.weight"][:2] == ["default", str(1 + 290 * 9999 // 990)]
+        else:
+            assert knobs["blkio.weight"] == ["300"]
+    finally:
+        md("rm", "-f", cid)
