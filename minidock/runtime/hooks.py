@@ -38,55 +38,58 @@ def wanted_at_create(spec: dict) -> bool:
     return any((spec.get("hooks") or {}).get(n) for n in AT_CREATE)
 
 
-def run_inline(spec: dict, name: str, state: dict) -> None:
-    """Run hooks from the container's init: fork + execve, the state on a pipe to its stdin."""
-    for hook in (spec.get("hooks") or {}).get(name) or []:
-        env = [e for e in hook.get("env") or []]
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.dup2(r, 0)
-                os.close(w)
-                os.execve(hook["path"], hook.get("args") or [hook["path"]],
-                          dict(e.partition("=")[::2] for e in env))
-            finally:
-                os._exit(127)
-        os.close(r)
-        try:
-            os.write(w, json.dumps(state).encode())
-        except BrokenPipeError:
-            pass
-        os.close(w)
-        deadline = time.monotonic() + hook["timeout"] if hook.get("timeout") else None
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if deadline and time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                raise MinidockError(f"{name} hook {hook['path']} failed: timed out after {hook['timeout']}s")
-            time.sleep(0.005)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise MinidockError(f"{name} hook {hook['path']} failed: exit status "
-                                f"{os.waitstatus_to_exitcode(status)}")
-
-
 def run(spec: dict, name: str, state: dict, *, fatal: bool) -> None:
+    """Run the spec's `name` hooks in order; a failure raises (fatal) or warns."""
     for hook in (spec.get("hooks") or {}).get(name) or []:
-        import subprocess  # (here: `run` without hooks should not pay for the import)
-
-        args = hook.get("args") or [hook["path"]]
-        env = dict(e.partition("=")[::2] for e in hook.get("env") or [])
-        try:
-            r = subprocess.run(args, executable=hook["path"], input=json.dumps(state), text=True,
-                               env=env, capture_output=True, timeout=hook.get("timeout"))
-            err = None if r.returncode == 0 else f"exit status {r.returncode}: {r.stderr.strip()}"
-        except (OSError, subprocess.TimeoutExpired) as e:
-            err = str(e)
+        err = _run_one(hook, state)
         if err:
             msg = f"{name} hook {hook['path']} failed: {err}"
             if fatal:
                 raise MinidockError(msg)
             print(f"minidock-runtime: warning: {msg}", file=sys.stderr)
+
+
+def _run_one(hook: dict, state: dict) -> str | None:
+    """fork + execve, the state on a pipe to its stdin, its output kept in a memfd for the error.
+
+    (Not subprocess: the init runs hooks past pivot_root, where the host's Python library is out
+    of reach, and `run` without hooks should not pay for the import.)
+    """
+    r, w = os.pipe()
+    out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(r, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.execve(hook["path"], hook.get("args") or [hook["path"]],
+                      dict(e.partition("=")[::2] for e in hook.get("env") or []))
+        except OSError as e:
+            os.write(2, f"exec: {e.strerror}".encode())
+        finally:
+            os._exit(127)
+    os.close(r)
+    try:
+        os.write(w, json.dumps(state).encode())
+    except BrokenPipeError:
+        pass  # a hook that does not read its stdin
+    os.close(w)
+    deadline = time.monotonic() + hook["timeout"] if hook.get("timeout") else None
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if deadline and time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(out)
+            return f"timed out after {hook['timeout']}s"
+        time.sleep(0.002)
+    code = os.waitstatus_to_exitcode(status)
+    os.lseek(out, 0, os.SEEK_SET)
+    text = os.read(out, 4096).decode(errors="replace").strip()
+    os.close(out)
+    if code == 0:
+        return None
+    return f"exit status {code}" + (f": {text}" if text else "")

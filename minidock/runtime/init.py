@@ -238,7 +238,7 @@ def _create_hooks(ctx) -> None:
     if not msg or msg.get("type") != "hooks-done":
         os._exit(1)
     ctx.state = msg["state"]
-    hooks.run_inline(ctx.spec, "createContainer", ctx.state)
+    hooks.run(ctx.spec, "createContainer", ctx.state, fatal=True)
 
 
 def _apply_sysctls(linux: dict) -> None:
@@ -324,7 +324,7 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
     else:
         stdio = ctx.stdio or (0, 1, 2)
     if getattr(ctx, "state", None) and (spec.get("hooks") or {}).get("startContainer"):
-        hooks.run_inline(spec, "startContainer", dict(ctx.state, status="created"))
+        hooks.run(spec, "startContainer", dict(ctx.state, status="created"), fatal=True)
     security.apply(process, spec.get("linux", {}).get("seccomp"))
     for i, fd in enumerate(stdio):
         if fd != i:

@@ -109,8 +109,13 @@ class Base:
         self._create()
         if resources:
             self.update(resources)
+            if resources.get("devices") is not None:
+                self._devices(resources["devices"])  # once: `update` never changes device rules
 
     def _create(self) -> None:
+        raise NotImplementedError
+
+    def _devices(self, rules: list[dict]) -> None:
         raise NotImplementedError
 
     def procs(self) -> list[int]:

@@ -95,8 +95,6 @@ class CgroupV1(Base):
                 if d and os.path.exists(os.path.join(d, name)):
                     self._w("blkio", name, bio["weight"], "--blkio-weight: relative block IO weight")
                     break
-        for rule in r.get("devices") or []:
-            self._device_rule(rule)
         check_hugepage_limits(r.get("hugepageLimits"), self.dir("hugetlb") is not None)
         for lim in r.get("hugepageLimits") or []:
             self._w("hugetlb", f"hugetlb.{lim['pageSize']}.limit_in_bytes", lim["limit"],
@@ -119,6 +117,10 @@ class CgroupV1(Base):
             self._w("memory", "memory.limit_in_bytes", lim, why)
         if has_swap and swap is not None:
             self._w("memory", "memory.memsw.limit_in_bytes", sw, "--memory-swap: memory plus swap")
+
+    def _devices(self, rules: list[dict]) -> None:
+        for rule in rules:
+            self._device_rule(rule)
 
     def _device_rule(self, rule: dict) -> None:
         kind = rule.get("type", "a")

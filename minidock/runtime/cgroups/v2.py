@@ -42,7 +42,6 @@ class CgroupV2(Base):
 
     def _create(self) -> None:
         self._mkdirs(self.root, why="the container's own cgroup (a leaf: v2 allows no internal processes)")
-        self._fresh = True  # device rules are compiled once, at creation (update never changes them)
 
     def _devices(self, rules: list[dict]) -> None:
         from minidock.runtime.cgroups import devicefilter
@@ -123,9 +122,6 @@ class CgroupV2(Base):
                               or "hugetlb" in read(os.path.join(self.leaf, "cgroup.controllers")).split())
         for lim in r.get("hugepageLimits") or []:
             self._w(f"hugetlb.{lim['pageSize']}.max", lim["limit"], "hugepageLimits: huge pages this container may use")
-        if r.get("devices") is not None and getattr(self, "_fresh", False):
-            self._devices(r["devices"])
-            self._fresh = False
 
     def oom_killed(self) -> bool:
         return keyed(os.path.join(self.leaf, "memory.events")).get("oom_kill", 0) > 0
