@@ -83,13 +83,15 @@ def intermediate(ctx) -> None:
         k.note(f"in the intermediate process (host PID {os.getpid()})")
         if ctx.join_pid:
             _join(ctx.join_pid)
+        # runc's order: a user namespace joined by path first (the others belong to it), then the
+        # other namespaces joined by path (while we still have the host's capabilities), then a
+        # new user namespace, then the new others, created in (owned by) it
+        def order(ns: dict) -> int:
+            user, joined = ns.get("type") == "user", bool(ns.get("path"))
+            return 0 if user and joined else 1 if joined else 2 if user else 3
+
         ns_flags = 0
-        # the user namespace first: the others are then created in (owned by) it
-        ordered = sorted(ctx.namespaces, key=lambda ns: ns.get("type") != "user")
-        for ns in ordered:
-            if ns.get("type") == "user" and not ns.get("path"):
-                _new_userns(ctx)
-                continue
+        for ns in sorted(ctx.namespaces, key=order):
             flag = k.NS_FLAGS.get(ns["type"])
             if flag is None:
                 raise MinidockError(f"unknown namespace type {ns['type']!r} in config.json")
@@ -97,6 +99,8 @@ def intermediate(ctx) -> None:
                 k.setns(ns["path"], flag, why=f"join the existing {ns['type']} namespace")
                 if ns["type"] == "user":
                     _become_ns_root()
+            elif ns["type"] == "user":
+                _new_userns(ctx)
             else:
                 ns_flags |= flag
         if ns_flags:

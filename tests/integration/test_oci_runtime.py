@@ -349,3 +349,24 @@ def test_user_namespace_without_mappings_is_refused(bundle, tmp_path):
     (bundle.path / "config.json").write_text(json.dumps(spec))
     r = rt(_ours(tmp_path / "s"), "run", "-b", bundle.path, "un3")
     assert r.returncode != 0 and "no uid or gid mappings found" in r.stderr
+
+
+def test_user_namespace_with_a_joined_network_namespace_like_runc(userns_bundle, tmp_path):
+    """A new user namespace but a network namespace joined by path (owned by the host's user
+    namespace): joined before the user namespace is made, and sysfs, which the kernel then
+    refuses to mount, is bound from the host read-only, as newer runc does (Debian's runc 1.1
+    fails here: "mount sysfs ... operation not permitted")."""
+    name = f"mdtest-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        spec = userns_bundle(["sh", "-c", "ls /sys/class/net | sort; cat /sys/class/net/lo/operstate; "
+                                          "grep ' /sys ' /proc/self/mountinfo | grep -o ' ro,'"])
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/run/netns/{name}"
+        (userns_bundle.path / "config.json").write_text(json.dumps(spec))
+        r = rt(_ours(tmp_path / "s"), "run", "-b", userns_bundle.path, "un4")
+        assert r.returncode == 0, r.stderr
+        assert "lo\n" in r.stdout and " ro," in r.stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", name])
