@@ -29,6 +29,9 @@ _LAZY: dict[str, str] = {
 }
 
 
+_ON_DISK = {"ipam"}  # survives a reboot: an address lease in the network store
+
+
 def register(kind: str, undo: Callable[[dict], None]) -> None:
     _HANDLERS[kind] = undo
 
@@ -46,12 +49,19 @@ class Journal:
         self.path = Path(path)
 
     def record(self, kind: str, **data) -> None:
-        """Append one entry and fsync it: it must be on disk before the resource exists."""
+        """Append one entry before the resource exists.
+
+        The write reaches the page cache before the resource is made, so a crash of minidock
+        never loses it. Only a crash of the whole machine could, and then mounts, cgroups, links
+        and nft rules are gone too: just the kinds kept on disk (_ON_DISK) are fsynced (~1.5 ms
+        each here, paid by every `run`).
+        """
         line = json.dumps({"kind": kind, **data}, sort_keys=True) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, line.encode())
-            os.fsync(fd)
+            if kind in _ON_DISK:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
