@@ -61,6 +61,7 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
     oom_score_adj: int = 0
+    pull_policy: str = "missing"  # --pull always|missing|never
     no_pivot: bool = False
     resources: dict = field(default_factory=dict)
     resource_flags: dict = field(default_factory=dict)
@@ -128,15 +129,22 @@ def _kv(items: list[str], what: str) -> dict:
     return out
 
 
-def resolve_image(ref: str):
+def resolve_image(ref: str, policy: str = "missing"):
+    """The image `ref`, pulled first as Docker's --pull says (missing: only when not here)."""
     from minidock.image.store import ImageStore
 
     store = ImageStore()
-    try:
-        return store.resolve(ref)
-    except NotFound:
-        pass
+    if policy != "always":
+        try:
+            return store.resolve(ref)
+        except NotFound:
+            if policy == "never":
+                raise NotFound(f"No such image: {ref}", "Pull it first (`minidock pull`), or drop --pull never.") \
+                    from None
     pull = _puller()
+    if pull is not None and policy == "always":
+        pull(ref)
+        return store.resolve(ref)
     if pull is None:
         raise NotFound(f"Unable to find image '{ref}' locally",
                        "Import one with `minidock import TARBALL NAME`, or build the busybox image "
@@ -157,7 +165,7 @@ def _puller():
 
 
 def create_container(o: RunOptions) -> dict:
-    img = resolve_image(o.image)
+    img = resolve_image(o.image, o.pull_policy)
     icfg = (img.config or {}).get("config", {}) or {}
     entrypoint = icfg.get("Entrypoint")
     cmd = icfg.get("Cmd")

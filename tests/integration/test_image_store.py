@@ -7,6 +7,8 @@ import gzip
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -49,18 +51,27 @@ def store(state_root):
     return ImageStore()
 
 
-def _add_layers(store, layers: list[bytes], tag: str, gzip_them=True):
+def _compress(raw: bytes, how: str | None) -> tuple[bytes, str]:
+    from minidock.image.store import MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_LAYER_ZSTD
+
+    if how == "gzip":
+        return gzip.compress(raw), MT_OCI_LAYER_GZIP
+    if how == "zstd":
+        out = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+        return out, MT_OCI_LAYER_ZSTD
+    return raw, MT_OCI_LAYER
+
+
+def _add_layers(store, layers: list[bytes], tag: str, compress: str | list | None = "gzip"):
     """A multi-layer image through the store's own write path (as pull/load use it)."""
     from minidock.image.config import new_config
-    from minidock.image.store import MT_OCI_LAYER, MT_OCI_LAYER_GZIP
 
     descs = []
-    for raw in layers:
-        blob = gzip.compress(raw) if gzip_them else raw
+    for i, raw in enumerate(layers):
+        blob, media_type = _compress(raw, compress[i] if isinstance(compress, list) else compress)
         digest, size = store.put_blob(io.BytesIO(blob))
         diff_id, _ = store.unpack_layer(digest)
-        descs.append({"digest": digest, "diff_id": diff_id, "size": size,
-                      "mediaType": MT_OCI_LAYER_GZIP if gzip_them else MT_OCI_LAYER})
+        descs.append({"digest": digest, "diff_id": diff_id, "size": size, "mediaType": media_type})
     cfg = new_config([d["diff_id"] for d in descs], {"Cmd": ["sh"]}, created_by="test")
     return store.add_image(json.dumps(cfg).encode(), descs, tags=[tag])
 
@@ -84,17 +95,38 @@ def test_whiteouts_hide_lower_files_in_the_container(md, busybox, busybox_tar, s
     assert md("rmi", "layered:1").returncode == 0
 
 
-def test_shared_layers_kept_while_used(md, busybox, store, state_root):
-    img = store.resolve(busybox)
-    assert md("tag", busybox, "second:1").returncode == 0
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed (install.sh installs it)")
+def test_zstd_and_uncompressed_layers(md, busybox, busybox_tar, store):
+    """Layers compressed with zstd (OCI's tar+zstd) and plain tar unpack like gzip ones: the
+    diff_id is the digest of the uncompressed tar whatever the compression."""
+    import hashlib
+
+    base = busybox_tar.read_bytes()
+    z = _tar([("z", "dir", None), ("z/file", "file", b"from a zstd layer\n")])
+    plain = _tar([("p", "file", b"from a plain layer\n")])
+    image = _add_layers(store, [base, z, plain], "zstd:1", compress=["gzip", "zstd", None])
+    img = store.resolve("zstd:1")
+    assert img.config["rootfs"]["diff_ids"][1:] == ["sha256:" + hashlib.sha256(t).hexdigest() for t in (z, plain)]
+    r = md("run", "--rm", "zstd:1", "cat", "/z/file", "/p")
+    assert r.returncode == 0 and r.stdout == "from a zstd layer\nfrom a plain layer\n", r.stderr
+    assert image and md("rmi", "zstd:1").returncode == 0
+
+
+def test_shared_layers_kept_while_used(md, busybox, busybox_tar, store, state_root):
+    # an image of its own (one tag, whatever other tests tagged busybox as), sharing busybox's layer
+    _add_layers(store, [busybox_tar.read_bytes(), _tar([("own", "file", b"x")])], "shared:1")
+    img = store.resolve("shared:1")
+    assert md("tag", "shared:1", "second:1").returncode == 0
     r = md("rmi", "second:1")
     assert r.stdout.strip() == "Untagged: second:1"
     assert all(os.path.isdir(d) for d in img.layer_dirs())
     # an image a container uses is refused without -f
-    cid = md("create", busybox, "true").stdout.strip()
+    cid = md("create", "shared:1", "true").stdout.strip()
     r = md("rmi", img.id)
     assert r.returncode == 1 and "is using its referenced image" in r.stderr
     assert md("rm", cid).returncode == 0
+    assert md("rmi", "shared:1").returncode == 0
+    assert all(os.path.isdir(d) for d in store.resolve(busybox).layer_dirs())  # shared layer kept
 
 
 @pytest.mark.parametrize("case", ["traversal", "symlink-escape", "hardlink-outside", "truncated",
