@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 
@@ -169,3 +170,43 @@ def test_import_errors_are_clear(md, busybox, tmp_path):
     assert r.returncode == 125 and "invalid reference format" in r.stderr
     r = md("import", "--change", "RUN x", tmp_path / "missing.tar", "x")
     assert r.returncode == 125 and "not a valid change command" in r.stderr
+
+
+def test_unpack_keeps_owners_modes_mtimes_devices_links_and_xattrs(store):
+    """What a layer's tar says about each entry survives into the snapshot, as docker/podman keep
+    it: owner, mode bits (setuid included), mtime, device nodes, fifos, symlinks, hardlinks,
+    xattrs (PAX SCHILY.xattr)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        def add(name, kind, **kw):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mtime, ti.mode = kind, 1_000_000_000, 0o644
+            data = kw.pop("data", None)
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            if data is not None:
+                ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+
+        add("bin", tarfile.DIRTYPE, mode=0o755, mtime=1_100_000_000)
+        add("bin/su", tarfile.REGTYPE, data=b"#!/bin/sh\n", mode=0o4755, uid=1234, gid=5678)
+        add("bin/su-link", tarfile.LNKTYPE, linkname="bin/su")
+        add("bin/sh", tarfile.SYMTYPE, linkname="su", uid=1234, gid=5678)
+        add("null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666)
+        add("sda", tarfile.BLKTYPE, devmajor=8, devminor=0, mode=0o660)
+        add("pipe", tarfile.FIFOTYPE, mode=0o600)
+        add("caps", tarfile.REGTYPE, data=b"x", pax_headers={"SCHILY.xattr.user.minidock": "yes"})
+    digest, _ = store.put_blob(io.BytesIO(buf.getvalue()))
+    diff_id, _ = store.unpack_layer(digest)
+    d = store.layer_dir(diff_id)
+    st = os.lstat(os.path.join(d, "bin/su"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777, int(st.st_mtime)) == (1234, 5678, 0o4755, 1_000_000_000)
+    assert os.lstat(os.path.join(d, "bin/su-link")).st_ino == st.st_ino  # a hardlink, not a copy
+    assert os.readlink(os.path.join(d, "bin/sh")) == "su"
+    assert os.lstat(os.path.join(d, "bin/sh")).st_uid == 1234  # lchown: the link itself
+    assert int(os.lstat(os.path.join(d, "bin")).st_mtime) == 1_100_000_000  # set after its children
+    for name, kind, dev in (("null", stat.S_IFCHR, (1, 3)), ("sda", stat.S_IFBLK, (8, 0))):
+        st = os.lstat(os.path.join(d, name))
+        assert stat.S_IFMT(st.st_mode) == kind and (os.major(st.st_rdev), os.minor(st.st_rdev)) == dev
+    assert stat.S_ISFIFO(os.lstat(os.path.join(d, "pipe")).st_mode)
+    assert os.getxattr(os.path.join(d, "caps"), "user.minidock") == b"yes"
