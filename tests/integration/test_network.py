@@ -318,3 +318,21 @@ def test_iptables_fallback_publishes_and_cleans_up(md_env, busybox, iptables_net
     assert "--dport 18082" not in in_ns(ns, "iptables", "-t", "nat", "-S", "MINIDOCK-DNAT").stdout
     assert mdi("system", "prune", "-f").returncode == 0
     assert "MINIDOCK" not in in_ns(ns, "iptables-save").stdout
+
+
+def test_a_port_a_host_process_listens_on_is_refused(mdn, busybox, netns):
+    """Not only minidock's own reservations: a host service on the port would be hijacked by the
+    DNAT rule, so it is a clear error before anything is created (Docker's proxy fails the same)."""
+    listener = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", sys.executable, "-c",
+                                 "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 18082))\n"
+                                 "s.listen()\nprint('up', flush=True)\ntime.sleep(60)"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "up"
+        before = links(netns)
+        r = mdn("run", "--rm", "-p", "18082:80", busybox, "true")
+        assert r.returncode == 125 and "Bind for 0.0.0.0:18082 failed: port is already allocated" in r.stderr
+        assert links(netns) == before and mdn("ps", "-aq").stdout == ""
+    finally:
+        listener.kill()
+        listener.wait()
