@@ -327,7 +327,7 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
         stdio = (slave_fd, slave_fd, slave_fd)
     else:
         stdio = ctx.stdio or (0, 1, 2)
-    if getattr(ctx, "state", None) and (spec.get("hooks") or {}).get("startContainer"):
+    if ctx.state and (spec.get("hooks") or {}).get("startContainer"):
         hooks.run(spec, "startContainer", dict(ctx.state, status="created"), fatal=True)
     security.apply(process, spec.get("linux", {}).get("seccomp"))
     for i, fd in enumerate(stdio):

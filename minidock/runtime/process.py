@@ -7,13 +7,23 @@ close-on-exec, so a successful exec shows up as EOF):
     ───────────────                 ──────────────────────────         ─────────────────────────────
     create cgroup, fork ─────────►  wait
     put intermediate in cgroup
-    "cgroup-ready" (sync 1) ──────► setns / unshare namespaces
-                                    fork ─────────────────────────────► rootfs, pivot_root, masks,
-    ◄──────────── "pid" N (sync 2)  exit                                hostname, lo up, find command
-    reap intermediate                                                   [pty: "console" + master fd]
+    "cgroup-ready" (sync 1) ──────► setns to namespaces given by path
+                                    [new user ns: unshare it,
+    write uid_map/gid_map ◄──────── "userns"
+    "userns-mapped" ──────────────► become root in it]
+                                    unshare the new namespaces
+                                    fork ─────────────────────────────► mounts, devices
+    ◄──────────── "pid" N (sync 2)  exit                                [hooks: "hooks"; the parent
+    reap intermediate                                                    runs prestart, createRuntime,
+    ◄──────────────────────────────────────────────────────────────────  answers "hooks-done" + state;
+                                                                         createContainer hooks]
+                                                                        pivot_root, masks, hostname,
+                                                                        lo up, find command
+                                                                        [pty: "console" + master fd]
     (caller: network into N's netns)  ◄──────────────────────────────── "ready" (sync 3)
     state.json: created
-    start(): "start" (sync 4) ─────────────────────────────────────────► cwd, rlimits, caps, user,
+    start(): "start" (sync 4) ─────────────────────────────────────────► cwd, [startContainer hooks],
+                                                                        rlimits, caps, user,
                                                                         no_new_privs, seccomp, exec
     ◄──────────────────────────────────────────────────── EOF = exec'd, or "error" (126/127)
 
@@ -25,7 +35,9 @@ exists outside its limits ("so no children can escape", as runc puts it), and be
 namespace is unshared, so the container sees its own cgroup as "/".
 
 `create` with exec_fifo=True is the OCI CLI's split create/start: the init blocks opening a fifo
-in the state directory until `start` (another process) opens it for reading, as runc does.
+in the state directory until `start` (another process) opens it for reading, as runc does. The
+init gets an O_PATH descriptor of it from us and re-opens it through /proc/self/fd, so it needs no
+path to our state directory (in a user namespace its root could not walk one).
 """
 
 from __future__ import annotations
@@ -54,11 +66,9 @@ class _Ctx:
     rootfs: str
     namespaces: list[dict]
     stdio: tuple[int, int, int] | None
-    exec_fifo: str | None = None
-    exec_fifo_fd: int | None = None
+    exec_fifo_fd: int | None = None  # create/start split: the init writes to it once started
     no_pivot: bool = False
     join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
-    userns: bool = False  # a new user namespace: the parent writes its uid/gid maps
     state: dict | None = None  # the OCI state, for hooks the init runs
     preserve_fds: int = 0  # --preserve-fds N: fds 3..3+N-1 pass into the process
 
@@ -285,8 +295,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
             os.chown(fifo, _host_id(userns[0], 0), _host_id(userns[1], 0))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
-               stdio=stdio, exec_fifo=fifo, no_pivot=no_pivot, preserve_fds=preserve_fds,
-               userns=userns is not None)
+               stdio=stdio, no_pivot=no_pivot, preserve_fds=preserve_fds)
     if fifo:
         # the init re-opens it through /proc/self/fd (as runc does): in a user namespace its root
         # could not walk the path to our state directory
