@@ -85,3 +85,17 @@ def test_aliases_shorten_paths(fake, trace):
     k.tracer.aliases.clear()
     assert "-- ROOTFS=/var/lib/minidock/containers/abc/merged" in out
     assert "mount -t proc proc $ROOTFS/proc" in out
+
+
+def test_device_filter_and_uid_map_are_explained(fake, trace):
+    from minidock.runtime.cgroups import devicefilter as df
+
+    rules = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    k.attach_device_filter("/sys/fs/cgroup/minidock/c1", df.program(rules), rules=df.describe(rules),
+                           why="v2 device rules")
+    k.write_file("/proc/42/uid_map", "0 100000 65536\n", why="user namespace mapping")
+    out = trace()
+    assert fake.calls[0] == ("attach_device_filter", "/sys/fs/cgroup/minidock/c1", df.program(rules))
+    assert "13-instruction BPF_PROG_TYPE_CGROUP_DEVICE program (deny all; allow c 1:3 rwm)" in out
+    assert "bpftool cgroup attach /sys/fs/cgroup/minidock/c1 device" in out
+    assert "$ echo '0 100000 65536' > /proc/42/uid_map" in out
