@@ -370,3 +370,19 @@ def test_user_namespace_with_a_joined_network_namespace_like_runc(userns_bundle,
         assert "lo\n" in r.stdout and " ro," in r.stdout
     finally:
         subprocess.run(["ip", "netns", "delete", name])
+
+
+def test_exec_preserve_fds(bundle, tmp_path):
+    secret = tmp_path / "fd3.txt"
+    secret.write_text("exec got fd 3\n")
+    bundle(["sleep", "30"])
+    ours = _ours(tmp_path / "s")
+    assert rt_detached(ours, "run", "-d", "-b", bundle.path, "pe").returncode == 0
+    try:
+        line = " ".join(map(str, ours)) + f" exec --preserve-fds 1 pe cat /proc/self/fd/3 3<{secret}"
+        r = rt(["sh", "-c", line])
+        assert (r.returncode, r.stdout) == (0, "exec got fd 3\n"), r.stderr
+        r = rt(["sh", "-c", " ".join(map(str, ours)) + f" exec pe cat /proc/self/fd/3 3<{secret}"])
+        assert r.returncode != 0  # without the flag, fd 3 stays outside
+    finally:
+        rt(ours, "delete", "-f", "pe")

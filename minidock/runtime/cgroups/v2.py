@@ -118,8 +118,8 @@ class CgroupV2(Base):
                 self._w("io.weight", f"default {1 + (bio['weight'] - 10) * 9999 // 990}",
                         "--blkio-weight converted to io.weight")
 
-        check_hugepage_limits(r.get("hugepageLimits"), os.path.exists(os.path.join(self.leaf, "hugetlb.events"))
-                              or "hugetlb" in read(os.path.join(self.leaf, "cgroup.controllers")).split())
+        check_hugepage_limits(r.get("hugepageLimits"),
+                              "hugetlb" in read(os.path.join(self.leaf, "cgroup.controllers")).split())
         for lim in r.get("hugepageLimits") or []:
             self._w(f"hugetlb.{lim['pageSize']}.max", lim["limit"], "hugepageLimits: huge pages this container may use")
 
