@@ -28,6 +28,7 @@ def now() -> str:
 
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+_HEX = frozenset("0123456789abcdef")
 
 
 def _root() -> Path:
@@ -35,6 +36,8 @@ def _root() -> Path:
 
 
 def cdir(cid: str) -> Path:
+    if len(cid) != 64 or not _HEX.issuperset(cid):  # an ID becomes a path: 64 hex digits only
+        raise NotFound(f"No such container: {cid[:80]}")
     return _root() / cid
 
 
@@ -57,7 +60,7 @@ def claim_name(name: str, cid: str) -> None:
         os.symlink(cid, d / name)
     except FileExistsError:
         other = os.readlink(d / name)
-        if (cdir(other) / "config.json").exists():
+        if len(other) == 64 and _HEX.issuperset(other) and (cdir(other) / "config.json").exists():
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
                            f'"{other}".', "You have to remove (or rename) that container to be able "
                            "to reuse that name.") from None
@@ -176,7 +179,7 @@ def all_ids() -> list[str]:
     root = _root()
     if not root.is_dir():
         return []
-    return [e for e in os.listdir(root) if len(e) == 64 and (root / e / "config.json").exists()]
+    return [e for e in os.listdir(root) if len(e) == 64 and _HEX.issuperset(e) and (root / e / "config.json").exists()]
 
 
 def resolve(ref: str) -> str:
@@ -185,7 +188,7 @@ def resolve(ref: str) -> str:
         raise InvalidArgument("container name or ID must not be empty")
     ref = ref.lstrip("/")
     link = _names_dir() / ref
-    if link.is_symlink():
+    if names.NAME_RE.match(ref) and link.is_symlink():
         cid = os.readlink(link)
         if (cdir(cid) / "config.json").exists():
             return cid

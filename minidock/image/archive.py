@@ -42,6 +42,8 @@ from minidock.image.store import (
     MT_OCI_MANIFEST,
     BadBlob,
     ImageStore,
+    check_descriptors,
+    check_digest,
 )
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -355,14 +357,18 @@ def _load_docker(src: _Source, store: ImageStore, lease) -> list[str]:
     if not isinstance(entries, list):
         raise BadArchive("manifest.json is not a list of images")
     for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("Config"), str) or \
+                not all(isinstance(n, str) for n in e.get("Layers") or []):
+            raise BadArchive("manifest.json: an entry without a Config file name or with bad Layers")
         config = src.read(e["Config"])
         cname = os.path.basename(e["Config"]).removesuffix(".json")
         if len(cname) == 64:  # docker names the config after its digest: check it
-            lease.put_blob_bytes(config, "sha256:" + cname)
+            lease.put_blob_bytes(config, check_digest("sha256:" + cname, "manifest.json"))
         try:
             cfg = json.loads(config)
         except ValueError:
             raise BadArchive(f"{e['Config']} is not valid JSON") from None
+        check_descriptors(cfg, e["Config"])
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
         if len(diff_ids) != len(e.get("Layers") or []):
             raise BadArchive(f"{e['Config']}: {len(e.get('Layers') or [])} layers for {len(diff_ids)} diff_ids",
@@ -384,7 +390,7 @@ def _load_oci(src: _Source, store: ImageStore, lease) -> list[str]:
         ver = src.json("oci-layout").get("imageLayoutVersion")
         if ver != "1.0.0":
             raise BadArchive(f"unsupported OCI layout version {ver!r}")
-    index = src.json("index.json")
+    index = check_descriptors(src.json("index.json"), "index.json")
     out = []
 
     def blob(desc: dict) -> bytes:
@@ -399,19 +405,19 @@ def _load_oci(src: _Source, store: ImageStore, lease) -> list[str]:
         name = ann.get("io.containerd.image.name") or name or ann.get("org.opencontainers.image.ref.name")
         mt = desc.get("mediaType")
         if mt in INDEX_TYPES:
-            sub = json.loads(blob(desc))
+            sub = check_descriptors(json.loads(blob(desc)), f"index {desc['digest'][:19]}")
             todo.append((select_platform(sub, None, "the archive"), name))
             continue
         if mt not in MANIFEST_TYPES:
             raise BadArchive(f"unsupported manifest media type {mt!r} in index.json",
                              "minidock loads Docker schema 2 and OCI image manifests.")
         mbytes = blob(desc)
-        man = json.loads(mbytes)
+        man = check_descriptors(json.loads(mbytes), f"manifest {desc['digest'][:19]}")
         if (man.get("config") or {}).get("mediaType") not in CONFIG_TYPES:
             raise BadArchive(f"unsupported config media type {man.get('config', {}).get('mediaType')!r}: "
                              "not a container image")
         config = blob(man["config"])
-        cfg = json.loads(config)
+        cfg = check_descriptors(json.loads(config), f"config {man['config']['digest'][:19]}")
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
         lays = man.get("layers") or []
         if len(diff_ids) != len(lays):

@@ -43,6 +43,8 @@ from minidock.image.store import (
     MT_OCI_MANIFEST,
     BadBlob,
     ImageStore,
+    check_descriptors,
+    check_digest,
 )
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -304,6 +306,8 @@ class Client:
         if ref.startswith("sha256:") and digest != ref:
             raise BadBlob(f"manifest digest mismatch for {repo}@{ref}: the registry sent content with digest "
                           f"{digest}", "The registry or something between us is lying; nothing was stored.")
+        if sent and sent.startswith("sha256:"):  # (another algorithm's header is not used)
+            check_digest(sent, f"the registry's Docker-Content-Digest for {repo}:{ref}")
         if sent and sent.startswith("sha256:") and sent != digest:
             raise BadBlob(f"manifest digest mismatch for {repo}:{ref}: the registry says {sent}, the content "
                           f"is {digest}", "The registry or something between us is lying; nothing was stored.")
@@ -312,6 +316,7 @@ class Client:
             doc = json.loads(data)
         except ValueError:
             raise BadBlob(f"manifest for {repo}:{ref} is not JSON") from None
+        check_descriptors(doc, f"the manifest of {repo}:{ref}")
         mt = doc.get("mediaType") or mt
         if mt not in MANIFEST_TYPES + INDEX_TYPES:
             if mt in MT_SCHEMA1 or doc.get("schemaVersion") == 1:
@@ -552,7 +557,7 @@ def pull(ref: str, *, platform: str | None = None, quiet: bool = False, out=None
             resp = client.blob(r.path, cdesc["digest"])
             lease.put_blob(resp, cdesc["digest"], cdesc.get("size"))
             config = store.read_blob(cdesc["digest"])
-        cfg = json.loads(config)
+        cfg = check_descriptors(json.loads(config), f"the config of {what}")
         if platform and not index_used:
             want = parse_platform(platform)
             if (cfg.get("os"), cfg.get("architecture")) != want[:2]:

@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,44 @@ class BadBlob(MinidockError):
     pass
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_OTHER_DIGEST = re.compile(r"(sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+
+
+def check_digest(digest, what: str = "a descriptor") -> str:
+    """A digest as it enters (manifest, index, archive, OCI layout, registry answer): exactly
+    ``sha256:`` + 64 lowercase hex digits, or it is refused before it is joined into any path.
+    (sha384/sha512 are valid OCI digests that minidock does not store: refused as unsupported.)"""
+    if isinstance(digest, str) and _DIGEST.fullmatch(digest):
+        return digest
+    if isinstance(digest, str) and _OTHER_DIGEST.fullmatch(digest):
+        raise BadBlob(f"unsupported digest algorithm in {what}: {digest.split(':')[0]}",
+                      "minidock stores sha256 content only; nothing was stored.")
+    shown = repr(digest)[:90]
+    raise BadBlob(f"invalid digest in {what}: {shown}",
+                  "A digest is sha256: followed by 64 lowercase hex digits; the image is malformed or "
+                  "forged, nothing was stored.")
+
+
+def check_descriptors(doc: dict, what: str) -> dict:
+    """Every digest a manifest, an index or an image config names, checked before any is used."""
+    if not isinstance(doc, dict):
+        raise BadBlob(f"{what} is not a JSON object")
+    for d in doc.get("manifests") or []:
+        check_digest((d or {}).get("digest") if isinstance(d, dict) else d, what)
+    if "config" in doc and isinstance(doc["config"], dict) and "digest" in doc["config"]:
+        check_digest(doc["config"]["digest"], what)
+    for lay in doc.get("layers") or []:
+        check_digest(lay.get("digest") if isinstance(lay, dict) else lay, what)
+    rootfs = doc.get("rootfs")
+    if isinstance(rootfs, dict):
+        for d in rootfs.get("diff_ids") or []:
+            check_digest(d, what)
+    return doc
+
+
 def _hex(digest: str) -> str:
-    if not digest.startswith("sha256:") or len(digest) != 71:
-        raise BadBlob(f"unsupported or malformed digest {digest!r}", "Only sha256 digests are supported.")
-    return digest[7:]
+    return check_digest(digest, "the image store")[7:]
 
 
 def now_rfc3339() -> str:

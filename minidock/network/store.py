@@ -69,10 +69,14 @@ def names() -> list[str]:
 
 
 def load(name: str) -> dict | None:
+    if not _NAME.match(name or ""):  # a name becomes a path: nothing else is looked up
+        return None
     return _read(_dir() / f"{name}.json")
 
 
 def save(net: dict) -> None:
+    if not _NAME.match(net["Name"]):
+        raise InvalidArgument(f"invalid network name {net['Name']!r}")
     _write(_dir() / f"{net['Name']}.json", net)
 
 

@@ -35,7 +35,8 @@ _PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 # --- the volume store -------------------------------------------------------------------------------
 def vdir(name: str):
-    return paths.volumes() / name
+    """A volume's dir; the name is checked before it becomes a path (no `/`, no `..`)."""
+    return paths.volumes() / check_name(name)
 
 
 def check_name(name: str) -> str:
@@ -88,7 +89,7 @@ def is_anonymous(meta: dict) -> bool:
 
 def names() -> list[str]:
     d = paths.volumes()
-    return sorted(n for n in os.listdir(d) if _meta(n)) if d.is_dir() else []
+    return sorted(n for n in os.listdir(d) if _NAME.match(n) and _meta(n)) if d.is_dir() else []
 
 
 def inspect(name: str) -> dict:
