@@ -33,8 +33,8 @@ def mount_rootfs(rec: dict, layer_dirs: list[str]) -> str:
         p.mkdir(exist_ok=True)
     if os.path.ismount(merged):
         return str(merged)
-    k.tracer.alias(str(merged), "ROOTFS")
-    k.tracer.alias(str(d), "CTR")
+    k.alias(str(merged), "ROOTFS")
+    k.alias(str(d), "CTR")
     lower = ":".join(reversed(layer_dirs))  # overlayfs lists the top layer first
     journal(rec["Id"]).record("mount", target=str(merged))
     k.mount("overlay", str(merged), "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}",

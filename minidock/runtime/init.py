@@ -341,7 +341,7 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
             os.set_inheritable(fd, True)
         except OSError:
             raise MinidockError(f"--preserve-fds: file descriptor {fd} is not open") from None
-    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.tracer.fd} | extra)
+    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.trace_fd()} | extra)
     for sig in range(1, signal.NSIG):
         try:
             if signal.getsignal(sig) not in (signal.SIG_DFL, None):

@@ -199,7 +199,7 @@ def create_devices(rootfs: str, devices: list[dict] | None, bind: bool = False) 
     for d in devices or []:
         wanted[d["path"]] = (d["path"], d.get("type", "c"), d.get("major", 0),
                              d.get("minor", 0), d.get("fileMode", 0o666))
-    old = os.umask(0)
+    old = k.umask(0, why="device nodes get exactly the mode the spec asks for")
     try:
         for path, typ, major, minor, mode in wanted.values():
             target = secure_join(rootfs, path)
@@ -220,7 +220,7 @@ def create_devices(rootfs: str, devices: list[dict] | None, bind: bool = False) 
             if not os.path.lexists(target):
                 os.symlink(src, target)
     finally:
-        os.umask(old)
+        k.umask(old, why="back to the umask the init had")
 
 
 def bind_console(rootfs: str, slave_path: str) -> None:

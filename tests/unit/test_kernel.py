@@ -1,5 +1,7 @@
 """The kernel layer: every call is traced with a shell equivalent, and errors name the call."""
 
+import errno
+import inspect
 import os
 
 import pytest
@@ -30,7 +32,8 @@ def test_mount_is_recorded_with_shell_equivalent(fake, trace):
     k.mount("/src", "/dst", None, k.MS_BIND | k.MS_REC)
     k.mount(None, "/", None, k.MS_PRIVATE | k.MS_REC)
     out = trace()
-    assert ("mount", "proc", "/x/proc", "proc", k.MS_NOSUID | k.MS_NOEXEC, None) in fake.calls
+    assert k.Call("mount", {"source": "proc", "target": "/x/proc", "fstype": "proc",
+                            "flags": k.MS_NOSUID | k.MS_NOEXEC, "data": None}) in fake.calls
     assert "$ mount -t proc -o nosuid,noexec proc /x/proc" in out
     assert "why: a proc for the pid ns" in out
     assert "$ mount --rbind /src /dst" in out
@@ -43,7 +46,7 @@ def test_unshare_and_pivot_root_traces(fake, trace):
     out = trace()
     assert "unshare --mount --uts --pid" in out
     assert "$ pivot_root . ." in out
-    assert [c[0] for c in fake.calls] == ["unshare", "pivot_root"]
+    assert fake.names() == ["unshare", "pivot_root"]
 
 
 def test_step_numbers_continue_across_fork(fake, trace):
@@ -58,18 +61,14 @@ def test_step_numbers_continue_across_fork(fake, trace):
     assert "[explain  1]" in out and "[explain  2]" in out and "[explain  3]" in out
 
 
-def test_errors_name_the_call_and_object():
-    class Failing:
-        def mount(self, *a):
-            raise OSError(1, "Operation not permitted")
-
-    old = k.set_backend(Failing())
-    try:
-        with pytest.raises(KernelError) as e:
-            k.mount("tmpfs", "/nowhere", "tmpfs")
-    finally:
-        k.set_backend(old)
+def test_errors_name_the_call_and_object(fake):
+    fake.fail("mount", errno.EPERM, times=1)
+    with pytest.raises(KernelError) as e:
+        k.mount("tmpfs", "/nowhere", "tmpfs")
     assert "mount" in str(e.value) and "/nowhere" in str(e.value) and "EPERM" in str(e.value)
+    assert e.value.errno == errno.EPERM
+    k.mount("tmpfs", "/nowhere", "tmpfs")  # times=1: the next one succeeds
+    assert fake.names() == ["mount", "mount"]
 
 
 def test_write_file_records_content(fake, trace):
@@ -79,7 +78,7 @@ def test_write_file_records_content(fake, trace):
 
 
 def test_aliases_shorten_paths(fake, trace):
-    k.tracer.alias("/var/lib/minidock/containers/abc/merged", "ROOTFS")
+    k.alias("/var/lib/minidock/containers/abc/merged", "ROOTFS")
     k.mount("proc", "/var/lib/minidock/containers/abc/merged/proc", "proc")
     out = trace()
     k.tracer.aliases.clear()
@@ -95,7 +94,60 @@ def test_device_filter_and_uid_map_are_explained(fake, trace):
                            why="v2 device rules")
     k.write_file("/proc/42/uid_map", "0 100000 65536\n", why="user namespace mapping")
     out = trace()
-    assert fake.calls[0] == ("attach_device_filter", "/sys/fs/cgroup/minidock/c1", df.program(rules))
+    assert fake.calls[0].astuple() == ("attach_device_filter", "/sys/fs/cgroup/minidock/c1", df.program(rules))
     assert "13-instruction BPF_PROG_TYPE_CGROUP_DEVICE program (deny all; allow c 1:3 rwm)" in out
     assert "bpftool cgroup attach /sys/fs/cgroup/minidock/c1 device" in out
     assert "$ echo '0 100000 65536' > /proc/42/uid_map" in out
+
+
+# --- the fake is strict ---------------------------------------------------------------------------
+def test_fake_refuses_unknown_operations_and_wrong_arguments(fake):
+    with pytest.raises(AttributeError):
+        fake.mountt("a", "b")
+    with pytest.raises(TypeError):
+        fake.mount("only", "two")
+    with pytest.raises(AttributeError):
+        fake.fail("mountt", errno.EPERM)
+    assert fake.calls == []
+
+
+def test_fake_records_typed_calls(fake):
+    k.setns("/proc/42/ns/net", k.CLONE_NEWNET)
+    k.write_file("/proc/42/uid_map", "0 1000 1\n")
+    setns, write = fake.calls
+    assert (setns.name, setns.path, setns.nstype) == ("setns", "/proc/42/ns/net", k.CLONE_NEWNET)
+    assert write.data == "0 1000 1\n" and fake.files == {"/proc/42/uid_map": "0 1000 1\n"}
+    with pytest.raises(AttributeError):
+        setns.target  # noqa: B018
+
+
+def test_fake_failures_count_down_and_filter(fake):
+    fake.fail("write_file", errno.EBUSY, times=2, when=lambda c: c.path.endswith("cgroup.procs"))
+    k.write_file("/cg/memory.max", "1")  # not matched: succeeds
+    for _ in range(2):
+        with pytest.raises(KernelError) as e:
+            k.write_file("/cg/cgroup.procs", "1")
+        assert e.value.errno == errno.EBUSY
+    k.write_file("/cg/cgroup.procs", "1")
+    fake.fail("umask", errno.EINVAL, times=None)
+    for _ in range(3):
+        with pytest.raises(KernelError):
+            k.umask(0)
+
+
+def test_fake_results_can_be_scripted(fake):
+    assert k.umask(0) == 0o022
+    fake.returns("umask", lambda call: call.mask ^ 0o777)
+    assert k.umask(0o022) == 0o755
+
+
+def test_backends_implement_exactly_the_interface():
+    ops = set(k.Backend.__abstractmethods__)
+    for cls in (k.LibcBackend, k.FakeBackend):
+        assert not cls.__abstractmethods__
+        for op in ops:
+            want = [p for p in inspect.signature(getattr(k.Backend, op)).parameters]
+            assert [p for p in inspect.signature(getattr(cls, op)).parameters] == want, (cls, op)
+    with pytest.raises(TypeError):
+        k.set_backend(object())
+

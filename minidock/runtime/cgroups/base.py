@@ -103,7 +103,7 @@ class Base:
         """Hook: initialise a freshly made level (v1 cpuset, v2 subtree_control)."""
 
     def create(self, resources: dict | None, journal=None) -> None:
-        k.tracer.alias(self.path, "CGROUP")  # --explain: /sys/fs/cgroup/memory/$CGROUP/...
+        k.alias(self.path, "CGROUP")  # --explain: /sys/fs/cgroup/memory/$CGROUP/...
         if journal is not None:
             journal.record("cgroup", path=self.path)
         self._create()

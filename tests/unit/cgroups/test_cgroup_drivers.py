@@ -72,12 +72,12 @@ V2_FILES = {"memory.max": "max", "memory.swap.max": "max", "memory.low": "0", "m
             "pids.max": "max", "pids.current": "0", "io.weight": "default 100", "cgroup.freeze": "0"}
 
 
-class FakeCgroupfs:
-    """A kernel backend for write_file/mkdir/rmdir over a temp dir tree."""
+class FakeCgroupfs(k.FakeBackend):
+    """The kernel's recording fake, with write_file/mkdir/rmdir carried out over a temp dir tree."""
 
     def __init__(self, version: int):
+        super().__init__()
         self.version = version
-        self.calls: list[tuple] = []
         self.busy: dict[str, int] = {}  # path -> how many rmdirs answer EBUSY first
 
     def _fill(self, path: str) -> None:
@@ -100,19 +100,19 @@ class FakeCgroupfs:
         return path
 
     def mkdir(self, path: str, mode: int) -> None:
-        self.calls.append(("mkdir", path))
+        super().mkdir(path, mode)
         os.mkdir(path, mode)
         self._fill(path)
 
     def rmdir(self, path: str) -> None:
-        self.calls.append(("rmdir", path))
+        super().rmdir(path)
         if self.busy.get(path):
             self.busy[path] -= 1
             raise OSError(errno.EBUSY, "busy")
         shutil.rmtree(path)
 
     def write_file(self, path: str, data: str) -> None:
-        self.calls.append(("write", path, data))
+        super().write_file(path, data)
         if not os.path.exists(path):
             raise OSError(errno.ENOENT, "no such knob")
         if path.endswith("cgroup.subtree_control"):
@@ -129,7 +129,7 @@ class FakeCgroupfs:
             f.write(data)
 
     def writes(self, suffix: str = "") -> list[tuple[str, str]]:
-        return [(c[1], c[2]) for c in self.calls if c[0] == "write" and c[1].endswith(suffix)]
+        return [(c.path, c.data) for c in self.of("write_file") if c.path.endswith(suffix)]
 
 
 @pytest.fixture
@@ -291,7 +291,7 @@ def test_destroy_retries_ebusy_then_gives_up(fake, monkeypatch):
     fake.busy[leaf] = 2  # the last processes are still exiting
     cg.destroy()
     assert not cg.exists()
-    assert [c for c in fake.calls if c[0] == "rmdir" and c[1] == leaf].__len__() == 3
+    assert len([c for c in fake.of("rmdir") if c.path == leaf]) == 3
     cg.create(None)
     fake.busy[cg.dirs()[-1]] = 10 ** 6
     with pytest.raises(KernelError) as e:

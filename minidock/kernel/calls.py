@@ -1,0 +1,260 @@
+"""The traced calls: what the rest of minidock uses to reach the kernel.
+
+Each function records a :class:`~minidock.kernel.trace.Step` (what, why, the shell equivalent)
+and asks the backend; an ``OSError`` from the backend becomes a :class:`KernelError` naming the
+call, the object and the errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+
+from minidock.errors import KernelError
+from minidock.kernel.backend import backend
+from minidock.kernel.constants import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_MOVE,
+    MS_NAMES,
+    MS_PRIVATE,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_UNBINDABLE,
+    NS_FLAGS,
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_RAISE,
+    PR_CAPBSET_DROP,
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    UNSHARE_OPTS,
+)
+from minidock.kernel.trace import trace
+
+
+def _do(call: str, obj: str, fn, *args, hint: str | None = None):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise KernelError(call, obj, e.errno or errno.EIO, hint) from None
+
+
+# --- the calls ----------------------------------------------------------------------------------
+def ns_names(flags: int) -> list[str]:
+    return [n for n, f in NS_FLAGS.items() if flags & f]
+
+
+def unshare(flags: int, *, why: str = "") -> None:
+    opts = " ".join(o for f, o in UNSHARE_OPTS.items() if flags & f)
+    trace("unshare", "new " + ", ".join(ns_names(flags)) + " namespace(s)", why, f"unshare {opts}")
+    _do("unshare", ",".join(ns_names(flags)), backend().unshare, flags)
+
+
+def setns(path: str, nstype: int = 0, *, why: str = "") -> None:
+    """Join the namespace behind ``path`` (e.g. /proc/PID/ns/net)."""
+    trace("setns", path, why, f"nsenter --{_nsenter_opt(path)}={path}")
+    _do("setns", path, backend().setns, path, nstype)
+
+
+def _nsenter_opt(path: str) -> str:
+    base = os.path.basename(path)
+    return {"mnt": "mount", "net": "net", "uts": "uts", "ipc": "ipc", "pid": "pid",
+            "cgroup": "cgroup", "user": "user", "time": "time"}.get(base, "target")
+
+
+def mount_options(flags: int) -> list[str]:
+    return [name for bit, name in MS_NAMES if flags & bit]
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
+          data: str | None = None, *, why: str = "") -> None:
+    opts = mount_options(flags)
+    if data:
+        opts.append(data)
+    if flags & MS_BIND:
+        detail = f"bind {source} on {target}" + (" (recursive)" if flags & MS_REC else "")
+        rb = "rbind" if flags & MS_REC else "bind"
+        shell = f"mount --{rb} {shlex.quote(str(source))} {shlex.quote(target)}"
+        if flags & MS_REMOUNT:
+            ro = ",".join(o for o in opts if o != "remount")
+            detail = f"remount bind {target} {ro}"
+            shell = f"mount -o remount,bind,{ro} {shlex.quote(target)}"
+    elif flags & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE):
+        kind = ("private" if flags & MS_PRIVATE else "slave" if flags & MS_SLAVE
+                else "shared" if flags & MS_SHARED else "unbindable")
+        rec = "r" if flags & MS_REC else ""
+        detail = f"make {target} {kind}" + (" (recursive)" if rec else "")
+        shell = f"mount --make-{rec}{kind} {shlex.quote(target)}"
+    elif flags & MS_MOVE:
+        detail = f"move {source} to {target}"
+        shell = f"mount --move {shlex.quote(str(source))} {shlex.quote(target)}"
+    elif flags & MS_REMOUNT:
+        ro = ",".join(o for o in opts if o != "remount")
+        detail = f"remount {target} {ro}"
+        shell = f"mount -o remount,{ro} {shlex.quote(target)}"
+    else:
+        detail = f"{fstype} on {target}" + (f" ({','.join(opts)})" if opts else "")
+        o = f" -o {shlex.quote(','.join(opts))}" if opts else ""
+        shell = f"mount -t {fstype}{o} {shlex.quote(str(source))} {shlex.quote(target)}"
+    trace("mount", detail, why, shell)
+    _do("mount", f"{fstype or ''} {source} on {target}".strip(), backend().mount,
+        source, target, fstype, flags, data)
+
+
+def umount(target: str, flags: int = 0, *, why: str = "") -> None:
+    lazy = " -l" if flags & MNT_DETACH else ""
+    trace("umount", target, why, f"umount{lazy} {shlex.quote(target)}")
+    _do("umount2", target, backend().umount2, target, flags)
+
+
+def pivot_root(new_root: str, put_old: str, *, why: str = "") -> None:
+    trace("pivot_root", f"new root {new_root}, old root to {put_old}", why,
+           f"pivot_root {shlex.quote(new_root)} {shlex.quote(put_old)}")
+    _do("pivot_root", new_root, backend().pivot_root, new_root, put_old)
+
+
+def chroot(path: str, *, why: str = "") -> None:
+    trace("chroot", path, why, f"chroot {shlex.quote(path)}")
+    _do("chroot", path, backend().chroot, path)
+
+
+def chdir(path: str, *, why: str = "") -> None:
+    trace("chdir", path, why, f"cd {shlex.quote(path)}")
+    _do("chdir", path, backend().chdir, path)
+
+
+def sethostname(name: str, *, why: str = "") -> None:
+    trace("sethostname", name, why, f"hostname {shlex.quote(name)}")
+    _do("sethostname", name, backend().sethostname, name)
+
+
+def setdomainname(name: str, *, why: str = "") -> None:
+    trace("setdomainname", name, why, f"domainname {shlex.quote(name)}")
+    _do("setdomainname", name, backend().setdomainname, name)
+
+
+def mknod(path: str, mode: int, major: int, minor: int, *, why: str = "") -> None:
+    import stat
+
+    kind = "c" if stat.S_ISCHR(mode) else "b" if stat.S_ISBLK(mode) else "p"
+    trace("mknod", f"{path} ({kind} {major}:{minor})", why,
+           f"mknod -m {oct(mode & 0o7777)[2:]} {path} {kind} {major} {minor}")
+    _do("mknod", path, backend().mknod, path, mode, os.makedev(major, minor))
+
+
+def prctl(option: int, a2: int = 0, *, what: str, why: str = "", shell: str = "") -> int:
+    trace("prctl", what, why, shell)
+    return _do("prctl", what, backend().prctl, option, a2)
+
+
+def set_no_new_privs(*, why: str = "") -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS", why=why,
+          shell="setpriv --no-new-privs ...")
+
+
+def set_child_subreaper(*, why: str = "") -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1, what="PR_SET_CHILD_SUBREAPER", why=why)
+
+
+def set_pdeathsig(sig: int, *, why: str = "") -> None:
+    prctl(PR_SET_PDEATHSIG, sig, what=f"PR_SET_PDEATHSIG {sig}", why=why)
+
+
+def capbset_drop(caps: list[int], names: list[str], *, why: str = "") -> None:
+    """Drop capabilities from the bounding set, so no later exec can regain them."""
+    trace("prctl", f"PR_CAPBSET_DROP {len(caps)} capabilities: {', '.join(names)}", why,
+           "capsh --drop=" + ",".join(n.lower() for n in names) + " --")
+    for c, n in zip(caps, names, strict=False):
+        _do("prctl", f"PR_CAPBSET_DROP {n}", backend().prctl, PR_CAPBSET_DROP, c)
+
+
+def ambient_raise(caps: list[int], names: list[str], *, why: str = "") -> None:
+    if not caps:
+        return
+    trace("prctl", "PR_CAP_AMBIENT raise " + ", ".join(names), why,
+           "capsh --addamb=" + ",".join(n.lower() for n in names))
+    for c, n in zip(caps, names, strict=False):
+        _do("prctl", f"PR_CAP_AMBIENT_RAISE {n}", backend().prctl, PR_CAP_AMBIENT,
+            PR_CAP_AMBIENT_RAISE, c)
+
+
+def capset(effective: int, permitted: int, inheritable: int, *, why: str = "") -> None:
+    trace("capset", f"effective={effective:016x} permitted={permitted:016x} "
+           f"inheritable={inheritable:016x}", why, f"capsh --caps=... (CapEff {effective:016x})")
+    _do("capset", "current process", backend().capset, effective, permitted, inheritable)
+
+
+def set_keepcaps(on: bool) -> None:
+    _do("prctl", "PR_SET_KEEPCAPS", backend().prctl, PR_SET_KEEPCAPS, 1 if on else 0)
+
+
+def setgroups(gids: list[int], *, why: str = "") -> None:
+    trace("setgroups", ",".join(map(str, gids)) or "(none)", why,
+           f"setpriv --groups={','.join(map(str, gids))}" if gids else "setpriv --clear-groups")
+    _do("setgroups", str(gids), backend().setgroups, gids)
+
+
+def setresgid(gid: int, *, why: str = "") -> None:
+    trace("setresgid", str(gid), why, f"setpriv --regid={gid}")
+    _do("setresgid", str(gid), backend().setresgid, gid)
+
+
+def setresuid(uid: int, *, why: str = "") -> None:
+    trace("setresuid", str(uid), why, f"setpriv --reuid={uid}")
+    _do("setresuid", str(uid), backend().setresuid, uid)
+
+
+def umask(mask: int, *, why: str = "") -> int:
+    """Set the process's umask; returns the previous one."""
+    trace("umask", f"{mask:04o}", why, f"umask {mask:04o}")
+    return _do("umask", f"{mask:04o}", backend().umask, mask)
+
+
+def setrlimit(resource_id: int, name: str, soft: int, hard: int, *, why: str = "") -> None:
+    opt = name.removeprefix("RLIMIT_").lower()
+    trace("setrlimit", f"{name} soft={soft} hard={hard}", why, f"prlimit --{opt}={soft}:{hard}")
+    _do("setrlimit", name, backend().setrlimit, resource_id, soft, hard)
+
+
+def write_file(path: str, data: str, *, why: str = "", hint: str | None = None) -> None:
+    """Write a kernel file: a cgroup knob, /proc/self/uid_map, a sysctl."""
+    trace("write", f"{data.strip()!r} > {path}", why, f"echo {shlex.quote(data.strip())} > {path}")
+    _do("write", path, backend().write_file, path, data, hint=hint)
+
+
+def cgroup_mkdir(path: str, *, why: str = "") -> None:
+    trace("mkdir", path, why, f"mkdir {shlex.quote(path)}")
+    _do("mkdir", path, backend().mkdir, path, 0o755)
+
+
+def attach_device_filter(cgroup_dir: str, insns: bytes, *, rules: str = "", why: str = "") -> None:
+    """cgroup v2 device rules: load an eBPF program and attach it to the cgroup."""
+    trace("bpf", f"load a {len(insns) // 8}-instruction BPF_PROG_TYPE_CGROUP_DEVICE program ({rules}), "
+           f"attach it to {cgroup_dir}", why,
+           f"bpftool prog load devices.o /sys/fs/bpf/md type cgroup/dev && "
+           f"bpftool cgroup attach {shlex.quote(cgroup_dir)} device pinned /sys/fs/bpf/md multi")
+    _do("bpf", cgroup_dir, backend().attach_device_filter, cgroup_dir, insns,
+        hint="The kernel needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF for cgroup v2 device rules.")
+
+
+def cgroup_rmdir(path: str, *, why: str = "") -> None:
+    trace("rmdir", path, why, f"rmdir {shlex.quote(path)}")
+    _do("rmdir", path, backend().rmdir, path)
+
+
+def link_up(name: str, *, why: str = "") -> None:
+    trace("ioctl", f"SIOCSIFFLAGS {name} up", why, f"ip link set {name} up")
+    _do("ioctl SIOCSIFFLAGS", name, backend().link_up, name)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+__all__ = [n for n, v in list(globals().items())
+           if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == __name__]
