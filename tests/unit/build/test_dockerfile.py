@@ -1,0 +1,239 @@
+"""The Dockerfile parser beyond BuildKit's corpus: heredocs, directives, stages and ARG scoping,
+flags and mounts, and the errors (file, line, instruction) for what BuildKit refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from minidock.build import dockerfile as D
+
+
+def _one(text, i=-1):
+    return D.parse(text).instructions[i]
+
+
+# ---- heredocs ------------------------------------------------------------------------------------
+def test_run_heredoc():
+    df = D.parse("FROM busybox\nRUN <<EOF\necho $HOME\n  two\nEOF\nRUN true\n")
+    run = df.stages[0].instructions[0]
+    assert run.cmd == "run" and run.args == ["<<EOF"] and not run.json
+    assert run.heredocs == [D.Heredoc(name="EOF", content="echo $HOME\n  two\n", expand=True, chomp=False)]
+    assert (run.line, run.end_line) == (2, 5)
+    assert df.stages[0].instructions[1].line == 6
+
+
+def test_several_heredocs_quoting_and_chomp():
+    text = 'FROM x\nCOPY <<-"A" <<B /dst/\n\t\tone $X\n\tA\ntwo\nB\n'
+    cp = _one(text)
+    a, b = cp.heredocs
+    assert (a.name, a.expand, a.chomp, a.content, a.text) == ("A", False, True, "\t\tone $X\n", "one $X\n")
+    assert (b.name, b.expand, b.chomp, b.content) == ("B", True, False, "two\n")
+    paths, docs, dest = D.copy_sources(cp)
+    assert paths == [] and [d.name for d in docs] == ["A", "B"] and dest == "/dst/"
+    assert docs[0].text == "one $X\n"
+
+
+def test_heredoc_with_command_and_fd():
+    run = _one("FROM x\nRUN python3 <<'PY' > /out\nprint(1)\nPY\n")
+    assert run.heredocs[0].name == "PY" and run.heredocs[0].expand is False
+    run = _one("FROM x\nRUN cat 3<<EOF\nz\nEOF\n")
+    assert run.heredocs[0].fd == 3
+
+
+def test_heredoc_not_in_json_or_other_instructions():
+    cmd = _one('FROM x\nCMD ["sh", "-c", "cat <<EOF"]\n')
+    assert cmd.heredocs == [] and cmd.json
+    assert _one("FROM x\nENV A=<<EOF\n").heredocs == []
+
+
+def test_heredoc_errors():
+    with pytest.raises(D.DockerfileSyntaxError, match=r"Dockerfile:2: unterminated heredoc"):
+        D.parse("FROM x\nRUN <<EOF\nnever closed\n")
+    with pytest.raises(D.DockerfileSyntaxError, match="COPY cannot accept a heredoc as a destination"):
+        D.parse("FROM x\nCOPY a <<EOF\nz\nEOF\n")
+
+
+def test_onbuild_keeps_trigger_and_heredoc():
+    ob = _one("FROM x\nONBUILD RUN --network=none <<EOF\necho hi\nEOF\n")
+    assert ob.args == ["RUN --network=none <<EOF"] and ob.sub.cmd == "run"
+    assert ob.sub.flags == ["--network=none"] and ob.heredocs[0].content == "echo hi\n"
+    assert D.dump(ob) == '(onbuild (run ["--network=none"] "<<EOF"))'
+    for bad, msg in (("ONBUILD ONBUILD RUN x", "Chaining ONBUILD"), ("ONBUILD FROM x", "FROM isn't allowed"),
+                     ("ONBUILD MAINTAINER me", "MAINTAINER isn't allowed")):
+        with pytest.raises(D.DockerfileSyntaxError, match=msg):
+            D.parse("FROM x\n" + bad + "\n")
+
+
+# ---- directives, escapes, continuations ----------------------------------------------------------
+def test_directives():
+    df = D.parse("# syntax=docker/dockerfile:1\n# escape=`\n\nFROM x\nRUN a `\n  b\n")
+    assert df.directives == {"syntax": "docker/dockerfile:1", "escape": "`"} and df.escape == "`"
+    assert df.instructions[-1].args == ["a   b"]
+    # after a comment or an instruction a directive is an ordinary comment
+    df = D.parse("# hello\n# escape=`\nFROM x\n")
+    assert df.escape == "\\" and df.directives == {}
+    with pytest.raises(D.DockerfileSyntaxError, match="only one escape parser directive"):
+        D.parse("# escape=`\n# escape=\\\nFROM x\n")
+    with pytest.raises(D.DockerfileSyntaxError, match="invalid escape token"):
+        D.parse("# escape=x\nFROM x\n")
+
+
+def test_bom_crlf_and_comment_inside_continuation():
+    df = D.parse("\ufeffFROM x\r\nRUN a \\\r\n# comment\r\n\r\n  b\r\n")
+    assert [i.args for i in df.instructions] == [["x"], ["a   b"]]
+    assert df.warnings and "Empty continuation line" in df.warnings[0]
+
+
+# ---- refusals ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text,msg", [
+    ("FROM x\nFORM y\n", r"^Dockerfile:2: unknown instruction: FORM \(did you mean FROM\?\)"),
+    ("FROM x\nfrob y\n", r"unknown instruction: frob \(did you mean from\?\)"),
+    ("FROM x\nBOGUS y\n", r"unknown instruction: BOGUS\n"),
+    ("FROM x\nCOPY --chmown=1 a b\n", r"unknown flag: --chmown \(did you mean chown\?\)"),
+    ("FROM x\nCOPY --from a b\n", "missing a value on flag: --from"),
+    ("FROM x\nCOPY --link=maybe a b\n", "expecting boolean value for flag --link, not: maybe"),
+    ("FROM x\nCOPY --from=a --from=b a b\n", "duplicate flag specified: --from"),
+    ("FROM x\nCOPY onlyone\n", "COPY requires at least two arguments"),
+    ("FROM x\nENV --foo=1 A=b\n", "unknown flag: --foo"),
+    ("FROM x\nWORKDIR\n", "WORKDIR requires exactly one argument"),
+    ("FROM x\nUSER\n", "USER requires exactly one argument"),
+    ("FROM x\nEXPOSE\n", "EXPOSE requires at least one argument"),
+    ("FROM x\nSHELL sh -c\n", "SHELL requires the arguments to be in JSON form"),
+    ("FROM x\nHEALTHCHECK CONNECT TCP 7000\n", r'Unknown type "CONNECT" in HEALTHCHECK \(try CMD\)'),
+    ("FROM x\nHEALTHCHECK NONE x\n", "HEALTHCHECK NONE takes no arguments"),
+    ("FROM x\nHEALTHCHECK CMD\n", "Missing command after HEALTHCHECK CMD"),
+    ("FROM x\nHEALTHCHECK --interval=1us CMD x\n", 'Interval "interval" cannot be less than 1ms'),
+    ("FROM x\nHEALTHCHECK --retries=-1 CMD x\n", r"--retries cannot be negative \(-1\)"),
+    ("FROM x\nENV =x\n", "ENV names can not be blank"),
+    ("FROM x\nLABEL a=b c\n", "Syntax error - can't find = in \"c\""),
+    ("FROM x\nARG =x\n", "ARG names can not be blank"),
+    ("FROM x AS 9a\n", "invalid name for build stage"),
+    ("FROM x y\n", "FROM requires either one or three arguments"),
+    ("FROM a AS one\nFROM b AS ONE\n", 'duplicate stage name "one"'),
+    ("ARG A\nRUN x\n", "no build stage in current context"),
+    ("ARG A\n", "dockerfile contains no stages to build"),
+    ("FROM x\nRUN --mount=type=cahce,target=/c x\n", r'unsupported mount type "cahce" \(did you mean cache\?\)'),
+    ("FROM x\nRUN --mount=type=bind,target=/c,uid=1 x\n", 'uid not allowed for "bind" type mounts'),
+    ("FROM x\nRUN --mount=type=cache,from=$X,target=/c x\n", "doesn't support variable expansion"),
+    ("FROM x\nCMD [\"a\", 1]\n", "arrays must be comprised of strings only"),
+    ("FROM x\nVOLUME [\"\"]\n", "VOLUME specified can not be an empty string"),
+])
+def test_refused_like_buildkit(text, msg):
+    with pytest.raises(D.DockerfileSyntaxError, match=msg) as e:
+        D.parse(text)
+    assert str(e.value).startswith("Dockerfile:")
+
+
+def test_error_names_file_line_and_instruction():
+    with pytest.raises(D.DockerfileSyntaxError) as e:
+        D.parse("FROM x\nRUN a \\\n  b\nCOPY --bogus a b\n", filename="app/Dockerfile.dev")
+    err = e.value
+    assert (err.filename, err.line, err.instruction) == ("app/Dockerfile.dev", 4, "COPY")
+    assert str(err).splitlines() == ["app/Dockerfile.dev:4: unknown flag: --bogus",
+                                     "    4 | >>> COPY --bogus a b"]
+    assert err.exit_code == 125
+
+
+def test_workdir_keeps_spaces():
+    assert _one("FROM x\nWORKDIR /a b\n").args == ["/a b"]
+
+
+def test_flags_not_checked_where_buildkit_does_not():
+    # BuildKit never parses flags of ARG, STOPSIGNAL and HEALTHCHECK NONE
+    D.parse("ARG --x=1 A\nFROM x\nSTOPSIGNAL --y SIGTERM\nHEALTHCHECK --z NONE\n")
+
+
+# ---- flags and mounts ----------------------------------------------------------------------------
+def test_parse_flags_values():
+    cp = _one("FROM x\nCOPY --from=build --chown=1:2 --link --exclude=a --exclude=b s d\n")
+    assert cp.options() == {"from": "build", "chown": "1:2", "link": True, "exclude": ["a", "b"]}
+    assert D.parse_flags(_one('FROM x\nRUN --mount="type=cache,target=/x" --network=none true\n')) == {
+        "mount": ["type=cache,target=/x"], "network": "none"}
+    assert _one("FROM --platform=$BUILDPLATFORM x AS b\n", 0).flags == ["--platform=$BUILDPLATFORM"]
+
+
+def test_parse_mount():
+    m = D.parse_mount("type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0755,uid=1", lambda v: v)
+    assert (m.type, m.target, m.id, m.sharing, m.mode, m.uid, m.readonly) == (
+        "cache", "/root/.cache", "pip", "locked", 0o755, 1, False)
+    m = D.parse_mount("target=/src,from=build,source=/out", lambda v: v)
+    assert (m.type, m.from_, m.source, m.readonly) == ("bind", "build", "/out", True)
+    m = D.parse_mount("type=bind,target=/src,rw", lambda v: v)
+    assert m.readonly is False
+    m = D.parse_mount("type=tmpfs,target=/t,size=64m", lambda v: v)
+    assert m.size == 64 << 20
+    env = {"T": "/cache"}
+    m = D.parse_mount("type=cache,target=$T", lambda v: D.expand(v, env))
+    assert m.target == "/cache"
+
+
+# ---- stages and ARG scoping ----------------------------------------------------------------------
+DF = """\
+ARG BASE=busybox
+ARG TAG
+ARG BOTH=${BASE}:${TAG:-latest}
+FROM ${BASE}:${TAG:-1.36} AS Build
+ARG TAG
+ARG BASE
+ARG LOCAL=in-$BASE
+RUN echo $TAG
+FROM --platform=$BUILDPLATFORM scratch
+COPY --from=build /a /b
+"""
+
+
+def test_stages_and_global_args():
+    df = D.parse(DF)
+    assert [a.arg_pairs for a in df.global_args] == [[("BASE", "busybox")], [("TAG", None)],
+                                                     [("BOTH", "${BASE}:${TAG:-latest}")]]
+    b, s = df.stages
+    assert (b.name, b.base, b.index, b.platform) == ("build", "${BASE}:${TAG:-1.36}", 0, None)
+    assert (s.name, s.base, s.index, s.platform) == (None, "scratch", 1, "$BUILDPLATFORM")
+    assert [i.cmd for i in b.instructions] == ["arg", "arg", "arg", "run"]
+    assert df.stage("build") is b and df.stage(1) is s and df.stage("BUILD") is b
+
+    g = D.global_scope(df)
+    assert g["BASE"] == "busybox" and "TAG" not in g and g["BOTH"] == "busybox:latest"
+    assert D.expand(b.base, g) == "busybox:1.36"
+    assert D.expand(s.platform, g) == g["BUILDPLATFORM"] == g["TARGETPLATFORM"]
+    g = D.global_scope(df, {"TAG": "1.35", "TARGETARCH": "arm64"})
+    assert D.expand(b.base, g) == "busybox:1.35" and g["BOTH"] == "busybox:1.35" and g["TARGETARCH"] == "arm64"
+
+    # inside the stage: build-arg > default (expanded with the stage's variables) > global value
+    env: dict[str, str] = {}
+    for inst in b.instructions[:3]:
+        for k, default in inst.arg_pairs:
+            v = D.resolve_stage_arg(k, default, {"TAG": "x"}, g, env)
+            if v is not None:
+                env[k] = v
+    assert env == {"TAG": "x", "BASE": "busybox", "LOCAL": "in-busybox"}
+    assert D.resolve_stage_arg("NOPE", None, {}, g, {}) is None
+
+
+def test_platform_args_for_this_host():
+    p = D.platform_args()
+    assert p["TARGETOS"] == p["BUILDOS"] == "linux"
+    assert p["TARGETPLATFORM"].startswith("linux/" + p["TARGETARCH"])
+    assert p["TARGETSTAGE"] == "default"
+    assert "HTTP_PROXY" in D.PROXY_ARGS and "no_proxy" in D.PROXY_ARGS
+
+
+def test_env_label_forms():
+    env = _one('FROM x\nENV A=1 B="two words" C=a\\ b\n')
+    assert env.pairs == [("A", "1"), ("B", '"two words"'), ("C", "a\\ b")]
+    assert [(k, D.expand(v, {})) for k, v in env.pairs] == [("A", "1"), ("B", "two words"), ("C", "a b")]
+    old = _one("FROM x\nENV PATH /usr/bin:$PATH\n")
+    assert old.legacy_kv and old.pairs == [("PATH", "/usr/bin:$PATH")]
+    assert D.expand_words(_one("FROM x\nEXPOSE $P 53/udp\n").args[0], {"P": "80 443"}) == ["80", "443"]
+
+
+def test_go_quote():
+    assert D.go_quote('a"b\\c\n\x00é\u2028') == '"a\\"b\\\\c\\n\\x00é\\u2028"'
+
+
+def test_parse_duration():
+    assert D.parse_duration("1m30s") == 90 and D.parse_duration("1.5h") == 5400
+    assert D.parse_duration("0") == 0 and D.parse_duration("300ms") == pytest.approx(0.3)
+    for bad in ("", "5", "x", "5x"):
+        with pytest.raises(D._Err):
+            D.parse_duration(bad)
