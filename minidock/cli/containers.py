@@ -235,122 +235,75 @@ def wait(refs):
 
 # --- ps -------------------------------------------------------------------------------------------
 def _ago(ts: str) -> str:
-    import calendar
-    import time
+    from minidock.cli.views import since
 
-    try:
-        t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return ""
-    d = max(0, time.time() - t)
-    for secs, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400 * 7, "week"),
-                       (86400, "day"), (3600, "hour"), (60, "minute")):
-        if d >= secs:
-            n = int(d // secs)
-            return f"{n} {unit}{'s' if n > 1 else ''}"
-    if d < 1:
-        return "Less than a second"
-    return f"{int(d)} second{'s' if int(d) > 1 else ''}"
+    return since(ts)
 
 
 def status_text(st: dict) -> str:
-    if st.get("Running"):
-        return ("Up " + _ago(st["StartedAt"])) + (" (Paused)" if st.get("Paused") else "")
-    if st.get("Status") == "created":
-        return "Created"
-    if st.get("FinishedAt", containers.ZERO_TIME) == containers.ZERO_TIME:
-        return "Created"
-    return f"Exited ({st.get('ExitCode', 0)}) {_ago(st['FinishedAt'])} ago"
+    from minidock.cli.views import status_text as text
 
-
-def _ports_text(rec: dict) -> str:
-    ports = rec.get("NetworkSettings", {}).get("Ports") or {}
-    out = []
-    for cport, binds in ports.items():
-        for b in binds or []:
-            out.append(f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{cport}")
-    return ", ".join(out)
+    return text(st)
 
 
 @click.command()
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (status=, name=, id=, label=).")
-@click.option("--format", "fmt", help="Format output: 'json' or a Go-like template {{.ID}} {{.Names}} ...")
-def ps(all_, quiet, no_trunc, filters, fmt):
+@click.option("-n", "--last", "last", type=int, default=-1,
+              help="Show n last created containers (includes all states).")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states).")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (name=, id=, label=, status=, exited=, ancestor=, before=, since=, volume=, "
+                   "network=, publish=, expose=).")
+@click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
+def ps(all_, quiet, no_trunc, last, latest, size, filters, fmt):
     """List containers."""
+    from minidock.cli import gotemplate, views
+
+    if fmt and fmt not in ("json", "table"):
+        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)  # a bad template fails first
+    flt = views.parse_filters(filters, views.PS_FILTERS)
+    if latest:
+        last = 1
     rows = []
     for cid in containers.all_ids():
         try:
             rec = lifecycle.refresh(cid)
         except NotFound:
             continue
-        if not all_ and not rec["State"].get("Running"):
+        if not all_ and last < 0 and not rec["State"].get("Running"):
             continue
-        if not _matches(rec, filters):
+        if not views.matches(rec, flt):
             continue
         rows.append(rec)
     rows.sort(key=lambda r: r["Created"], reverse=True)
-    if quiet:
+    if last >= 0:
+        rows = rows[:last]
+    if quiet and not fmt:
         for r in rows:
             click.echo(r["Id"] if no_trunc else r["Id"][:12])
         return
-    table = []
-    for r in rows:
-        cmd = " ".join([r["Path"], *r["Args"]]) if r["Path"] else " ".join(
-            (r["Config"].get("Entrypoint") or []) + (r["Config"].get("Cmd") or []))
-        if not no_trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        table.append({"ID": r["Id"] if no_trunc else r["Id"][:12], "Image": r["ImageRef"],
-                      "Command": f'"{cmd}"', "CreatedAt": r["Created"],
-                      "RunningFor": _ago(r["Created"]) + " ago", "Status": status_text(r["State"]),
-                      "Ports": _ports_text(r), "Names": containers.name_of(r),
-                      "State": r["State"].get("Status", "")})
-    if fmt:
-        for row in table:
-            click.echo(json.dumps(row) if fmt == "json" else _template(fmt, row))
+    trunc = not no_trunc
+    ctx = [views.ps_row(r, trunc=trunc, size=size or _uses_size(fmt)) for r in rows]
+    if fmt == "json":
+        sys.stdout.write(gotemplate.docker_format("json", ctx, json_rows=[views.ps_json(c) for c in ctx]))
         return
-    cols = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-    _print_table(cols, [[row[k] for k in keys] for row in table])
+    if not fmt or fmt == "table":
+        fmt = views.PS_DEFAULT_TABLE + ("\t{{.Size}}" if size else "")
+    sys.stdout.write(gotemplate.docker_format(fmt, ctx, views.ps_header()))
 
 
-def _template(fmt: str, row: dict) -> str:
-    import re
-
-    fmt = fmt.replace("\\t", "\t").removeprefix("table ")
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(row.get(m.group(1), "")), fmt)
+def _uses_size(fmt) -> bool:
+    return bool(fmt) and ".Size" in fmt
 
 
 def _print_table(cols: list[str], rows: list[list[str]]) -> None:
-    widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(cols)]
-    line = "   ".join(c.ljust(w) for c, w in zip(cols, widths))
-    click.echo(line.rstrip())
-    for r in rows:
-        click.echo("   ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    from minidock.cli.gotemplate import tabwrite
 
-
-def _matches(rec: dict, filters) -> bool:
-    for f in filters:
-        key, _, val = f.partition("=")
-        st = rec["State"]
-        if key == "status" and st.get("Status") != val:
-            return False
-        if key == "name" and val not in containers.name_of(rec):
-            return False
-        if key == "id" and not rec["Id"].startswith(val):
-            return False
-        if key == "label":
-            lk, _, lv = val.partition("=")
-            labels = rec["Config"].get("Labels") or {}
-            if lk not in labels or (lv and labels[lk] != lv):
-                return False
-        if key == "ancestor" and val not in (rec["ImageRef"], rec["Image"]):
-            return False
-        if key == "exited" and (st.get("Running") or str(st.get("ExitCode")) != val):
-            return False
-    return True
+    lines = ["\t".join(cols)] + ["\t".join(str(v) for v in r) for r in rows]
+    sys.stdout.write(tabwrite("\n".join(lines) + "\n"))
 
 
 # --- logs ------------------------------------------------------------------------------------------
@@ -408,13 +361,14 @@ def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref
 
 # --- inspect, top, rename ---------------------------------------------------------------------------
 @click.command()
-@click.option("-f", "--format", "fmt", help="Format the output using a Go-like template, e.g. {{.State.Pid}}.")
+@click.option("-f", "--format", "fmt", help="Format the output using a Go template, e.g. {{.State.Pid}}.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container.")
 @click.option("--type", "type_", type=click.Choice(["container", "image", "network", "volume"]), default=None)
 @click.argument("refs", metavar="NAME|ID...", nargs=-1, required=True)
-def inspect(fmt, type_, refs):
+def inspect(fmt, size, type_, refs):
     """Return low-level information on containers, images, networks or volumes."""
     def lookup(ref):
-        obj = _inspect_one(ref, type_)
+        obj = _inspect_one(ref, type_, size)
         if obj is None:
             raise NotFound(f"No such object: {ref}")
         return obj
@@ -425,6 +379,9 @@ def inspect(fmt, type_, refs):
 def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:
     """Docker's `inspect` output for every kind of object: a JSON list (or one template line per
     object); an unknown reference is one error line, and the exit code is 1 if there was one."""
+    from minidock.cli import gotemplate
+
+    tmpl = gotemplate.parse(fmt) if fmt else None  # a template that does not parse: exit 64 first
     out, failed = [], False
     for ref in refs:
         try:
@@ -432,18 +389,20 @@ def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:
         except MinidockError as e:
             click.echo(f"{prefix}{e.message}", err=True)
             failed = True
-    if fmt:
+    if tmpl is not None:
         for obj in out:
-            click.echo(format_template(fmt, obj))
+            click.echo(tmpl.execute(obj))
     else:
         click.echo(json.dumps(out, indent=4))
     return 1 if failed else 0
 
 
-def _inspect_one(ref: str, type_: str | None):
+def _inspect_one(ref: str, type_: str | None, size: bool = False):
     if type_ in (None, "container"):
         try:
-            return lifecycle.refresh(containers.resolve(ref))
+            from minidock.cli.views import inspect_view
+
+            return inspect_view(lifecycle.refresh(containers.resolve(ref)), size=size)
         except (NotFound, InvalidArgument):
             if type_:
                 return None
@@ -466,49 +425,49 @@ def _inspect_one(ref: str, type_: str | None):
 
 
 def format_template(fmt: str, obj) -> str:
-    """A small subset of Go templates: {{.A.B}}, {{json .A}}, {{index .A "k"}}."""
-    import re
+    """One object through a Go template (the CLI's one engine: minidock.cli.gotemplate)."""
+    from minidock.cli.gotemplate import render
 
-    def lookup(path: str):
-        cur = obj
-        for part in [p for p in path.split(".") if p]:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        return cur
-
-    def render(m):
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(lookup(expr[5:].strip()))
-        im = re.match(r'index\s+(\S+)\s+"([^"]*)"', expr)
-        if im:
-            v = lookup(im.group(1))
-            return _go_str(v.get(im.group(2)) if isinstance(v, dict) else None)
-        return _go_str(lookup(expr))
-
-    return re.sub(r"\{\{(.*?)\}\}", render, fmt.replace("\\n", "\n").replace("\\t", "\t"))
+    return render(fmt, obj)
 
 
-def _go_str(v) -> str:
-    if v is None:
-        return "<no value>"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    return str(v)
-
-
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 @click.argument("ref", metavar="CONTAINER")
-@click.argument("ps_args", nargs=-1)
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 def top(ref, ps_args):
-    """Display the running processes of a container (host and container PIDs)."""
+    """Display the running processes of a container ([ps OPTIONS] as Docker: `top c -o pid,comm`)."""
     from minidock.engine import execute
 
     cid = containers.resolve(ref)
     rows = execute.processes(cid)
+    if ps_args:
+        sys.stdout.write(_ps_filtered(list(ps_args), {r["pid"] for r in rows}))
+        return
     _print_table(["UID", "PID", "PPID", "CONTAINER PID", "STIME", "TIME", "CMD"],
                  [[r["user"], r["pid"], r["ppid"], r["cpid"], r["stime"], r["time"], r["cmd"]] for r in rows])
+
+
+def _ps_filtered(args: list[str], pids: set[int]) -> str:
+    """Docker's `top CONTAINER [ps OPTIONS]`: run the host's ps with the options and keep the header
+    and the lines of the container's processes (found by the PID column)."""
+    import subprocess
+
+    p = subprocess.run(["ps", *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise MinidockError(f"Error response from daemon: ps: {p.stderr.strip()}", exit_code=1)
+    lines = p.stdout.splitlines()
+    if not lines:
+        return ""
+    head = lines[0].split()
+    if "PID" not in head:
+        raise MinidockError("Error response from daemon: Couldn't find PID field in ps output", exit_code=1)
+    col = head.index("PID")
+    out = [lines[0]]
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+            out.append(line)
+    return "\n".join(out) + "\n"
 
 
 @click.command()

@@ -6,7 +6,7 @@ The registry client, archives and commit code are imported inside the commands t
 
 from __future__ import annotations
 
-import json
+import sys
 
 import click
 
@@ -29,9 +29,9 @@ def human_size(n: float) -> str:
 
 
 def _ago(ts: str) -> str:
-    from minidock.cli.containers import _ago as ago
+    from minidock.cli.views import since
 
-    return ago(ts) + " ago"
+    return since(ts) + " ago"
 
 
 @click.command("import", context_settings={"help_option_names": ["--help"]})
@@ -46,23 +46,76 @@ def import_(file, reference, changes, message, platform):
     click.echo(img.id)
 
 
-def _matches(img, pattern: str) -> bool:
-    import fnmatch
+def familiar(ref: str) -> str:
+    """Docker's familiar form of a reference: docker.io/library/busybox:1 -> busybox:1."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
 
-    return any(fnmatch.fnmatch(t.rpartition(":")[0], pattern) or fnmatch.fnmatch(t, pattern)
-               for t in img.repo_tags)
+
+def _path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match: `*` and `?` never cross a `/`; [classes]; backslash escapes."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                return False  # ErrBadPattern matches nothing
+            cls = pattern[i + 1:j]
+            if cls.startswith("^"):
+                cls = "^" + cls[1:].replace("\\", "\\\\")
+            out.append("(?![/])[" + cls + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), name) is not None
 
 
-def _rows(imgs, all_: bool, digests: bool):
+def reference_matches(pattern: str, tag: str) -> bool:
+    """Docker's reference filter (FamiliarMatch): the pattern against `name:tag`, then `name`."""
+    fam = familiar(tag)
+    if _path_match(pattern, fam):
+        return True
+    name = fam.rsplit(":", 1)[0] if ":" in fam.rsplit("/", 1)[-1] else fam
+    return _path_match(pattern, name)
+
+
+IMAGE_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                 "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                 "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+                 "VirtualSize": "VIRTUAL SIZE"}
+
+
+def _rows(imgs, tags_of, trunc: bool):
+    from minidock.cli.gotemplate import Struct
+    from minidock.cli.views import go_time
+    from minidock.cli.views import human_size as hs
+
     for img in imgs:
-        tags = img.repo_tags or ["<none>:<none>"]
-        digest = (img.record.get("RepoDigests") or ["@<none>"])[0].partition("@")[2]
-        for t in tags:
+        tags = tags_of(img)
+        digests = img.record.get("RepoDigests") or []
+        digest = digests[0].partition("@")[2] if digests else "<none>"
+        size = hs(img.record.get("Size", 0))
+        for t in tags or ["<none>:<none>"]:
+            t = familiar(t)
             repo, _, tag = t.rpartition(":")
-            yield {"Repository": repo, "Tag": tag, "Digest": digest, "ID": img.short_id,
-                   "CreatedSince": _ago(img.record.get("Created", "")),
-                   "CreatedAt": img.record.get("Created", ""),
-                   "Size": human_size(img.record.get("Size", 0))}
+            yield Struct({"Containers": "N/A", "CreatedAt": go_time(img.record.get("Created", "")),
+                          "CreatedSince": _ago(img.record.get("Created", "")), "Digest": digest,
+                          "ID": img.short_id if trunc else img.id, "Repository": repo, "SharedSize": "N/A",
+                          "Size": size, "Tag": tag, "UniqueSize": "N/A", "VirtualSize": size},
+                         type_name="*formatter.imageContext")
 
 
 @click.command("images", context_settings={"help_option_names": ["--help"]})
@@ -71,23 +124,41 @@ def _rows(imgs, all_: bool, digests: bool):
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--digests", is_flag=True, help="Show digests.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (reference=..., dangling=true).")
-@click.option("--format", "fmt", help="Format output: 'json' or a template {{.Repository}}:{{.Tag}}.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (reference=, dangling=, label=, before=, since=).")
+@click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
 def images(reference, all_, quiet, digests, no_trunc, filters, fmt):
-    """List images."""
-    imgs = _store().list()
-    pats = [reference] if reference else []
-    for f in filters:
-        k, _, v = f.partition("=")
-        if k == "reference":
-            pats.append(v)
-        elif k == "dangling":
-            imgs = [i for i in imgs if bool(not i.repo_tags) == (v.lower() in ("1", "true"))]
-        else:
-            raise click.BadParameter(f"invalid filter '{k}'", param_hint="--filter")
-    for p in pats:
-        imgs = [i for i in imgs if _matches(i, p)]
-    if quiet:
+    """List images (REPOSITORY[:TAG] and reference= match Docker's globs on name and tag)."""
+    from minidock.cli import gotemplate, views
+
+    if fmt and fmt not in ("json", "table"):
+        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)
+    flt = views.parse_filters(filters, {"reference": 1, "dangling": 1, "label": 1, "before": 1, "since": 1})
+    store = _store()
+    imgs = store.list()
+    pats = ([reference] if reference else []) + flt.get("reference", [])
+    for v in flt.get("dangling", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise MinidockError(f"Invalid filter 'dangling={v}'")
+        imgs = [i for i in imgs if bool(not i.repo_tags) == (v.lower() in ("1", "true"))]
+    for v in flt.get("label", []):
+        k, eq, val = v.partition("=")
+        imgs = [i for i in imgs if k in _labels(i) and (not eq or _labels(i)[k] == val)]
+    for key in ("before", "since"):
+        for v in flt.get(key, []):
+            ref_created = store.resolve(v).record.get("Created", "")
+            imgs = [i for i in imgs if (i.record.get("Created", "") < ref_created) == (key == "before")
+                    and i.record.get("Created", "") != ref_created]
+
+    def tags_of(img):
+        if not pats:
+            return img.repo_tags
+        return [t for t in img.repo_tags if any(reference_matches(p, t) for p in pats)]
+
+    if pats:
+        imgs = [i for i in imgs if tags_of(i)]
+    imgs.sort(key=lambda i: i.record.get("Created", ""), reverse=True)
+    if quiet and not fmt:
         seen = []
         for i in imgs:
             ident = i.id if no_trunc else i.short_id
@@ -95,23 +166,15 @@ def images(reference, all_, quiet, digests, no_trunc, filters, fmt):
                 seen.append(ident)
         click.echo("\n".join(seen) + ("\n" if seen else ""), nl=False)
         return
-    rows = list(_rows(imgs, all_, digests))
-    if no_trunc:
-        for r, img in zip(rows, imgs):
-            r["ID"] = img.id
-    if fmt:
-        from minidock.cli.containers import format_template
+    rows = list(_rows(imgs, tags_of, not no_trunc))
+    if not fmt or fmt == "table":
+        fmt = "table {{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if digests else "") + \
+            "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    sys.stdout.write(gotemplate.docker_format(fmt, rows, IMAGE_HEADERS))
 
-        for r in rows:
-            click.echo(json.dumps(r) if fmt == "json" else format_template(fmt, r))
-        return
-    cols = ["Repository", "Tag"] + (["Digest"] if digests else []) + ["ID", "CreatedSince", "Size"]
-    heads = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-             "CreatedSince": "CREATED", "Size": "SIZE"}
-    widths = {c: max([len(heads[c])] + [len(r[c]) for r in rows]) for c in cols}
-    click.echo("   ".join(heads[c].ljust(widths[c]) for c in cols).rstrip())
-    for r in rows:
-        click.echo("   ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+
+def _labels(img) -> dict:
+    return ((img.config or {}).get("config") or {}).get("Labels") or {}
 
 
 @click.command("rmi", context_settings={"help_option_names": ["--help"]})
@@ -146,8 +209,14 @@ def tag(source, target):
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-H", "--human", default=True, type=bool, help="Print sizes and dates in human readable format.")
-def history(ref, quiet, no_trunc, human):
+@click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
+def history(ref, quiet, no_trunc, human, fmt):
     """Show the history of an image."""
+    from minidock.cli import gotemplate
+    from minidock.cli.views import human_size as hs
+
+    if fmt and fmt not in ("json", "table"):
+        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)
     img = _store().resolve(ref)
     hist = img.config.get("history") or []
     sizes = [lay.get("size", 0) for lay in img.record["Layers"]]
@@ -160,14 +229,22 @@ def history(ref, quiet, no_trunc, human):
         rows.append((h.get("created", ""), h.get("created_by", ""), size, h.get("comment", "")))
     rows.reverse()
     if quiet:
-        click.echo(img.short_id)
+        click.echo(img.id if no_trunc else img.short_id)
         return
-    cw = max([len("CREATED")] + [len(_ago(r[0])) for r in rows]) + 3
-    click.echo(f"{'IMAGE':<14}{'CREATED':<{cw}}{'CREATED BY':<47}{'SIZE':<10}COMMENT")
+    ctx = []
     for i, (created, by, size, comment) in enumerate(rows):
-        ident = img.short_id if i == 0 else "<missing>"
-        by = by if no_trunc or len(by) <= 44 else by[:43] + "…"
-        click.echo(f"{ident:<14}{_ago(created):<{cw}}{by:<47}{human_size(size):<10}{comment}".rstrip())
+        ident = (img.id if no_trunc else img.short_id) if i == 0 else "<missing>"
+        if not no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        ctx.append(gotemplate.Struct({
+            "ID": ident, "CreatedSince": _ago(created) if human else created, "CreatedAt": created,
+            "CreatedBy": by, "Size": hs(size) if human else str(size), "Comment": comment},
+            type_name="*image.historyContext"))
+    if not fmt or fmt == "table":
+        fmt = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    sys.stdout.write(gotemplate.docker_format(fmt, ctx, {
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+        "Size": "SIZE", "Comment": "COMMENT"}))
 
 
 @click.command("inspect", context_settings={"help_option_names": ["--help"]})

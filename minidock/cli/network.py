@@ -37,25 +37,57 @@ def create(driver, subnet, gateway, labels, internal, name):
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (name=, driver=, id=).")
-def ls(quiet, no_trunc, filters):
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (name=, driver=, id=, label=, scope=, type=).")
+@click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
+def ls(quiet, no_trunc, filters, fmt):
     """List networks."""
+    import re
+    import sys
+
+    from minidock.cli import gotemplate, views
+
+    if fmt and fmt not in ("json", "table"):
+        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)
+    flt = views.parse_filters(filters, {"name": 1, "driver": 1, "id": 1, "label": 1, "scope": 1, "type": 1,
+                                        "dangling": 1})
     nets = sorted(_net().listing(), key=lambda n: n["Name"])
-    for f in filters:
-        key, _, val = f.partition("=")
-        if key == "name":
-            nets = [n for n in nets if val in n["Name"]]
-        elif key == "driver":
-            nets = [n for n in nets if n["Driver"] == val]
-        elif key == "id":
-            nets = [n for n in nets if n["Id"].startswith(val)]
-    ids = [n["Id"] if no_trunc else n["Id"][:12] for n in nets]
-    if quiet:
-        for i in ids:
-            click.echo(i)
+    tests = {
+        "name": lambda n, v: re.search(v, n["Name"]) is not None,
+        "id": lambda n, v: re.search(v, n["Id"]) is not None,
+        "driver": lambda n, v: n["Driver"] == v,
+        "scope": lambda n, v: n.get("Scope") == v,
+        "type": lambda n, v: (n["Name"] in ("bridge", "host", "none")) == (v == "builtin"),
+        "label": lambda n, v: v.partition("=")[0] in (n.get("Labels") or {}) and (
+            "=" not in v or (n.get("Labels") or {})[v.partition("=")[0]] == v.partition("=")[2]),
+        "dangling": lambda n, v: not n.get("Containers") and n["Name"] not in ("bridge", "host", "none"),
+    }
+    for key, vals in flt.items():
+        nets = [n for n in nets if any(tests[key](n, v) for v in vals)]
+    if quiet and not fmt:
+        for n in nets:
+            click.echo(n["Id"] if no_trunc else n["Id"][:12])
         return
-    rows = [[i, n["Name"], n["Driver"], n["Scope"]] for i, n in zip(ids, nets)]
-    _table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows)
+    rows = []
+    for n in nets:
+        labels = n.get("Labels") or {}
+        row = gotemplate.Struct({
+            "ID": n["Id"] if no_trunc else n["Id"][:12], "Name": n["Name"], "Driver": n["Driver"],
+            "Scope": n.get("Scope", "local"), "IPv6": "true" if n.get("EnableIPv6") else "false",
+            "Internal": "true" if n.get("Internal") else "false",
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "CreatedAt": views.go_time(n.get("Created", ""))}, type_name="*formatter.networkContext")
+        row["Label"] = lambda k, labels=labels: labels.get(k, "")
+        rows.append(row)
+    if fmt == "json":
+        sys.stdout.write(gotemplate.docker_format("json", rows, json_rows=[
+            {k: r[k] for k in sorted(r) if not callable(r[k])} for r in rows]))
+        return
+    if not fmt or fmt == "table":
+        fmt = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+    sys.stdout.write(gotemplate.docker_format(fmt, rows, {
+        "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
+        "Internal": "INTERNAL", "Labels": "LABELS", "Label": lambda *_: "LABEL", "CreatedAt": "CREATED"}))
 
 
 def _table(cols, rows):

@@ -141,14 +141,18 @@ COLUMNS = (("ID", "CONTAINER ID"), ("Name", "NAME"), ("CPUPerc", "CPU %"), ("Mem
            ("MemPerc", "MEM %"), ("NetIO", "NET I/O"), ("BlockIO", "BLOCK I/O"), ("PIDs", "PIDS"))
 
 
+STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
+                 "PIDs": "PIDS"}
+
+
 def _render(rows: list[dict], fmt: str | None) -> str:
-    if fmt == "json":
+    from minidock.cli.gotemplate import Struct, docker_format
+
+    if fmt == "json":  # Docker's fields, plus the raw numbers scripts and tests use
         return "".join(json.dumps(r) + "\n" for r in rows)
     if fmt:
-        from minidock.cli.containers import format_template
-
-        tmpl = fmt[6:] if fmt.startswith("table ") else fmt
-        return "".join(format_template(tmpl, r) + "\n" for r in rows)
+        return docker_format(fmt, [Struct(r, type_name="*formatter.statsContext") for r in rows], STATS_HEADERS)
     widths = {k: max([len(h)] + [len(r[k]) for r in rows]) for k, h in COLUMNS}
     lines = ["   ".join(h.ljust(widths[k]) for k, h in COLUMNS).rstrip()]
     lines += ["   ".join(r[k].ljust(widths[k]) for k, _ in COLUMNS).rstrip() for r in rows]

@@ -105,7 +105,7 @@ def checks() -> list[tuple[str, bool, bool, str]]:
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
-@click.option("-f", "--format", "fmt", help="'json' for machine-readable output.")
+@click.option("-f", "--format", "fmt", help="'json' or a Go template ({{.ServerVersion}}, {{json .}}).")
 def info(fmt):
     """Display system-wide information."""
     from minidock.engine import containers
@@ -135,10 +135,18 @@ def info(fmt):
         "Runtime": "minidock-runtime (built in)",
         "Python": sys.version.split()[0],
     }
+    data.update({"ContainersPaused": 0, "OSType": "linux", "Name": platform.node(), "ID": "",
+                 "LoggingDriver": "json-file", "SecurityOptions": ["name=seccomp,profile=builtin"],
+                 "Warnings": None})
     if fmt == "json":
         import json
 
         click.echo(json.dumps(data, indent=2))
+        return
+    if fmt:
+        from minidock.cli.gotemplate import render
+
+        click.echo(render(fmt, data))
         return
     click.echo(f"""Server Version: {data['ServerVersion']}
 Containers: {data['Containers']}
@@ -190,12 +198,35 @@ def doctor():
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
-def version():
+@click.option("-f", "--format", "fmt", help="Format output using a Go template ({{.Client.Version}}, {{json .}}).")
+def version(fmt):
     """Show the minidock version information."""
+    if fmt:
+        from minidock.cli.gotemplate import render
+
+        click.echo(render(fmt, version_data()))
+        return
     from minidock.runtime.cgroups import cgroup_version
 
     click.echo(f"minidock version {_version()}\n Python: {sys.version.split()[0]}\n Kernel: {platform.release()}\n"
                f" Cgroups: v{cgroup_version()}")
+
+
+def version_data():
+    """`docker version`'s data shape (a daemonless engine: Client and Server are the same program)."""
+    from minidock.cli.gotemplate import Struct
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(), platform.machine())
+    common = {"Version": _version(), "ApiVersion": "1.41", "DefaultAPIVersion": "1.41", "GitCommit": "",
+              "GoVersion": "python" + sys.version.split()[0], "Os": "linux", "Arch": arch, "BuildTime": ""}
+    client = Struct({"Platform": Struct({"Name": "minidock"}), **common, "Context": "default",
+                     "Experimental": True}, type_name="clientVersion")
+    server = Struct({"Platform": Struct({"Name": "minidock"}),
+                     "Components": [{"Name": "Engine", "Version": _version(),
+                                     "Details": {"KernelVersion": platform.release(), "Os": "linux"}}],
+                     **common, "MinAPIVersion": "1.12", "KernelVersion": platform.release(),
+                     "Experimental": False}, type_name="*types.Version")
+    return Struct({"Client": client, "Server": server}, type_name="versionInfo")
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})

@@ -36,28 +36,55 @@ def create(driver, labels, opts, name):
 
 @volume.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (dangling=true|false, name=, label=).")
-def ls(quiet, filters):
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (dangling=true|false, name=, label=, driver=).")
+@click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
+def ls(quiet, filters, fmt):
     """List volumes."""
+    import re
+    import sys
+
+    from minidock.cli import gotemplate, views
+
+    if fmt and fmt not in ("json", "table"):
+        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)
+    flt = views.parse_filters(filters, {"dangling": 1, "name": 1, "label": 1, "driver": 1})
     vols = _vol().listing()
-    for f in filters:
-        key, _, val = f.partition("=")
-        if key == "dangling":
-            dangling = {m["Name"] for m in vols if not _vol().users(m["Name"])}
-            want = val.lower() in ("true", "1")
-            vols = [m for m in vols if (m["Name"] in dangling) == want]
-        elif key == "name":
-            vols = [m for m in vols if val in m["Name"]]
-        elif key == "label":
-            lk, _, lv = val.partition("=")
-            vols = [m for m in vols if lk in m["Labels"] and (not lv or m["Labels"][lk] == lv)]
-    if quiet:
+    for val in flt.get("dangling", []):
+        dangling = {m["Name"] for m in vols if not _vol().users(m["Name"])}
+        want = val.lower() in ("true", "1")
+        vols = [m for m in vols if (m["Name"] in dangling) == want]
+    if "name" in flt:
+        vols = [m for m in vols if any(re.search(v, m["Name"]) for v in flt["name"])]
+    if "driver" in flt:
+        vols = [m for m in vols if m["Driver"] in flt["driver"]]
+    for val in flt.get("label", []):
+        lk, eq, lv = val.partition("=")
+        vols = [m for m in vols if lk in (m.get("Labels") or {}) and (not eq or m["Labels"][lk] == lv)]
+    if quiet and not fmt:
         for m in vols:
             click.echo(m["Name"])
         return
-    click.echo(f"{'DRIVER':<10}VOLUME NAME")
+    rows = []
     for m in vols:
-        click.echo(f"{m['Driver']:<10}{m['Name']}")
+        labels = m.get("Labels") or {}
+        row = gotemplate.Struct({
+            "Name": m["Name"], "Driver": m["Driver"], "Scope": m.get("Scope", "local"),
+            "Mountpoint": m.get("Mountpoint", ""), "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "Links": "N/A", "Size": "N/A", "Group": "N/A", "Availability": "N/A", "Status": "N/A"},
+            type_name="*formatter.volumeContext")
+        row["Label"] = lambda k, labels=labels: labels.get(k, "")
+        rows.append(row)
+    if fmt == "json":
+        sys.stdout.write(gotemplate.docker_format("json", rows, json_rows=[
+            {k: r[k] for k in sorted(r) if not callable(r[k])} for r in rows]))
+        return
+    if not fmt or fmt == "table":
+        fmt = "table {{.Driver}}\t{{.Name}}"
+    sys.stdout.write(gotemplate.docker_format(fmt, rows, {
+        "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
+        "Labels": "LABELS", "Label": lambda *_: "LABEL", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP",
+        "Availability": "AVAILABILITY", "Status": "STATUS"}))
 
 
 @volume.command("inspect")

@@ -127,7 +127,7 @@ def test_format_template():
     obj = {"State": {"Pid": 42, "Running": True}, "Config": {"Labels": {"a": "b"}}}
     assert format_template("{{.State.Pid}} {{.State.Running}}", obj) == "42 true"
     assert format_template('{{index .Config.Labels "a"}}', obj) == "b"
-    assert format_template("{{json .Config.Labels}}", obj) == '{"a": "b"}'
+    assert format_template("{{json .Config.Labels}}", obj) == '{"a":"b"}'
 
 
 def test_rlimits_never_above_host_hard():

@@ -1,0 +1,376 @@
+"""What Docker's CLI shows for a container: the `inspect` shape with every HostConfig key Docker
+has (at its default), the rows of `ps` (Docker's ContainerContext: ID, Image, Command, ...,
+`{{.Label "k"}}`), `ps --filter` and Docker's human durations and sizes."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+from minidock.cli.gotemplate import Struct, sprintf
+from minidock.engine import containers
+from minidock.errors import InvalidArgument
+
+# Docker 28's HostConfig, in its order, with the value a container created without flags has.
+# (None is JSON null: Docker's nil slices, maps and pointers.)
+HOST_CONFIG_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("Binds", None), ("ContainerIDFile", ""), ("LogConfig", {"Type": "json-file", "Config": {}}),
+    ("NetworkMode", "bridge"), ("PortBindings", {}), ("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0}),
+    ("AutoRemove", False), ("VolumeDriver", ""), ("VolumesFrom", None), ("ConsoleSize", [0, 0]),
+    ("Annotations", None), ("CapAdd", None), ("CapDrop", None), ("CgroupnsMode", "host"), ("Dns", []),
+    ("DnsOptions", []), ("DnsSearch", []), ("ExtraHosts", None), ("GroupAdd", None), ("IpcMode", "private"),
+    ("Cgroup", ""), ("Links", None), ("OomScoreAdj", 0), ("PidMode", ""), ("Privileged", False),
+    ("PublishAllPorts", False), ("ReadonlyRootfs", False), ("SecurityOpt", None), ("UTSMode", ""),
+    ("UsernsMode", ""), ("ShmSize", 67108864), ("Runtime", "minidock"), ("Isolation", ""),
+    ("CpuShares", 0), ("Memory", 0), ("NanoCpus", 0), ("CgroupParent", ""), ("BlkioWeight", 0),
+    ("BlkioWeightDevice", []), ("BlkioDeviceReadBps", []), ("BlkioDeviceWriteBps", []),
+    ("BlkioDeviceReadIOps", []), ("BlkioDeviceWriteIOps", []), ("CpuPeriod", 0), ("CpuQuota", 0),
+    ("CpuRealtimePeriod", 0), ("CpuRealtimeRuntime", 0), ("CpusetCpus", ""), ("CpusetMems", ""),
+    ("Devices", []), ("DeviceCgroupRules", None), ("DeviceRequests", None), ("MemoryReservation", 0),
+    ("MemorySwap", 0), ("MemorySwappiness", None), ("OomKillDisable", None), ("PidsLimit", None),
+    ("Ulimits", []), ("CpuCount", 0), ("CpuPercent", 0), ("IOMaximumIOps", 0), ("IOMaximumBandwidth", 0),
+    ("MaskedPaths", None), ("ReadonlyPaths", None),
+)
+# keys Docker omits when empty (omitempty) and shows when set
+HOST_CONFIG_OPTIONAL = ("Mounts", "Init", "Sysctls", "Tmpfs", "StorageOpt")
+
+
+def inspect_view(rec: dict, size: bool = False) -> dict:
+    """The record as `docker inspect` shows it: HostConfig completed with Docker's defaults (the
+    record's own values win), empty optional keys left out as Docker does."""
+    hc = dict(rec.get("HostConfig") or {})
+    out = {}
+    for k, default in HOST_CONFIG_DEFAULTS:
+        v = hc.pop(k, default)
+        out[k] = None if default is None and v == [] else v  # Docker: null for a flag never given
+    if out["CgroupParent"] and out["CgroupParent"] == _default_parent():
+        out["CgroupParent"] = ""  # Docker shows "" for the engine's default parent
+    if not out["Privileged"] and out["MaskedPaths"] is None:
+        from minidock.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+
+        out["MaskedPaths"], out["ReadonlyPaths"] = list(DEFAULT_MASKED_PATHS), list(DEFAULT_READONLY_PATHS)
+    for k in HOST_CONFIG_OPTIONAL:
+        v = hc.pop(k, None)
+        if k == "Init" and v is False:
+            v = None
+        if v not in (None, [], {}):
+            out[k] = v
+    out.update(hc)  # minidock's own keys (Resources, NoPivotRoot) after Docker's
+    view = dict(rec)
+    view["HostConfig"] = out
+    if size:
+        rw, root = sizes(rec)
+        view["SizeRw"], view["SizeRootFs"] = rw, root
+    return view
+
+
+def _default_parent() -> str:
+    from minidock import paths
+
+    return paths.cgroup_parent()
+
+
+def sizes(rec: dict) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs): bytes in the container's upper dir, and that plus the image."""
+    import os
+
+    upper = containers.cdir(rec["Id"]) / "upper"
+    rw = 0
+    for dirpath, _dirnames, filenames in os.walk(upper):
+        for f in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            rw += st.st_size
+    image = 0
+    try:
+        from minidock.image.store import ImageStore
+
+        image = int(ImageStore().resolve(rec["Image"]).record.get("Size", 0))
+    except Exception:  # noqa: BLE001 - a removed image still lets ps -s show the rw size
+        image = 0
+    return rw, rw + image
+
+
+# --- Docker's go-units ---------------------------------------------------------------------------
+def parse_time(ts: str) -> float | None:
+    try:
+        t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, TypeError):
+        return None
+    frac = re.match(r"\.(\d+)", ts[19:])
+    return t + (float("0." + frac.group(1)) if frac else 0.0)
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration (what `Up 5 minutes` and `2 hours ago` use)."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def since(ts: str) -> str:
+    t = parse_time(ts)
+    return "" if t is None else human_duration(max(0.0, time.time() - t))
+
+
+def human_size(n: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: powers of 1000, `%.4g`-style (4.26MB, 0B)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    n = float(n)
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return sprintf(f"%.{precision}g%s", n, units[i])
+
+
+def go_time(ts: str) -> str:
+    """Go's time.Time.String() in local time, as `ps`'s CreatedAt shows it."""
+    t = parse_time(ts)
+    if t is None:
+        return ts
+    lt = time.localtime(t)
+    return time.strftime("%Y-%m-%d %H:%M:%S %z ", lt) + (time.strftime("%Z", lt) or "UTC")
+
+
+# --- ps --------------------------------------------------------------------------------------------
+def status_text(st: dict) -> str:
+    if st.get("Running"):
+        return "Up " + since(st.get("StartedAt", "")) + (" (Paused)" if st.get("Paused") else "")
+    if st.get("Status") == "created" or st.get("FinishedAt", containers.ZERO_TIME) == containers.ZERO_TIME:
+        return "Created"
+    return f"Exited ({st.get('ExitCode', 0)}) {since(st.get('FinishedAt', ''))} ago"
+
+
+def ports_text(rec: dict) -> str:
+    ports = rec.get("NetworkSettings", {}).get("Ports") or {}
+    out = []
+    for cport, binds in sorted(ports.items(), key=lambda kv: _port_key(kv[0])):
+        if not binds:
+            out.append(cport)
+            continue
+        for b in binds:
+            ip = b.get("HostIp") or "0.0.0.0"
+            out.append(f"{'[' + ip + ']' if ':' in ip and ip != '::' else (':::' if ip == '::' else ip)}"
+                       f"{'' if ip == '::' else ':'}{b['HostPort']}->{cport}")
+    return ", ".join(out)
+
+
+def _port_key(p: str):
+    num, _, proto = p.partition("/")
+    return (int(num) if num.isdigit() else 0, proto)
+
+
+def _ellipsis(s: str, n: int) -> str:
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def _go_quote(s: str) -> str:
+    from minidock.cli.gotemplate import _go_quote as q
+
+    return q(s)
+
+
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",
+              "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
+              "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+PS_DEFAULT_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+
+def ps_header() -> dict:
+    h = dict(PS_HEADERS)
+    h["Label"] = lambda *_a: "LABEL"
+    return h
+
+
+def ps_row(rec: dict, trunc: bool = True, size: bool = False) -> Struct:
+    """Docker's ContainerContext for one container (the fields `ps --format` can use)."""
+    if rec["Path"]:
+        cmd = " ".join([rec["Path"], *rec["Args"]])
+    else:
+        cmd = " ".join((rec["Config"].get("Entrypoint") or []) + (rec["Config"].get("Cmd") or []))
+    labels = rec["Config"].get("Labels") or {}
+    mounts = []
+    local = 0
+    for m in rec.get("Mounts") or []:
+        name = m.get("Name") or m.get("Source", "")
+        mounts.append(_ellipsis(name, 15) if trunc else name)
+        if m.get("Driver") == "local":
+            local += 1
+    nets = sorted((rec.get("NetworkSettings") or {}).get("Networks") or {})
+    if not nets:
+        mode = rec["HostConfig"].get("NetworkMode", "")
+        nets = [mode] if mode in ("host", "none") else []
+    size_text = "0B"
+    if size:
+        rw, root = sizes(rec)
+        size_text = f"{human_size(rw)} (virtual {human_size(root)})"
+    image = rec.get("ImageRef") or rec.get("Image", "")
+    if trunc and image.startswith("sha256:"):
+        image = image[7:19]
+    row = Struct(type_name="*formatter.ContainerContext")
+    row.update({
+        "ID": rec["Id"][:12] if trunc else rec["Id"],
+        "Image": image,
+        "Command": _go_quote(_ellipsis(cmd, 20) if trunc else cmd),
+        "CreatedAt": go_time(rec["Created"]),
+        "RunningFor": since(rec["Created"]) + " ago",
+        "Ports": ports_text(rec),
+        "State": rec["State"].get("Status", ""),
+        "Status": status_text(rec["State"]),
+        "Size": size_text,
+        "Names": containers.name_of(rec),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Mounts": ",".join(mounts),
+        "Networks": ",".join(nets),
+        "LocalVolumes": str(local),
+        "Platform": None,
+    })
+    row["Label"] = lambda name: labels.get(name, "")
+    return row
+
+
+def ps_json(row: Struct) -> dict:
+    """`ps --format json`: Docker marshals every field as a string, keys sorted."""
+    return {k: row[k] for k in sorted(row) if not callable(row[k]) and k != "Platform"}
+
+
+# --- ps --filter -----------------------------------------------------------------------------------
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def _f_name(rec, val):
+    return re.search(val, "/" + containers.name_of(rec)) is not None
+
+
+def _f_id(rec, val):
+    return re.search(val, rec["Id"]) is not None
+
+
+def _f_label(rec, val):
+    labels = rec["Config"].get("Labels") or {}
+    k, eq, v = val.partition("=")
+    return k in labels and (not eq or labels[k] == v)
+
+
+def _f_status(rec, val):
+    if val not in STATUSES:
+        raise InvalidArgument(f"invalid filter 'status={val}'",
+                              f"Valid statuses: {', '.join(STATUSES)}.")
+    st = rec["State"]
+    status = "paused" if st.get("Paused") else st.get("Status", "")
+    return status == val
+
+
+def _f_exited(rec, val):
+    try:
+        code = int(val)
+    except ValueError:
+        raise InvalidArgument(f"invalid filter 'exited={val}'") from None
+    st = rec["State"]
+    return not st.get("Running") and st.get("Status") == "exited" and st.get("ExitCode") == code
+
+
+def _f_ancestor(rec, val):
+    if val in (rec.get("ImageRef"), rec.get("Image")) or rec.get("Image", "").startswith("sha256:" + val):
+        return True
+    try:
+        from minidock.image.store import ImageStore
+
+        return ImageStore().resolve(val).id == rec.get("Image")
+    except Exception:  # noqa: BLE001 - an unknown image matches nothing
+        return False
+
+
+def _created(ref):
+    return lambda: containers.load(containers.resolve(ref))["Created"]
+
+
+def _f_before(rec, val):
+    return rec["Created"] < containers.load(containers.resolve(val))["Created"]
+
+
+def _f_since(rec, val):
+    return rec["Created"] > containers.load(containers.resolve(val))["Created"]
+
+
+def _f_volume(rec, val):
+    return any(val in (m.get("Name"), m.get("Source"), m.get("Destination")) for m in rec.get("Mounts") or [])
+
+
+def _f_network(rec, val):
+    nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
+    return val in nets or any(n.get("NetworkID", "").startswith(val) for n in nets.values() if isinstance(n, dict)) \
+        or rec["HostConfig"].get("NetworkMode") == val
+
+
+def _f_publish(rec, val):
+    want = val if "/" in val else val + "/tcp"
+    for cport, binds in ((rec.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        for b in binds or []:
+            if f"{b.get('HostPort')}/{cport.partition('/')[2]}" == want:
+                return True
+    return False
+
+
+def _f_expose(rec, val):
+    want = val if "/" in val else val + "/tcp"
+    return want in (rec["Config"].get("ExposedPorts") or {})
+
+
+def _f_is_task(rec, val):
+    return val.lower() in ("false", "0")
+
+
+# Each key's test; values of one key are OR'ed, keys are AND'ed (as Docker does). Add a key here.
+PS_FILTERS = {"name": _f_name, "id": _f_id, "label": _f_label, "status": _f_status, "exited": _f_exited,
+              "ancestor": _f_ancestor, "before": _f_before, "since": _f_since, "volume": _f_volume,
+              "network": _f_network, "publish": _f_publish, "expose": _f_expose, "is-task": _f_is_task}
+
+
+def parse_filters(items, valid: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in items:
+        key, eq, val = f.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {f!r}".replace("'", ""))
+        if key not in valid:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        out.setdefault(key, []).append(val)
+    return out
+
+
+def matches(rec: dict, filters: dict[str, list[str]], table: dict = PS_FILTERS) -> bool:
+    for key, vals in filters.items():
+        test = table[key]
+        if key == "label":
+            if not all(test(rec, v) for v in vals):  # every label filter must match
+                return False
+        elif not any(test(rec, v) for v in vals):
+            return False
+    return True
