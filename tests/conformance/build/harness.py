@@ -1,0 +1,488 @@
+"""Build conformance against Docker itself: buildah's conformance cases (Dockerfiles and contexts
+in <repo>/../shared/corpus/build/buildah-conformance, case table in cases.json) built by
+`minidock build` and by `DOCKER_BUILDKIT=1 docker build --no-cache --network none` on a private
+dockerd, then compared field by field (image config) and file by file (type, mode, owner, size,
+link target, content hash).
+
+Used by tests/integration/test_build_conformance.py (a fixed sample in CI) and by
+scripts/build-conformance (every case, with a table of results).
+
+What is left out of the comparison, and why:
+* mtimes (buildah's own fsSkip lists are all mtimes or directories RUN bleeds into; BuildKit
+  and the classic builder disagree on them too);
+* mount stubs RUN leaves behind in BuildKit 0.8 (docker 20.10): an empty /etc/hosts,
+  /etc/resolv.conf, /etc/hostname, /.dockerenv, or an empty /proc /sys /dev /run dir present on
+  one side only;
+* config fields outside the list the issue names (created, history, container_config, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path.insert(0, str(REPO))
+
+from minidock.build import dockerfile as D  # noqa: E402
+
+CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
+                 "Healthcheck", "StopSignal", "OnBuild", "Shell")
+STUBS = {"etc/hosts", "etc/resolv.conf", "etc/hostname", ".dockerenv", "proc", "sys", "dev", "run"}
+LOCAL_BASES = {"busybox", "busybox:latest", "mirror.gcr.io/busybox", "mirror.gcr.io/busybox:latest",
+               "docker.io/library/busybox", "docker.io/library/busybox:latest", "scratch"}
+# a fixed sample run in CI (every other case runs from scripts/build-conformance)
+CI_SAMPLE = ("copy file to workdir", "copy directory to root without explicit slash", "directory",
+             "environment", "run with JSON", "wildcard", "add-archive-1", "env-escaped-list",
+             "multi-stage-derived", "copyglob-1", "dockerignore-is-even-there",
+             "build-arg overrides header arg for FROM", "mount-cache-by-ownership")
+
+
+def corpus_dir() -> Path | None:
+    cands = [REPO.parent / "shared" / "corpus"]
+    if os.environ.get("MINIDOCK_SHARED"):
+        cands.append(Path(os.environ["MINIDOCK_SHARED"]) / "corpus")
+    cands.append(Path("/work/shared/corpus"))
+    for c in cands:
+        if (c / "build" / "buildah-conformance").is_dir():
+            return c / "build" / "buildah-conformance"
+    return None
+
+
+# ---- the cases -------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    raw: dict
+    skip: str | None = None            # why it cannot run here (offline, buildah-only, ...)
+    dockerfile_text: str = ""
+    fs_skip: set[str] = field(default_factory=set)
+
+    @property
+    def should_fail_at(self) -> int:
+        return int(self.raw.get("shouldFailAt") or 0)
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        return dict(self.raw.get("buildArgs") or {})
+
+    def dockerfile_name(self) -> str:
+        return self.raw.get("dockerfile") or "Dockerfile"
+
+
+def load_cases(data: Path | None = None) -> list[Case]:
+    data = data or corpus_dir()
+    table = json.loads((HERE / "cases.json").read_text())["cases"]
+    out = []
+    for raw in table:
+        c = Case(raw["name"], raw)
+        c.skip = _why_skip(c, data)
+        for s in raw.get("fsSkip") or []:
+            parts = s.replace("(dir):", "").split(":")
+            if parts[-1] != "mtime":
+                c.fs_skip.add("/".join(parts))
+        out.append(c)
+    return out
+
+
+def _why_skip(c: Case, data: Path | None) -> str | None:
+    r = c.raw
+    if data is None:
+        return "corpus absent (<repo>/../shared/corpus/build/buildah-conformance)"
+    if r.get("withoutDocker"):
+        return "buildah-only feature (withoutDocker in buildah's table)"
+    if r.get("transientMounts"):
+        return "buildah-only feature (transient mounts)"
+    if r.get("testUsingVolumes") or r.get("testUsingSetParent"):
+        pass  # buildah compat flags: we compare against Docker's behaviour only
+    if r.get("tweakContextDir"):
+        return "its context is made by Go code in buildah's harness (tweakContextDir), not in the corpus"
+    if r.get("contextDir") and not (data / r["contextDir"]).is_dir():
+        return f"context {r['contextDir']!r} is not in the corpus copy"
+    if "dockerfileContents" in r:
+        text = r["dockerfileContents"]
+    else:
+        base = data / r["contextDir"] if r.get("contextDir") else data
+        p = base / c.dockerfile_name()
+        if not p.is_file():
+            return f"Dockerfile {c.dockerfile_name()!r} is not in the corpus copy"
+        text = p.read_text(errors="surrogateescape")
+    c.dockerfile_text = text
+    try:
+        df = D.parse(text)
+    except D.DockerfileSyntaxError:
+        return None  # a refusal is compared too (both must refuse at the same line)
+    scope = D.global_scope(df, c.build_args)
+    names = set()
+    for st in df.stages:
+        try:
+            base = D.expand(st.base, scope, df.escape)
+        except Exception:
+            base = st.base
+        if base.lower() not in names and base not in LOCAL_BASES:
+            return f"needs base image {base!r} from the network"
+        if st.name:
+            names.add(st.name)
+        for inst in st.instructions:
+            if inst.cmd == "add" and any(re.match(r"^(https?|git)://|^git@", a) for a in inst.args[:-1]):
+                return "ADD of a URL needs the network"
+            if inst.cmd == "copy":
+                frm = inst.options().get("from")
+                if frm and frm.lower() not in names and not frm.isdigit() and frm not in LOCAL_BASES:
+                    return f"COPY --from image {frm!r} needs the network"
+    return None
+
+
+def make_context(case: Case, data: Path, into: Path) -> tuple[Path, Path]:
+    """The build context as buildah's harness makes it: the case's context dir (or just its
+    Dockerfile) copied; inline contents written as <context>/Dockerfile."""
+    ctx = into / "context"
+    r = case.raw
+    if r.get("contextDir"):
+        shutil.copytree(data / r["contextDir"], ctx, symlinks=True)
+    else:
+        ctx.mkdir(parents=True)
+        if r.get("dockerfile") and "dockerfileContents" not in r:
+            dst = ctx / r["dockerfile"]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(data / r["dockerfile"], dst)
+    dfile = ctx / case.dockerfile_name()
+    if "dockerfileContents" in r:
+        dfile.parent.mkdir(parents=True, exist_ok=True)
+        dfile.write_text(r["dockerfileContents"])
+    return ctx, dfile
+
+
+# ---- image summaries from a Docker archive (docker save / minidock save) ---------------------------
+def summarize_archive(tar_path: Path) -> tuple[dict, dict]:
+    """(config fields, {path: attributes}) of the image in a Docker archive, layers applied in
+    order with whiteouts."""
+    with tarfile.open(tar_path) as t:
+        manifest = json.load(t.extractfile("manifest.json"))[0]
+        cfg = json.load(t.extractfile(manifest["Config"]))
+        files: dict[str, dict] = {}
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=io.BytesIO(t.extractfile(layer).read())) as lt:
+                _apply_layer(lt, files)
+    conf = cfg.get("config") or {}
+    fields = {k: conf.get(k) for k in CONFIG_FIELDS}
+    fields["Env"] = sorted(conf.get("Env") or [])
+    for k in ("ExposedPorts", "Volumes", "Labels"):
+        fields[k] = fields[k] or {}
+    for k in ("Cmd", "Entrypoint", "OnBuild", "Shell"):
+        fields[k] = fields[k] or None
+    for k in ("WorkingDir", "User", "StopSignal"):
+        fields[k] = fields[k] or ""
+    return fields, files
+
+
+def _norm(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.strip("/")
+    return "" if name == "." else name
+
+
+def _apply_layer(lt: tarfile.TarFile, files: dict[str, dict]) -> None:
+    members = lt.getmembers()
+    for m in members:
+        name = _norm(m.name)
+        base = name.rsplit("/", 1)[-1]
+        parent = name.rsplit("/", 1)[0] if "/" in name else ""
+        if base == ".wh..wh..opq":
+            for p in [p for p in files if p.startswith(parent + "/") if parent]:
+                del files[p]
+            continue
+        if base.startswith(".wh."):
+            victim = (parent + "/" if parent else "") + base[4:]
+            for p in [p for p in files if p == victim or p.startswith(victim + "/")]:
+                del files[p]
+            continue
+        if not name:
+            continue
+        if m.isdir() and name in files and files[name]["type"] == "dir":
+            files[name].update(mode=oct(stat.S_IMODE(m.mode)), uid=m.uid, gid=m.gid)
+            continue
+        for p in [p for p in files if p == name or p.startswith(name + "/")]:
+            if not (m.isdir() and p != name):
+                del files[p]
+        entry = {"mode": oct(stat.S_IMODE(m.mode)), "uid": m.uid, "gid": m.gid}
+        if m.isdir():
+            entry["type"] = "dir"
+        elif m.issym():
+            entry.update(type="symlink", target=m.linkname)
+        elif m.islnk():
+            tgt = _norm(m.linkname)
+            src = files.get(tgt, {})
+            entry.update(type="file", size=src.get("size"), sha256=src.get("sha256"))
+        elif m.isfile():
+            data = lt.extractfile(m).read()
+            entry.update(type="file", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        elif m.ischr() or m.isblk():
+            entry.update(type="chr" if m.ischr() else "blk", dev=f"{m.devmajor}:{m.devminor}")
+        elif m.isfifo():
+            entry["type"] = "fifo"
+        files[name] = entry
+
+
+def compare(ref: tuple[dict, dict], got: tuple[dict, dict], fs_skip: set[str] = frozenset()) -> list[str]:
+    """Differences, each "what: docker=... minidock=..."; [] when the images agree."""
+    out = []
+    rc, rf = ref
+    gc, gf = got
+    for k in CONFIG_FIELDS:
+        if rc.get(k) != gc.get(k):
+            out.append(f"config {k}: docker={rc.get(k)!r} minidock={gc.get(k)!r}")
+
+    def skipped(p: str, entry: dict | None) -> bool:
+        if p in fs_skip or any(p.startswith(s + "/") for s in fs_skip):
+            return True
+        if p in STUBS and entry is not None and entry.get("size", 0) in (0, None):
+            return True
+        return False
+
+    for p in sorted(set(rf) | set(gf)):
+        a, b = rf.get(p), gf.get(p)
+        if a == b:
+            continue
+        if a is None:
+            if not skipped(p, b):
+                out.append(f"/{p}: only in minidock's image ({b})")
+        elif b is None:
+            if not skipped(p, a):
+                out.append(f"/{p}: missing from minidock's image (docker: {a})")
+        elif not skipped(p, None):
+            diffs = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            out.append(f"/{p}: " + ", ".join(f"{k} docker={x!r} minidock={y!r}" for k, (x, y) in sorted(diffs.items())))
+    return out
+
+
+# ---- where a failed build stopped ------------------------------------------------------------------
+def failing_line(output: str, dockerfile_text: str) -> int | None:
+    """The Dockerfile line a failed build names: `Dockerfile:N`, `line N`, or the instruction
+    BuildKit prints as `> [stage n/m] INSTRUCTION:`."""
+    for rx in (r"Dockerfile(?:\.[\w.-]+)?:(\d+)", r"\bline:? (\d+)"):
+        m = re.search(rx, output)
+        if m:
+            return int(m.group(1))
+    m = re.search(r"> \[[^\]]*\] (.*?):\s*$", output, re.M)
+    if m:
+        want = " ".join(m.group(1).split())
+        try:
+            insts = D.parse_ast(dockerfile_text)[0]
+        except D.DockerfileSyntaxError:
+            return None
+        for inst in insts:
+            if " ".join(inst.original.split()) == want:
+                return inst.line
+    return None
+
+
+# ---- the engines -----------------------------------------------------------------------------------
+def run(cmd, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=timeout,
+                          input=input)
+
+
+def docker_cli() -> str:
+    """The docker client of dockerd's own release (a newer stand-alone client needs the buildx
+    plugin for BuildKit builds; 20.10's has BuildKit built in). $MINIDOCK_DOCKER_CLI overrides."""
+    if os.environ.get("MINIDOCK_DOCKER_CLI"):
+        return os.environ["MINIDOCK_DOCKER_CLI"]
+    want = run(["dockerd", "--version"]).stdout.split(",")[0].split()[-1] if shutil.which("dockerd") else ""
+    cands = [str(Path(p, "docker")) for p in os.environ.get("PATH", "").split(":")] + ["/usr/bin/docker"]
+    for c in cands:
+        if os.access(c, os.X_OK) and want and want in run([c, "--version"]).stdout:
+            return c
+    return shutil.which("docker") or "docker"
+
+
+class DockerD:
+    """A private dockerd: own data root, exec root and socket, --bridge=none --iptables=false,
+    started inside a network namespace of its own (`unshare --net`), so the host's docker0 and
+    firewall are never touched."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="minidock-bconf-docker-"))
+        self.sock = f"unix://{self.dir}/docker.sock"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
+        self.env["DOCKER_BUILDKIT"] = "1"
+        self.proc: subprocess.Popen | None = None
+        self.cli = docker_cli()
+
+    def start(self) -> str | None:
+        """None when it runs, else why not."""
+        for tool in ("dockerd", "docker", "unshare"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed"
+        self.log = open(self.dir / "dockerd.log", "wb")
+        script = ("ip link set lo up 2>/dev/null || true; exec dockerd --data-root \"$1/data\" "
+                  "--exec-root \"$1/exec\" -H \"$2\" --pidfile \"$1/dockerd.pid\" --iptables=false "
+                  "--ip6tables=false --bridge=none --ip-forward=false --ip-masq=false")
+        self.proc = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", script, "sh", str(self.dir), self.sock],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                break
+            if self("info", check=False).returncode == 0:
+                return None
+            time.sleep(0.2)
+        reason = (self.dir / "dockerd.log").read_text(errors="replace")[-400:]
+        self.stop()
+        return f"dockerd did not start: {reason}"
+
+    def __call__(self, *args, check=True, timeout=600, input=None):
+        r = run([self.cli, "-H", self.sock, *args], env=self.env, timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(map(str, args))}: {r.stderr.strip()[-600:]}")
+        return r
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(60)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        for sub in ("data", "exec"):
+            run(["umount", "-R", self.dir / sub])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Minidock:
+    def __init__(self, env: dict | None = None) -> None:
+        self.env = dict(env or os.environ)
+        # $MINIDOCK_SRC: try another checkout's minidock (e.g. a builder not landed yet)
+        self.env["PYTHONPATH"] = os.environ.get("MINIDOCK_SRC") or str(REPO)
+
+    def __call__(self, *args, timeout=600, input=None):
+        return run([sys.executable, "-m", "minidock", *args], env=self.env, timeout=timeout, input=input)
+
+    def can_build(self) -> str | None:
+        r = self("build", "--help")
+        if r.returncode != 0:
+            return "`minidock build` is not available: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+        return None
+
+
+def prepare_bases(md: Minidock, docker: DockerD, tmp: Path, base: str = "busybox") -> None:
+    """The same busybox in both engines, also under the names the cases use."""
+    tar = tmp / "busybox-base.tar"
+    r = md("save", "-o", tar, base)
+    if r.returncode != 0:
+        raise RuntimeError(f"minidock save {base}: {r.stderr}")
+    docker("load", "-i", tar)
+    for alias in ("mirror.gcr.io/busybox:latest", "busybox:latest"):
+        docker("tag", base if ":" in base else base + ":latest", alias)
+        md("tag", base, alias)
+
+
+@dataclass
+class Result:
+    name: str
+    status: str                        # pass | fail | skip
+    detail: str = ""
+    diffs: list[str] = field(default_factory=list)
+
+
+def run_case(case: Case, md: Minidock | None, docker: DockerD, work: Path, data: Path) -> Result:
+    """One case; with md=None only the reference build runs (to check the docker side)."""
+    if case.skip:
+        return Result(case.name, "skip", case.skip)
+    if md is None:
+        return _docker_only(case, docker, work, data)
+    tag = "bconf-" + re.sub(r"[^a-z0-9]+", "-", case.name.lower()).strip("-")
+    d = Path(tempfile.mkdtemp(prefix="case-", dir=work))
+    try:
+        ctx, dfile = make_context(case, data, d)
+        bargs = [a for k, v in case.build_args.items() for a in ("--build-arg", f"{k}={v}")]
+        dr = docker("build", "--no-cache", "--network", "none", "-t", tag + ":docker", "-f", dfile, *bargs, ctx,
+                    check=False)
+        mr = md("build", "--no-cache", "--network", "none", "-t", tag + ":minidock", "-f", dfile, *bargs, ctx)
+        dout, mout = dr.stdout + dr.stderr, mr.stdout + mr.stderr
+        text = case.dockerfile_text or dfile.read_text(errors="surrogateescape")
+        if case.should_fail_at:
+            want = case.should_fail_at
+            if dr.returncode == 0:
+                return Result(case.name, "skip", f"reference docker build succeeded although the case expects a "
+                                                 f"failure at line {want}")
+            if mr.returncode == 0:
+                return Result(case.name, "fail", f"minidock build succeeded; expected a failure at line {want} "
+                                                 f"(docker failed: {_last(dout)})")
+            dl, ml = failing_line(dout, text), failing_line(mout, text)
+            if ml == want or (dl is not None and ml == dl):
+                return Result(case.name, "pass", f"both fail at line {ml} (docker names line {dl})")
+            return Result(case.name, "fail", f"minidock failed at line {ml}, expected {want} (docker names "
+                                             f"line {dl}): {_last(mout)}")
+        if dr.returncode != 0:
+            return Result(case.name, "skip", f"reference docker build (BuildKit of dockerd "
+                                             f"{docker_version(docker)}) fails: {_last(dout)}")
+        if mr.returncode != 0:
+            return Result(case.name, "fail", f"minidock build failed: {_last(mout)}")
+        docker("save", "-o", d / "docker.tar", tag + ":docker")
+        r = md("save", "-o", d / "minidock.tar", tag + ":minidock")
+        if r.returncode != 0:
+            return Result(case.name, "fail", f"minidock save: {r.stderr.strip()}")
+        diffs = compare(summarize_archive(d / "docker.tar"), summarize_archive(d / "minidock.tar"), case.fs_skip)
+        if diffs:
+            return Result(case.name, "fail", f"{len(diffs)} difference(s)", diffs)
+        return Result(case.name, "pass")
+    finally:
+        docker("rmi", "-f", tag + ":docker", check=False)
+        md("rmi", "-f", tag + ":minidock")
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _docker_only(case: Case, docker: DockerD, work: Path, data: Path) -> Result:
+    d = Path(tempfile.mkdtemp(prefix="case-", dir=work))
+    tag = "bconf-ref:latest"
+    try:
+        ctx, dfile = make_context(case, data, d)
+        bargs = [a for k, v in case.build_args.items() for a in ("--build-arg", f"{k}={v}")]
+        dr = docker("build", "--no-cache", "--network", "none", "-t", tag, "-f", dfile, *bargs, ctx, check=False)
+        out = dr.stdout + dr.stderr
+        if dr.returncode != 0:
+            line = failing_line(out, case.dockerfile_text or dfile.read_text(errors="surrogateescape"))
+            ok = case.should_fail_at and line in (case.should_fail_at, None)
+            return Result(case.name, "pass" if ok else "skip", f"docker fails at line {line}: {_last(out)}")
+        docker("save", "-o", d / "docker.tar", tag)
+        conf, files = summarize_archive(d / "docker.tar")
+        return Result(case.name, "pass", f"docker built it: {len(files)} entries, Cmd={conf['Cmd']}")
+    finally:
+        docker("rmi", "-f", tag, check=False)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _last(out: str) -> str:
+    lines = [ln.strip() for ln in out.strip().splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower()]
+    return (errs or lines or [""])[-1][:300]
+
+
+_VERSION: dict[str, str] = {}
+
+
+def docker_version(docker: DockerD) -> str:
+    if "v" not in _VERSION:
+        r = docker("version", "--format", "{{.Server.Version}}", check=False)
+        _VERSION["v"] = r.stdout.strip() or "?"
+    return _VERSION["v"]
