@@ -196,8 +196,24 @@ def leak_check(request):
     for _ in range(30):  # processes and cgroups can take a moment to go away
         after = _snapshot(root)
         leaked = {k: after[k] - before[k] for k in after if after[k] - before[k]}
+        gone = _host_links_gone(before["links"], after["links"])
+        if gone:
+            leaked["links deleted"] = gone
         if not leaked:
             break
         time.sleep(0.1)
     if leaked:
         pytest.fail(f"test leaked host resources: {leaked}")
+
+
+_SESSION_LINKS = set(os.listdir("/sys/class/net"))
+
+
+def _host_links_gone(before: set[str], after: set[str]) -> set[str]:
+    """The host's own links (there when the session started: docker0, eth0, ...) that a test
+    deleted — a private dockerd started with --bridge=none outside its own netns deletes docker0.
+    Links of minidock and of tests (md*, br-*, veth*, *test*) come and go with other runs."""
+    import re
+
+    transient = re.compile(r"^(md|br-|veth|cni|mdtest)|test")
+    return {n for n in (before & _SESSION_LINKS) - after if not transient.search(n)}

@@ -191,6 +191,10 @@ def doctor():
             line += f"  -> {fix}"
             missing_essential += essential
         click.echo(line)
+    from minidock.network import firewall
+
+    for what, value in firewall.report():  # facts of the host, not pass/fail
+        click.echo(f"  {'info':<8} {what}: {value}")
     if missing_essential:
         click.echo(f"Verdict: {missing_essential} essential feature(s) missing: containers will not run here.")
         sys.exit(1)

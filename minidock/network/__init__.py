@@ -34,7 +34,7 @@ from minidock import kernel as k
 from minidock.engine import containers
 from minidock.engine.journal import register
 from minidock.errors import Conflict, InvalidArgument, KernelError, MinidockError, NotFound
-from minidock.network import nat, store
+from minidock.network import firewall, nat, store
 from minidock.network.netlink import Netlink, in_netns
 
 NET_KINDS = {"veth", "nft", "ipam", "port"}
@@ -236,10 +236,12 @@ def ensure_bridge(nl: Netlink, net: dict) -> int:
         nl.add_address(br, store.gateway(net), sub.prefixlen)
         idx = nl.link_index(br)
         nl.set_up(br, idx)
-        k.write_file(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1",
-                     why="let published ports answer 127.0.0.1: DNAT'ed loopback traffic may leave via this bridge")
-        nat.ensure_table()
+        nat.ensure_table()  # first: its input chain drops what the bridge sends to 127.0.0.0/8 (CVE-2020-8558)
         nat.add_network(str(sub), br)
+        k.write_file(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1",
+                     why="let published ports answer 127.0.0.1: DNAT'ed loopback traffic may leave via this bridge "
+                         "(minidock's input rule drops anything else from the bridge to 127.0.0.0/8)")
+        firewall.open_bridge(br, nat._use_iptables())
         _enable_forwarding()
         net["Options"]["com.docker.network.driver.mtu"] = str(mtu)
         store.save(net)
@@ -558,6 +560,7 @@ def _teardown(net: dict) -> None:
         nl.delete_link(br)
     if nat.table_exists():
         nat.remove_network(net["IPAM"]["Config"][0]["Subnet"], br)
+    firewall.close_bridge(br)
     store.delete(net["Name"])
     st = store.host_state()
     if br in st.get("bridges", []):
@@ -640,6 +643,10 @@ def _orphan_links(alive: set[str]) -> list[str]:
             if name in made and name not in in_use:
                 nl.delete_link(name)
                 removed.append(f"bridge {name}")
+    for name in list(store.host_state().get("host_rules") or {}):
+        if name not in in_use:
+            firewall.close_bridge(name)
+            removed.append(f"accept rules of {name}")
     st = store.host_state()
     if st.get("bridges") and any(b not in in_use for b in st["bridges"]):
         st["bridges"] = [b for b in st["bridges"] if b in in_use]

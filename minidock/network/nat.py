@@ -18,6 +18,16 @@ loopback source to the bridge address so the container can answer. This is Docke
 `userland-proxy=false` mode: no proxy process per port (cheaper, and nothing to supervise without
 a daemon), at the price of route_localnet on the bridge.
 
+route_localnet opens a hole (CVE-2020-8558): a container can send a crafted packet to
+127.0.0.1 through the bridge and reach a host service bound only to loopback. Closed as kube-proxy
+closes it: the ``input`` chain drops what arrives from a bridge for 127.0.0.0/8 unless its
+connection was DNAT'ed (the answers of a loopback publish are).
+
+Isolation between networks (Docker's DOCKER-ISOLATION chains): what one bridge forwards into
+another is dropped, unless DNAT'ed (a published port stays reachable from everywhere, as it is
+from the host's own addresses). ``same`` holds one ``bridge . bridge`` pair per network: traffic
+within a bridge (seen by the forward hook when br_netfilter is loaded) is not "between networks".
+
 Deleting an element that is already gone fails with ENOENT in nft < 1.0.8 (no `destroy`): we
 ignore exactly that, so undo handlers stay idempotent.
 
@@ -33,10 +43,22 @@ from minidock.errors import MinidockError
 
 TABLE = "minidock"
 
+INPUT_RULES = ["iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"]
+FORWARD_RULES = ["iifname @bridges oifname @bridges iifname . oifname != @same ct status & dnat == 0 drop",
+                 "oifname @bridges ct state related,established accept",
+                 "iifname @bridges accept"]
+
+
+def _chain(name: str, hook: str, rules: list[str]) -> str:
+    body = "".join(f"    {r}\n" for r in rules)
+    return f"  chain {name} {{ type filter hook {hook} priority filter; policy accept;\n{body}  }}\n"
+
+
 RULESET = f"""
 table ip {TABLE} {{
   set subnets {{ type ipv4_addr; flags interval; }}
   set bridges {{ type ifname; }}
+  set same {{ type ifname . ifname; }}
   map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
   map ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
   chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
@@ -54,11 +76,7 @@ table ip {TABLE} {{
     ip saddr @subnets oifname @bridges ct status dnat masquerade
     ip saddr @subnets oifname != @bridges masquerade
   }}
-  chain forward {{ type filter hook forward priority filter; policy accept;
-    oifname @bridges ct state related,established accept
-    iifname @bridges accept
-  }}
-}}
+{_chain("input", "input", INPUT_RULES)}{_chain("forward", "forward", FORWARD_RULES)}}}
 """
 
 
@@ -112,6 +130,37 @@ def ensure_table() -> None:
         return
     if not table_exists():
         nft(RULESET, why="minidock's own NAT table: masquerade and published ports, apart from the host's rules")
+    elif not _has_set("same"):
+        _upgrade()
+
+
+def _has_set(name: str) -> bool:
+    import subprocess
+
+    return subprocess.run([_nft_bin(), "list", "set", "ip", TABLE, name], capture_output=True).returncode == 0
+
+
+def _upgrade() -> None:
+    """A table made by an older minidock (no loopback guard, no isolation): add what it lacks,
+    keeping its elements (running containers' ports stay published)."""
+    script = f"add set ip {TABLE} same {{ type ifname . ifname; }}\n"
+    for name, rules in (("input", INPUT_RULES), ("forward", FORWARD_RULES)):
+        script += (f"add chain ip {TABLE} {name} {{ type filter hook {name} priority filter; policy accept; }}\n"
+                   f"flush chain ip {TABLE} {name}\n")
+        script += "".join(f"add rule ip {TABLE} {name} {r}\n" for r in rules)
+    for br in _bridges():
+        script += f'add element ip {TABLE} same {{ "{br}" . "{br}" }}\n'
+    nft(script, why="bring minidock's table up to date: loopback guard and isolation between networks")
+
+
+def _bridges() -> list[str]:
+    import subprocess
+
+    r = subprocess.run([_nft_bin(), "list", "set", "ip", TABLE, "bridges"], capture_output=True, text=True)
+    import re
+
+    m = re.search(r"elements = \{([^}]*)\}", r.stdout)
+    return [b.strip().strip('"') for b in m.group(1).split(",")] if m else []
 
 
 def delete_table() -> None:
@@ -125,8 +174,10 @@ def add_network(subnet: str, bridge: str) -> None:
     if _use_iptables():
         ipt.network("-A", subnet, bridge)
         return
-    nft(f'add element ip {TABLE} subnets {{ {subnet} }}\nadd element ip {TABLE} bridges {{ "{bridge}" }}\n',
-        why=f"masquerade what leaves {subnet}; let the host's loopback reach {bridge}")
+    nft(f'add element ip {TABLE} subnets {{ {subnet} }}\nadd element ip {TABLE} bridges {{ "{bridge}" }}\n'
+        f'add element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n',
+        why=f"masquerade what leaves {subnet}; let the host's loopback reach {bridge}; isolate it from "
+            "the other networks")
 
 
 def remove_network(subnet: str, bridge: str) -> None:
@@ -135,6 +186,8 @@ def remove_network(subnet: str, bridge: str) -> None:
         return
     nft(f"delete element ip {TABLE} subnets {{ {subnet} }}\n", why="the network is gone", ignore_missing=True)
     nft(f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n', why="the network is gone", ignore_missing=True)
+    nft(f'delete element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n', why="the network is gone",
+        ignore_missing=True)
 
 
 def _port_element(proto: str, host_ip: str, host_port: int) -> tuple[str, str]:
@@ -163,11 +216,13 @@ def remove_port(proto: str, host_ip: str, host_port: int) -> None:
 class _IPTables:
     """The iptables fallback: our own chains, one jump from each built-in chain we need."""
 
-    NAT_CHAINS = ("MINIDOCK-DNAT", "MINIDOCK-POSTROUTING")
+    CHAINS = (("nat", "MINIDOCK-DNAT"), ("nat", "MINIDOCK-POSTROUTING"), ("filter", "MINIDOCK-FORWARD"),
+              ("filter", "MINIDOCK-ISOLATION"), ("filter", "MINIDOCK-INPUT"))
     JUMPS = [("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j MINIDOCK-DNAT"),
              ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL -j MINIDOCK-DNAT"),
              ("nat", "POSTROUTING", "-j MINIDOCK-POSTROUTING"),
-             ("filter", "FORWARD", "-j MINIDOCK-FORWARD")]
+             ("filter", "FORWARD", "-j MINIDOCK-FORWARD"),
+             ("filter", "INPUT", "-j MINIDOCK-INPUT")]
 
     def run(self, table: str, args: str, *, why: str = "", check: bool = True):
         import shlex
@@ -186,9 +241,9 @@ class _IPTables:
         return self.run("nat", "-S MINIDOCK-DNAT", check=False).returncode == 0
 
     def ensure(self) -> None:
-        if self.exists():
+        if self.exists() and self.run("filter", "-S MINIDOCK-INPUT", check=False).returncode == 0:
             return
-        for table, chain in (("nat", "MINIDOCK-DNAT"), ("nat", "MINIDOCK-POSTROUTING"), ("filter", "MINIDOCK-FORWARD")):
+        for table, chain in self.CHAINS:
             self.run(table, f"-N {chain}", why="minidock's own chain", check=False)
         for table, chain, rule in self.JUMPS:
             if self.run(table, f"-C {chain} {rule}", check=False).returncode != 0:
@@ -197,7 +252,7 @@ class _IPTables:
     def delete(self) -> None:
         for table, chain, rule in self.JUMPS:
             self.run(table, f"-D {chain} {rule}", why="remove minidock's jump", check=False)
-        for table, chain in (("nat", "MINIDOCK-DNAT"), ("nat", "MINIDOCK-POSTROUTING"), ("filter", "MINIDOCK-FORWARD")):
+        for table, chain in self.CHAINS:
             self.run(table, f"-F {chain}", check=False)
             self.run(table, f"-X {chain}", why="remove minidock's chain", check=False)
 
@@ -205,7 +260,13 @@ class _IPTables:
         rules = [("nat", f"MINIDOCK-POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"),
                  ("nat", f"MINIDOCK-POSTROUTING -s 127.0.0.0/8 -o {bridge} -j MASQUERADE"),
                  ("nat", f"MINIDOCK-POSTROUTING -s {subnet} -o {bridge} -m conntrack --ctstate DNAT -j MASQUERADE"),
-                 ("filter", f"MINIDOCK-FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+                 # CVE-2020-8558: nothing from the bridge reaches 127.0.0.0/8 unless DNAT'ed by us
+                 ("filter", f"MINIDOCK-INPUT -i {bridge} -d 127.0.0.0/8 -m conntrack ! --ctstate DNAT -j DROP"),
+                 # isolation between networks (Docker's DOCKER-ISOLATION stages 1 and 2)
+                 ("filter", f"MINIDOCK-FORWARD -i {bridge} ! -o {bridge} -j MINIDOCK-ISOLATION"),
+                 ("filter", f"MINIDOCK-ISOLATION -o {bridge} -m conntrack ! --ctstate DNAT -j DROP"),
+                 ("filter", f"MINIDOCK-FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT "
+                            "-j ACCEPT"),
                  ("filter", f"MINIDOCK-FORWARD -i {bridge} -j ACCEPT")]
         for table, rule in rules:
             self.run(table, f"{op} {rule}", why=f"NAT and forwarding for {subnet} on {bridge}", check=op == "-A")

@@ -1,0 +1,113 @@
+"""Living next to the host's firewall: Docker, ufw and firewalld set iptables' FORWARD policy DROP.
+
+minidock's own rules live in its nftables table (see nat.py), but an ``accept`` there does not
+override a ``drop`` in another table's chain on the same hook: with Docker installed (FORWARD
+policy DROP, br_netfilter loaded so that even frames between two ports of one bridge cross the
+FORWARD chain) every container-to-container and outbound packet on a minidock bridge is dropped,
+while published ports to the host still work (they go through INPUT).
+
+So, when — and only when — the host's FORWARD policy is DROP, each minidock bridge gets two
+accept rules in the host's filter table, as podman's CNI/netavark firewall plugins do:
+
+    -i BRIDGE -j ACCEPT
+    -o BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
+
+in the ``DOCKER-USER`` chain where it exists (the chain Docker keeps for the user's rules and
+jumps to first), else at the top of ``FORWARD``. With the iptables fallback the target is
+``MINIDOCK-FORWARD`` instead of ACCEPT, so the isolation between networks still applies.
+Each rule is written to ``networks/host.json`` before it is added (the journal of host-global
+state) and removed with its bridge, by ``network rm``/``prune`` and by ``system prune``.
+
+`doctor` shows the policy and br_netfilter (:func:`report`).
+"""
+
+from __future__ import annotations
+
+from minidock import kernel as k
+from minidock.network import store
+
+
+def _iptables() -> str | None:
+    import shutil
+
+    return shutil.which("iptables") or next((p for p in ("/usr/sbin/iptables", "/sbin/iptables")
+                                             if shutil.which(p)), None)
+
+
+def _run(args: list[str], why: str = ""):
+    import subprocess
+
+    cmd = [_iptables() or "iptables", "-w", *args]
+    if why and k.tracer.enabled:
+        import shlex
+
+        k.tracer.record(k.Step("iptables", " ".join(args), why, shlex.join(cmd)))
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def forward_policy() -> str:
+    """The policy of the host's iptables filter FORWARD chain: ACCEPT, DROP, or "unknown"."""
+    if not _iptables():
+        return "unknown"
+    r = _run(["-t", "filter", "-S", "FORWARD"])
+    for line in r.stdout.splitlines():
+        if line.startswith("-P FORWARD "):
+            return line.split()[2]
+    return "unknown"
+
+
+def br_netfilter() -> str:
+    """'on' if bridged frames cross iptables (br_netfilter loaded, bridge-nf-call-iptables=1)."""
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-iptables") as f:
+            return "on" if f.read().strip() == "1" else "loaded, off"
+    except OSError:
+        return "not loaded"
+
+
+def _chain_exists(chain: str) -> bool:
+    return _run(["-t", "filter", "-S", chain]).returncode == 0
+
+
+def _rules(br: str, target: str) -> list[str]:
+    return [f"-i {br} -j {target}",
+            f"-o {br} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j {target}"]
+
+
+def open_bridge(br: str, iptables_mode: bool) -> None:
+    """Accept rules for a new bridge when the host's FORWARD chain drops by default (lock held)."""
+    if forward_policy() != "DROP":
+        return
+    chain = "DOCKER-USER" if _chain_exists("DOCKER-USER") else "FORWARD"
+    target = "MINIDOCK-FORWARD" if iptables_mode else "ACCEPT"
+    rules = _rules(br, target)
+    st = store.host_state()
+    st.setdefault("host_rules", {})[br] = [[chain, r] for r in rules]
+    store.save_host_state(st)  # journaled before the rules exist
+    for r in reversed(rules):  # inserted at the top, in this order
+        if _run(["-t", "filter", "-C", chain, *r.split()]).returncode != 0:
+            _run(["-t", "filter", "-I", chain, "1", *r.split()],
+                 why=f"the host's FORWARD policy is DROP (Docker installed?): let {br}'s traffic through")
+
+
+def close_bridge(br: str) -> None:
+    """Remove the accept rules of a bridge that is gone (idempotent; lock held)."""
+    st = store.host_state()
+    rules = (st.get("host_rules") or {}).pop(br, None)
+    if rules is None:
+        return
+    for chain, r in rules:
+        while _run(["-t", "filter", "-D", chain, *r.split()],
+                   why=f"{br} is gone: its accept rule in the host's {chain} chain too").returncode == 0:
+            pass
+    if not st["host_rules"]:
+        del st["host_rules"]
+    store.save_host_state(st)
+
+
+def report() -> list[tuple[str, str]]:
+    """Lines for `doctor`."""
+    pol = forward_policy()
+    note = {"DROP": "minidock adds accept rules for its bridges (DOCKER-USER where it exists)",
+            "ACCEPT": "nothing to add", "unknown": "iptables not found"}.get(pol, "")
+    return [("iptables FORWARD policy", f"{pol} ({note})"), ("br_netfilter", br_netfilter())]
