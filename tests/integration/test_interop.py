@@ -182,15 +182,16 @@ def test_registry_both_ways_with_skopeo_and_podman(md, md_saved, podman, podman_
 
 @pytest.fixture(scope="module")
 def docker():
-    """A private dockerd: its own data root and socket, no bridge, no iptables (it cannot touch
-    the host's network), started without our environment (it is not one of our processes)."""
+    """A private dockerd: its own data root and socket, no bridge, no iptables, and its own network
+    namespace (with --bridge=none, dockerd deletes a `docker0` it finds: the host's, unless it runs
+    in a namespace of its own); started without our environment (it is not one of our processes)."""
     _need("dockerd")
     _need("docker")
     d = tempfile.mkdtemp(prefix="minidock-docker-")
     sock = f"unix://{d}/docker.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
     log = open(f"{d}/dockerd.log", "wb")
-    proc = subprocess.Popen(["dockerd", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "-H", sock,
+    proc = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "-H", sock,
                              "--pidfile", f"{d}/dockerd.pid", "--iptables=false", "--ip6tables=false",
                              "--bridge=none", "--ip-forward=false", "--ip-masq=false"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
