@@ -91,7 +91,8 @@ def docker(busybox_tar, tmp_path_factory):
     sock = f"unix://{w}/d.sock"
     log = open(w / "dockerd.log", "w")
     # its own network namespace: with --bridge=none dockerd deletes the host's docker0 otherwise
-    d = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", w / "data", "--exec-root", w / "exec", "-H", sock,
+    d = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", w / "data", "--exec-root", w / "exec",
+                          "-H", sock,
                           "--pidfile", w / "d.pid", "--iptables=false", "--ip6tables=false", "--bridge=none",
                           "--ip-forward=false", "--ip-masq=false", "--add-runtime", f"minidock={RUNTIME}"],
                          stdout=log, stderr=log)
@@ -133,7 +134,8 @@ def test_containerd_ctr_run_with_runc_binary(busybox_tar, tmp_path, state_root):
     _need("ctr")
     sock = tmp_path / "c.sock"
     log = open(tmp_path / "containerd.log", "w")
-    d = subprocess.Popen(["unshare", "--net", "--", "containerd", "--root", tmp_path / "root", "--state", tmp_path / "state",
+    d = subprocess.Popen(["unshare", "--net", "--", "containerd", "--root", tmp_path / "root",
+                          "--state", tmp_path / "state",
                           "--address", sock], stdout=log, stderr=log)
     ctr = ["ctr", "-a", sock]
     try:

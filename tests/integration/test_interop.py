@@ -191,7 +191,8 @@ def docker():
     sock = f"unix://{d}/docker.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
     log = open(f"{d}/dockerd.log", "wb")
-    proc = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "-H", sock,
+    proc = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", f"{d}/data",
+                             "--exec-root", f"{d}/exec", "-H", sock,
                              "--pidfile", f"{d}/dockerd.pid", "--iptables=false", "--ip6tables=false",
                              "--bridge=none", "--ip-forward=false", "--ip-masq=false"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
