@@ -14,9 +14,9 @@ The package, one room each:
 
     constants.py   numbers from the kernel headers (CLONE_*, MS_*, PR_*)
     trace.py       Step, the tracer, explain_to(), alias(), note()
-    backend.py     Backend: the interface, the list of every operation; backend()/set_backend()
+    backend.py     Backend: the interface, the list of every operation
     libc.py        LibcBackend: the real thing
-    calls.py       the traced calls the rest of minidock uses (mount, unshare, write_file, ...)
+    calls.py       backend()/set_backend(); the traced calls the rest of minidock uses (mount, ...)
     fake.py        FakeBackend and Call: the recording fake
 
 Keep it small and boring: no policy lives here, only the calls and their explanations.
@@ -25,7 +25,7 @@ Use it as ``from minidock import kernel as k; k.mount(...)``.
 
 from __future__ import annotations
 
-from minidock.kernel.backend import Backend, backend, set_backend
+from minidock.kernel.backend import Backend
 from minidock.kernel.calls import *  # noqa: F403
 from minidock.kernel.calls import __all__ as _calls
 from minidock.kernel.constants import *  # noqa: F403
@@ -34,6 +34,6 @@ from minidock.kernel.fake import Call, FakeBackend
 from minidock.kernel.libc import LibcBackend
 from minidock.kernel.trace import Step, Tracer, alias, explain_to, note, trace_fd, tracer, tracing
 
-__all__ = [*_constants, *_calls, "Backend", "backend", "set_backend", "Call", "FakeBackend",
+__all__ = [*_constants, *_calls, "Backend", "Call", "FakeBackend",
            "LibcBackend", "Step", "Tracer", "alias", "explain_to", "note", "trace_fd", "tracer",
            "tracing"]

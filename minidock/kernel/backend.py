@@ -89,24 +89,70 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def link_up(self, name: str) -> None: ...
 
+    @abc.abstractmethod
+    def netlink_open(self) -> int:
+        """An rtnetlink socket bound in the caller's network namespace; returns its handle."""
 
-_backend: Backend | None = None
+    @abc.abstractmethod
+    def netlink_request(self, handle: int, mtype: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
+        """Send one message; return the replies (type, payload); OSError(err) on an NLMSG_ERROR."""
 
+    @abc.abstractmethod
+    def netlink_close(self, handle: int) -> None: ...
 
-def backend() -> Backend:
-    """The backend in use: libc unless a test swapped in a fake."""
-    global _backend
-    if _backend is None:
-        from minidock.kernel.libc import LibcBackend
+    @abc.abstractmethod
+    def run_tool(self, argv: list[str], input: str | None) -> tuple[int, str, str]:
+        """Run a host tool (nft, iptables) to completion: (exit status, stdout, stderr)."""
 
-        _backend = LibcBackend()
-    return _backend
+    # --- the container's last steps
+    @abc.abstractmethod
+    def seccomp_prepare(self) -> bool:
+        """Open libseccomp now (before pivot_root); False where it is not installed."""
 
+    @abc.abstractmethod
+    def seccomp_load(self, default_action: int, architectures: list[str],
+                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
+        """Compile (libseccomp) and install a filter; rules are (syscall, action, [(arg, op, a, b)]).
 
-def set_backend(b: Backend | None) -> Backend | None:
-    """Swap the backend (tests); returns the previous one. ``None`` goes back to libc."""
-    global _backend
-    if b is not None and not isinstance(b, Backend):
-        raise TypeError(f"{type(b).__name__} is not a minidock.kernel.Backend")
-    old, _backend = _backend, b
-    return old
+        Returns how many rules went in (syscalls this kernel does not know are skipped)."""
+
+    @abc.abstractmethod
+    def setsid(self) -> None: ...
+
+    @abc.abstractmethod
+    def set_controlling_tty(self, fd: int) -> None:
+        """ioctl(fd, TIOCSCTTY): the terminal becomes the session's controlling terminal."""
+
+    @abc.abstractmethod
+    def dup2(self, fd: int, fd2: int) -> None:
+        """fd2 becomes a copy of fd, inherited across exec (fd == fd2: just made inheritable)."""
+
+    @abc.abstractmethod
+    def close_fds(self, keep: set[int]) -> None:
+        """Close every open descriptor but ``keep``; those are made inheritable."""
+
+    @abc.abstractmethod
+    def reset_signals(self) -> None:
+        """Every handler back to SIG_DFL, the signal mask empty: what a new program expects."""
+
+    @abc.abstractmethod
+    def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
+        """fork + execve (no subprocess: usable past pivot_root); stdout gets stderr too; the pid."""
+
+    # --- files with kernel meaning
+    @abc.abstractmethod
+    def mkfifo(self, path: str, mode: int) -> None: ...
+
+    @abc.abstractmethod
+    def chown(self, path: str, uid: int, gid: int) -> None: ...
+
+    @abc.abstractmethod
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        """Set an extended attribute on ``path`` itself (a link is not followed)."""
+
+    @abc.abstractmethod
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        """openat2(2) with RESOLVE_* flags; returns the new descriptor."""

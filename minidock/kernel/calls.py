@@ -12,7 +12,7 @@ import os
 import shlex
 
 from minidock.errors import KernelError
-from minidock.kernel.backend import backend
+from minidock.kernel.backend import Backend
 from minidock.kernel.constants import (
     MNT_DETACH,
     MS_BIND,
@@ -34,9 +34,31 @@ from minidock.kernel.constants import (
     PR_SET_PDEATHSIG,
     UNSHARE_OPTS,
 )
+from minidock.kernel.libc import LibcBackend
 from minidock.kernel.trace import trace
 
+# --- the backend in use ------------------------------------------------------------------------
+_backend: Backend | None = None
 
+
+def backend() -> Backend:
+    """The backend in use: libc unless a test swapped in a fake."""
+    global _backend
+    if _backend is None:
+        _backend = LibcBackend()
+    return _backend
+
+
+def set_backend(b: Backend | None) -> Backend | None:
+    """Swap the backend (tests); returns the previous one. ``None`` goes back to libc."""
+    global _backend
+    if b is not None and not isinstance(b, Backend):
+        raise TypeError(f"{type(b).__name__} is not a minidock.kernel.Backend")
+    old, _backend = _backend, b
+    return old
+
+
+# --- the calls ---------------------------------------------------------------------------------
 def _do(call: str, obj: str, fn, *args, hint: str | None = None):
     try:
         return fn(*args)
@@ -250,6 +272,112 @@ def cgroup_rmdir(path: str, *, why: str = "") -> None:
 def link_up(name: str, *, why: str = "") -> None:
     trace("ioctl", f"SIOCSIFFLAGS {name} up", why, f"ip link set {name} up")
     _do("ioctl SIOCSIFFLAGS", name, backend().link_up, name)
+
+
+# --- netlink (rtnetlink messages: links, addresses, routes) -------------------------------------
+def netlink_open() -> int:
+    """An rtnetlink socket in the caller's network namespace (see network/netlink.py)."""
+    return _do("socket", "AF_NETLINK NETLINK_ROUTE", backend().netlink_open)
+
+
+def netlink(handle: int, mtype: int, flags: int, body: bytes, *, what: str, why: str = "",
+            shell: str = "") -> list[tuple[int, bytes]]:
+    """One rtnetlink request; traced when it changes something (``why`` given)."""
+    if why:
+        trace("netlink", what, why, shell)
+    return _do("netlink", what, backend().netlink_request, handle, mtype, flags, body)
+
+
+def netlink_close(handle: int) -> None:
+    backend().netlink_close(handle)
+
+
+# --- host tools (nft, iptables) ------------------------------------------------------------------
+def run_tool(argv: list[str], *, input: str | None = None, why: str = "", detail: str | None = None,
+             shell: str | None = None) -> tuple[int, str, str]:
+    """Run nft/iptables: (exit status, stdout, stderr); traced when it changes something."""
+    if why:
+        trace(os.path.basename(argv[0]), detail if detail is not None else shlex.join(argv[1:]), why,
+              shell if shell is not None else shlex.join(argv))
+    return _do(os.path.basename(argv[0]), shlex.join(argv[1:]), backend().run_tool, list(argv), input)
+
+
+# --- seccomp ---------------------------------------------------------------------------------------
+def seccomp_prepare() -> bool:
+    """Open libseccomp while the host's libraries are still reachable; False if it is missing."""
+    return _do("dlopen", "libseccomp.so.2", backend().seccomp_prepare)
+
+
+def seccomp_load(default_action: int, architectures: list[str],
+                 rules: list[tuple[str, int, list[tuple[int, int, int, int]]]], *, detail: str,
+                 why: str = "") -> int:
+    """Install a seccomp filter (libseccomp compiles the rules to BPF); returns the rules added."""
+    trace("seccomp", detail, why, "(no shell equivalent: libseccomp compiles the profile to BPF, "
+          "seccomp(SECCOMP_SET_MODE_FILTER))")
+    return _do("seccomp", detail, backend().seccomp_load, default_action, list(architectures), rules)
+
+
+# --- the last steps of the container's init ----------------------------------------------------------
+def setsid(*, why: str = "") -> None:
+    trace("setsid", "a new session, this process its leader", why, "setsid")
+    _do("setsid", "current process", backend().setsid)
+
+
+def set_controlling_tty(fd: int, *, why: str = "") -> None:
+    trace("ioctl", f"TIOCSCTTY fd {fd}", why, "setsid --ctty")
+    _do("ioctl TIOCSCTTY", f"fd {fd}", backend().set_controlling_tty, fd)
+
+
+def dup2(fd: int, fd2: int, *, why: str = "") -> None:
+    trace("dup2", f"fd {fd} -> {fd2}" if fd != fd2 else f"fd {fd} kept across exec", why,
+          f"exec {fd2}>&{fd}" if fd != fd2 else "")
+    _do("dup2", f"{fd} -> {fd2}", backend().dup2, fd, fd2)
+
+
+def close_fds(keep: set[int], *, why: str = "") -> None:
+    kept = sorted(f for f in keep if f is not None)
+    trace("close", f"every descriptor but {', '.join(map(str, kept))}", why, "")
+    _do("close", "inherited descriptors", backend().close_fds, set(kept))
+
+
+def reset_signals(*, why: str = "") -> None:
+    trace("sigaction", "every signal handler to SIG_DFL, the signal mask empty", why, "")
+    _do("sigaction", "all signals", backend().reset_signals)
+
+
+def execve(path: str, argv: list[str], env: dict[str, str], *, why: str = "") -> None:
+    """Replace this process with ``path`` (raises KernelError when the kernel refuses)."""
+    trace("execve", shlex.join([path, *argv[1:]]), why, shlex.join(argv))
+    _do("execve", path, backend().execve, path, list(argv), dict(env))
+
+
+def spawn(path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int, *,
+          why: str = "") -> int:
+    """fork + execve a helper (an OCI hook), stdin and stdout/stderr given; returns its pid."""
+    trace("fork+execve", shlex.join([path, *argv[1:]]), why, shlex.join(argv))
+    return _do("fork+execve", path, backend().spawn, path, list(argv), dict(env), stdin, stdout)
+
+
+# --- files with kernel meaning ---------------------------------------------------------------------
+def mkfifo(path: str, mode: int = 0o600, *, why: str = "") -> None:
+    trace("mkfifo", path, why, f"mkfifo -m {mode:o} {shlex.quote(path)}")
+    _do("mkfifo", path, backend().mkfifo, path, mode)
+
+
+def chown(path: str, uid: int, gid: int, *, why: str = "") -> None:
+    trace("chown", f"{path} to {uid}:{gid}", why, f"chown -h {uid}:{gid} {shlex.quote(path)}")
+    _do("chown", path, backend().chown, path, uid, gid)
+
+
+def setxattr(path: str, name: str, value: bytes, *, why: str = "") -> None:
+    trace("setxattr", f"{name}={value.decode(errors='replace')} on {path}", why,
+          f"setfattr -h -n {name} -v {shlex.quote(value.decode(errors='replace'))} {shlex.quote(path)}")
+    _do("setxattr", f"{name} on {path}", backend().setxattr, path, name, value)
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2) (no trace: it opens, it changes nothing); raises KernelError, ENOSYS before 5.6."""
+    return _do("openat2", path or ".", backend().openat2, dirfd, path, flags, resolve)
 
 
 def is_root() -> bool:

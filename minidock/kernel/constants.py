@@ -98,4 +98,11 @@ MS_NAMES = [
 
 
 
+SYS_OPENAT2 = 437  # x86_64 and aarch64
+RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
+
+# <linux/netlink.h>
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
+
 __all__ = [n for n in dir() if n.isupper()]

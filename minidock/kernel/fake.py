@@ -112,6 +112,24 @@ class FakeBackend(Backend):
     def _effect_umask(self, call: Call) -> int:
         return 0o022
 
+    def _effect_netlink_open(self, call: Call) -> int:
+        return 1000 + len(self.of("netlink_open"))
+
+    def _effect_netlink_request(self, call: Call) -> list:
+        return []
+
+    def _effect_run_tool(self, call: Call) -> tuple[int, str, str]:
+        return 0, "", ""
+
+    def _effect_seccomp_prepare(self, call: Call) -> bool:
+        return True
+
+    def _effect_seccomp_load(self, call: Call) -> int:
+        return len(call.rules)
+
+    def _effect_spawn(self, call: Call) -> int:
+        return 4000 + len(self.of("spawn"))
+
 
 def _recorder(name: str, sig: inspect.Signature):
     def method(self, *args, **kwargs):

@@ -9,6 +9,7 @@ import os
 import resource
 import socket
 import struct
+import termios
 
 from minidock.kernel.backend import Backend
 from minidock.kernel.constants import (
@@ -18,8 +19,14 @@ from minidock.kernel.constants import (
     BPF_PROG_LOAD,
     BPF_PROG_TYPE_CGROUP_DEVICE,
     LINUX_CAPABILITY_VERSION_3,
+    NLM_F_ACK,
+    NLM_F_MULTI,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
     SYS_BPF,
     SYS_CAPSET,
+    SYS_OPENAT2,
     SYS_PIVOT_ROOT,
 )
 
@@ -35,6 +42,8 @@ class LibcBackend(Backend):
         self.libc.syscall.restype = ctypes.c_long
         self.libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
                                     ctypes.c_ulong, ctypes.c_ulong]
+        self._netlink: dict[int, list] = {}  # handle -> [socket, last sequence number]
+        self._seccomp = None
 
     def _check(self, ret: int) -> int:
         if ret == -1:
@@ -168,3 +177,138 @@ class LibcBackend(Backend):
                 os.close(cg)
         finally:
             os.close(prog)
+
+    # --- netlink
+    def netlink_open(self) -> int:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)  # NETLINK_ROUTE
+        sock.bind((0, 0))
+        self._netlink[sock.fileno()] = [sock, 0]
+        return sock.fileno()
+
+    def netlink_request(self, handle: int, mtype: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
+        entry = self._netlink[handle]
+        sock = entry[0]
+        entry[1] += 1
+        seq = entry[1]
+        sock.send(struct.pack("=IHHII", 16 + len(body), mtype, flags | NLM_F_REQUEST, seq, 0) + body)
+        out = []
+        while True:
+            data = sock.recv(1 << 16)
+            off = 0
+            while off + 16 <= len(data):
+                length, rtype, rflags, rseq, _ = struct.unpack_from("=IHHII", data, off)
+                payload = data[off + 16:off + length]
+                off += (length + 3) & ~3
+                if rseq != seq:
+                    continue
+                if rtype == NLMSG_ERROR:
+                    err = -struct.unpack_from("=i", payload)[0]
+                    if err:
+                        raise OSError(err, os.strerror(err))
+                    return out
+                if rtype == NLMSG_DONE:
+                    return out
+                out.append((rtype, payload))
+                if not rflags & NLM_F_MULTI and not flags & NLM_F_ACK:
+                    return out
+
+    def netlink_close(self, handle: int) -> None:
+        entry = self._netlink.pop(handle, None)
+        if entry:
+            entry[0].close()
+
+    def run_tool(self, argv: list[str], input: str | None) -> tuple[int, str, str]:
+        import subprocess
+
+        r = subprocess.run(argv, input=input, capture_output=True, text=True)
+        return r.returncode, r.stdout, r.stderr
+
+    # --- seccomp
+    def _libseccomp(self):
+        """libseccomp, opened once (before pivot_root: the host's /usr/lib is gone after)."""
+        if self._seccomp is None:
+            from minidock.kernel import seccomp_lib
+
+            self._seccomp = seccomp_lib.open_library()
+        return self._seccomp
+
+    def seccomp_prepare(self) -> bool:
+        return self._libseccomp() is not None
+
+    def seccomp_load(self, default_action: int, architectures: list[str],
+                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
+        from minidock.kernel import seccomp_lib
+
+        return seccomp_lib.load(self._libseccomp(), default_action, architectures, rules)
+
+    # --- the last steps before exec
+    def setsid(self) -> None:
+        os.setsid()
+
+    def set_controlling_tty(self, fd: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+    def dup2(self, fd: int, fd2: int) -> None:
+        if fd == fd2:
+            os.set_inheritable(fd, True)
+        else:
+            os.dup2(fd, fd2)
+
+    def close_fds(self, keep: set[int]) -> None:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep:
+                continue
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for fd in keep:
+            if fd > 2:
+                os.set_inheritable(fd, True)
+
+    def reset_signals(self) -> None:
+        import signal
+
+        for sig in range(1, signal.NSIG):
+            try:
+                if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+                    signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+    def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
+        os.execve(path, argv, env)
+
+    def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(stdin, 0)
+                os.dup2(stdout, 1)
+                os.dup2(stdout, 2)
+                os.execve(path, argv, env)
+            except OSError as e:
+                os.write(2, f"exec: {e.strerror}".encode())
+            finally:
+                os._exit(127)
+        return pid
+
+    # --- files with kernel meaning
+    def mkfifo(self, path: str, mode: int) -> None:
+        os.mkfifo(path, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid)
+
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        os.setxattr(path, name, value, follow_symlinks=False)
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        class OpenHow(ctypes.Structure):
+            _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+        how = OpenHow(flags, 0, resolve)
+        return self._retry(self.libc.syscall, SYS_OPENAT2, dirfd, path.encode() or b".",
+                           ctypes.byref(how), ctypes.sizeof(how))

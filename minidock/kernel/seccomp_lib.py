@@ -1,0 +1,74 @@
+"""libseccomp through ctypes: compile a filter from rules and install it (used by LibcBackend).
+
+The library is opened once, before pivot_root (the host's /usr/lib is out of reach after it):
+the init calls kernel.seccomp_prepare() while it still sees the host's filesystem. As runc does,
+syscall names this kernel/libseccomp does not know are skipped (profiles list syscalls of newer
+kernels) and a rule given twice is fine; no_new_privs is left to the spec (FLTATR_CTL_NNP off).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+FLTATR_CTL_NNP = 3
+
+
+class ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def open_library():
+    """The libseccomp handle, or None where it is not installed."""
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        return None
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+    lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(ArgCmp)]
+    lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def load(lib, default_action: int, architectures: list[str],
+         rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
+    """Build the filter and seccomp_load() it; OSError names the failing step's errno."""
+    if lib is None:
+        raise OSError(errno.ENOSYS, "libseccomp is not installed (apt-get install libseccomp2)")
+    ctx = lib.seccomp_init(default_action)
+    if not ctx:
+        raise OSError(errno.EINVAL, "seccomp_init failed")
+    try:
+        lib.seccomp_attr_set(ctx, FLTATR_CTL_NNP, 0)
+        for arch in architectures:
+            token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
+            if token:
+                lib.seccomp_arch_add(ctx, token)  # -EEXIST for the native one: fine
+        added = 0
+        for name, action, cmps in rules:
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr < 0:
+                continue  # a syscall this kernel/libseccomp does not know
+            arr = (ArgCmp * len(cmps))(*(ArgCmp(*c) for c in cmps)) if cmps else None
+            rc = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), arr)
+            if rc == -errno.EEXIST:
+                continue  # the same rule twice (profiles repeat some): already there
+            if rc < 0:
+                raise OSError(-rc, f"cannot add the rule for {name}: {os.strerror(-rc)}")
+            added += 1
+        rc = lib.seccomp_load(ctx)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+        return added
+    finally:
+        lib.seccomp_release(ctx)
