@@ -9,9 +9,10 @@ import sys
 
 import click
 
-from minidock.engine import containers, lifecycle
+from minidock.engine import lifecycle
 from minidock.engine.create import RunOptions, create_container
 from minidock.errors import InvalidArgument, MinidockError, NotFound
+from minidock.state import containers
 
 RUN_CTX = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -475,7 +476,7 @@ def _ps_filtered(args: list[str], pids: set[int]) -> str:
 @click.argument("new_name", metavar="NEW_NAME")
 def rename(ref, new_name):
     """Rename a container."""
-    from minidock.engine.names import check_name
+    from minidock.state.names import check_name
 
     cid = containers.resolve(ref)
     new_name = check_name(new_name)

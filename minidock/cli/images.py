@@ -11,21 +11,13 @@ import sys
 import click
 
 from minidock.errors import MinidockError
+from minidock.util import human_size
 
 
 def _store():
     from minidock.image.store import ImageStore
 
     return ImageStore()
-
-
-def human_size(n: float) -> str:
-    """Docker's units: powers of 1000, 3 significant digits (4.26MB)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}B"
 
 
 def _ago(ts: str) -> str:
@@ -378,7 +370,7 @@ def load(input_, quiet):
 @click.option("-o", "--output", help="Write to a file, instead of STDOUT.")
 def export(container, output):
     """Export a container's filesystem as a tar archive."""
-    from minidock.image import commit as c
+    from minidock.engine import commit as c
 
     c.export(container, output)
 
@@ -392,7 +384,7 @@ def export(container, output):
 @click.option("-p", "--pause", type=bool, default=True, hidden=True)
 def commit(container, ref, author, changes, message, pause):
     """Create a new image from a container's changes."""
-    from minidock.image import commit as c
+    from minidock.engine import commit as c
 
     img = c.commit(container, ref, changes=list(changes), message=message, author=author)
     click.echo(img.id)

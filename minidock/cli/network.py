@@ -143,9 +143,10 @@ def prune(force):
 @click.argument("ref", metavar="CONTAINER")
 def connect(ip, aliases, net, ref):
     """Connect a container to a network (now if it runs, else at its next start)."""
-    from minidock.engine import containers
+    from minidock.engine import lifecycle
+    from minidock.state import containers
 
-    _net().connect_container(net, containers.resolve(ref), ip, list(aliases))
+    _net().connect_container(net, lifecycle.refresh(containers.resolve(ref)), ip, list(aliases))
 
 
 @network.command("disconnect")
@@ -154,9 +155,10 @@ def connect(ip, aliases, net, ref):
 @click.argument("ref", metavar="CONTAINER")
 def disconnect(force, net, ref):
     """Disconnect a container from a network."""
-    from minidock.engine import containers
+    from minidock.engine import lifecycle
+    from minidock.state import containers
 
-    _net().disconnect_container(net, containers.resolve(ref), force)
+    _net().disconnect_container(net, lifecycle.refresh(containers.resolve(ref)), force)
 
 
 @click.command()
@@ -164,7 +166,8 @@ def disconnect(force, net, ref):
 @click.argument("private", metavar="[PRIVATE_PORT[/PROTO]]", required=False)
 def port(ref, private):
     """List port mappings or a specific mapping for the container."""
-    from minidock.engine import containers, lifecycle
+    from minidock.engine import lifecycle
+    from minidock.state import containers
 
     rec = lifecycle.refresh(containers.resolve(ref))
     if not rec["State"].get("Running"):

@@ -9,8 +9,9 @@ import time
 
 import click
 
-from minidock.engine import containers, lifecycle
+from minidock.engine import lifecycle
 from minidock.errors import Conflict, MinidockError
+from minidock.state import containers
 
 RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_period",
                   "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight")
@@ -87,7 +88,7 @@ def _human(n: float) -> str:
 
 
 def _human_si(n: float) -> str:
-    from minidock.cli.images import human_size
+    from minidock.util import human_size
 
     return human_size(n)
 

@@ -58,15 +58,13 @@ def _seccomp_lib() -> bool:
 
 def _pivot_root_possible() -> bool:
     """pivot_root(2) fails (EINVAL) when / is the initramfs (rootfs): Docker's DOCKER_RAMDISK case."""
+    from minidock.util import mountinfo
+
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                if left.split()[4] == "/":
-                    return right.split()[0] not in ("rootfs", "ramfs")
-    except (OSError, IndexError):
-        pass
-    return False
+        root = [m for m in mountinfo.read() if m.target == "/"]
+    except OSError:
+        return False
+    return bool(root) and root[0].fstype not in ("rootfs", "ramfs")
 
 
 def checks() -> list[tuple[str, bool, bool, str]]:
@@ -108,8 +106,8 @@ def checks() -> list[tuple[str, bool, bool, str]]:
 @click.option("-f", "--format", "fmt", help="'json' or a Go template ({{.ServerVersion}}, {{json .}}).")
 def info(fmt):
     """Display system-wide information."""
-    from minidock.engine import containers
     from minidock.image.store import ImageStore
+    from minidock.state import containers
 
     cg = _cgroup_info()
     running = stopped = 0
@@ -263,9 +261,9 @@ def system_prune(all_, force):
 @system.command("df")
 def system_df():
     """Show minidock disk usage."""
-    from minidock.engine import containers
     from minidock.image.layers import dir_size
     from minidock.image.store import ImageStore
+    from minidock.state import containers
 
     store = ImageStore()
     imgs = store.ids()
@@ -275,7 +273,7 @@ def system_df():
     vroot = paths.volumes()
     vsize = dir_size(str(vroot)) if vroot.exists() else 0
     click.echo(f"{'TYPE':<16}{'TOTAL':<8}{'SIZE':<10}")
-    from minidock.cli.images import human_size
+    from minidock.util import human_size
 
     click.echo(f"{'Images':<16}{len(imgs):<8}{human_size(isize):<10}")
     click.echo(f"{'Containers':<16}{len(containers.all_ids()):<8}{human_size(csize):<10}")

@@ -147,4 +147,6 @@ def cp(archive, follow_link, src, dest):
 
     if src == "-" or dest == "-":
         raise MinidockError("cp with a tar stream (-) is not supported by minidock yet")
-    do_cp(src, dest)
+    from minidock.engine.lifecycle import rootfs_mounted
+
+    do_cp(src, dest, rootfs_mounted=rootfs_mounted)

@@ -12,17 +12,12 @@ import os
 import resource
 
 from minidock import kernel as k
-from minidock.engine import containers
-from minidock.engine.journal import Journal
 from minidock.errors import InvalidArgument, MinidockError
 from minidock.runtime import rootfs as rfs
 from minidock.runtime import spec as ocispec
+from minidock.state import containers
 
 INIT_PATH = "/sbin/docker-init"
-
-
-def journal(cid: str) -> Journal:
-    return Journal(containers.cdir(cid) / "journal")
 
 
 # --- the overlay rootfs ---------------------------------------------------------------------------
@@ -36,14 +31,14 @@ def mount_rootfs(rec: dict, layer_dirs: list[str]) -> str:
     k.alias(str(merged), "ROOTFS")
     k.alias(str(d), "CTR")
     lower = ":".join(reversed(layer_dirs))  # overlayfs lists the top layer first
-    journal(rec["Id"]).record("mount", target=str(merged))
+    containers.journal(rec["Id"]).record("mount", target=str(merged))
     k.mount("overlay", str(merged), "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}",
             why="the container's root: image layers read-only below, its own writable layer on top")
     return str(merged)
 
 
 def umount_rootfs(cid: str) -> list[str]:
-    return journal(cid).undo(kinds={"mount"})
+    return containers.journal(cid).undo(kinds={"mount"})
 
 
 # --- users and groups from the container's /etc -----------------------------------------------------

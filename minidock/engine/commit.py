@@ -23,28 +23,10 @@ import shutil
 import stat
 import tarfile
 
+from minidock.engine import lifecycle
 from minidock.errors import MinidockError
-from minidock.image.store import MT_OCI_LAYER, ImageStore, now_rfc3339
-
-
-@contextlib.contextmanager
-def _mounted(ref: str):
-    """(record, merged dir) with the container's rootfs mounted while we need it."""
-    from minidock.engine import bundle, containers, lifecycle
-
-    cid = containers.resolve(ref)
-    rec = lifecycle.refresh(cid)
-    merged = str(containers.cdir(cid) / "merged")
-    mounted_here = False
-    if not os.path.ismount(merged):
-        bundle.mount_rootfs(rec, lifecycle._image_layers(rec))
-        mounted_here = True
-    try:
-        yield rec, merged
-    finally:
-        if mounted_here and not lifecycle.is_running(cid):
-            bundle.umount_rootfs(cid)
-
+from minidock.image.store import MT_OCI_LAYER, ImageStore
+from minidock.util import now
 
 MOUNT_TARGETS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv", "run/.containerenv"}
 
@@ -119,7 +101,7 @@ def export(ref: str, out_path: str | None) -> None:
     if not out_path or out_path == "-":
         if sys.stdout.isatty():
             raise MinidockError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    with _mounted(ref) as (_rec, merged):
+    with lifecycle.rootfs_mounted(ref) as (_rec, merged):
         if out_path and out_path != "-":
             tmp = out_path + ".tmp"
             try:
@@ -141,9 +123,9 @@ CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "WorkingDir",
 def commit(ref: str, target: str | None = None, *, changes: list[str] = (), message: str = "",
            author: str = "", store: ImageStore | None = None):
     """Docker's commit: a new image = the container's image + one layer of its changes."""
-    from minidock.engine import containers
     from minidock.image import reference
     from minidock.image.config import apply_changes
+    from minidock.state import containers
 
     store = store or ImageStore()
     if target:
@@ -173,7 +155,7 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
             if k in rec.get("Config", {}) and rec["Config"][k] not in (None, ""):
                 ccfg[k] = rec["Config"][k]
         cfg["config"] = apply_changes(ccfg, list(changes))
-        created = now_rfc3339()
+        created = now()
         cfg["created"] = created
         if author:
             cfg["author"] = author

@@ -16,8 +16,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from minidock import paths
-from minidock.engine import containers
 from minidock.errors import InvalidArgument, NotFound
+from minidock.state import containers
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 
-from minidock.engine import attach, bundle, containers, lifecycle
+from minidock.engine import attach, bundle, lifecycle
 from minidock.errors import Conflict
 from minidock.runtime import spec as ocispec
+from minidock.state import containers
 
 
 def _running(cid: str) -> dict:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import errno
 
 from minidock import kernel as k
-from minidock.engine.journal import register
 from minidock.errors import KernelError
+from minidock.state.journal import register
 
 
 def undo_mount(entry: dict) -> None:

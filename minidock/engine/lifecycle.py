@@ -18,6 +18,7 @@ record exit, OOM flag -> undo the journal (network, cgroup, mount) -> --rm remov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,9 +26,10 @@ import sys
 import time
 
 from minidock import paths
-from minidock.engine import attach, bundle, containers
-from minidock.engine.containers import now
+from minidock.engine import attach, bundle
 from minidock.errors import Conflict, MinidockError, NotFound
+from minidock.state import containers
+from minidock.util import now
 
 
 def _image_layers(rec: dict) -> list[str]:
@@ -39,6 +41,27 @@ def _image_layers(rec: dict) -> list[str]:
         raise NotFound(f"image {rec['ImageRef']} ({rec['Image'][:19]}) of container "
                        f"{containers.name_of(rec)} is no longer in the store") from None
     return img.layer_dirs()
+
+
+@contextlib.contextmanager
+def rootfs_mounted(ref: str):
+    """(record, merged dir): the container's rootfs, mounted for as long as the caller needs it.
+
+    `commit`, `export` and `cp` read a stopped container's files this way; a running container's
+    rootfs is already mounted and stays so.
+    """
+    cid = containers.resolve(ref)
+    rec = refresh(cid)
+    merged = str(containers.cdir(cid) / "merged")
+    mounted_here = False
+    if not os.path.ismount(merged):
+        bundle.mount_rootfs(rec, _image_layers(rec))
+        mounted_here = True
+    try:
+        yield rec, merged
+    finally:
+        if mounted_here and not is_running(cid):
+            bundle.umount_rootfs(cid)
 
 
 def _uses_network_package(rec: dict) -> bool:
@@ -59,7 +82,7 @@ def _write_etc_files(rec: dict) -> None:
         from minidock import network
 
         hosts = network.hosts_file(rec)
-        resolv = network.resolv_conf(rec)
+        resolv = network.resolv_conf(rec, default_resolv_conf(hc.get("Dns"), hc.get("DnsSearch")))
     else:
         hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
@@ -113,7 +136,7 @@ def launch(rec: dict, io: attach.IO) -> Started:
     from minidock import runtime
 
     cid = rec["Id"]
-    j = bundle.journal(cid)
+    j = containers.journal(cid)
     hc = rec["HostConfig"]
     try:
         if _uses_network_package(rec):
@@ -235,7 +258,7 @@ def _cleanup(cid: str) -> list[str]:
 
     from minidock.runtime.process import state_dir
 
-    errors = bundle.journal(cid).undo()
+    errors = containers.journal(cid).undo()
     paths.remove_tree(state_dir(cid))
     return errors
 

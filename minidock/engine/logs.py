@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from minidock.engine.containers import now
+from minidock.util import now
 
 
 class LogWriter:

@@ -26,7 +26,7 @@ def host_platform() -> tuple[str, str]:
 
 def new_config(diff_ids: list[str], config: dict, *, created_by: str, comment: str = "",
                platform: str | None = None, history: list[dict] | None = None) -> dict:
-    from minidock.image.store import now_rfc3339
+    from minidock.util import now
 
     os_, arch = host_platform()
     variant = None
@@ -34,7 +34,7 @@ def new_config(diff_ids: list[str], config: dict, *, created_by: str, comment: s
         parts = platform.split("/")
         os_, arch = parts[0], parts[1] if len(parts) > 1 else arch
         variant = parts[2] if len(parts) > 2 else None
-    created = now_rfc3339()
+    created = now()
     cfg = {
         "created": created,
         "architecture": arch,

@@ -469,7 +469,7 @@ class Progress:
                 width = 50
                 done = min(width, int(width * cur / total))
                 bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
-                from minidock.cli.images import human_size
+                from minidock.util import human_size
 
                 line += f" [{bar}]  {human_size(cur)}/{human_size(total)}"
             changed = self.lines.get(key, "").split(" [")[0] != line.split(" [")[0]

@@ -35,6 +35,7 @@ from pathlib import Path
 from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.image import reference
+from minidock.util import now
 
 # layers, hashlib, tempfile and shutil are imported inside the functions that write: a `run`
 # only reads the store, and pays for none of them.
@@ -95,11 +96,6 @@ def check_descriptors(doc: dict, what: str) -> dict:
 
 def _hex(digest: str) -> str:
     return check_digest(digest, "the image store")[7:]
-
-
-def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
 @dataclass
@@ -377,8 +373,8 @@ class ImageStore:
                 "Layers": layers,
                 "RepoDigests": sorted(digests),
                 "Size": sum(lay.get("unpacked", lay["size"]) for lay in layers),
-                "Created": cfg.get("created") or now_rfc3339(),
-                "Added": old.get("Added") or now_rfc3339(),
+                "Created": cfg.get("created") or now(),
+                "Added": old.get("Added") or now(),
             }
             self._write_json(path, rec)
             repos = self._repos()
@@ -446,7 +442,7 @@ class ImageStore:
     # ---- removal and garbage collection -----------------------------------------------------
     def _containers_using(self) -> dict[str, list[str]]:
         """image ID -> names of containers created from it (running or not)."""
-        from minidock.engine import containers
+        from minidock.state import containers
 
         out: dict[str, list[str]] = {}
         for cid in containers.all_ids():

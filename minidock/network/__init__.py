@@ -31,11 +31,11 @@ import re
 import socket
 
 from minidock import kernel as k
-from minidock.engine import containers
-from minidock.engine.journal import register
 from minidock.errors import Conflict, InvalidArgument, KernelError, MinidockError, NotFound
 from minidock.network import firewall, nat, store
 from minidock.network.netlink import Netlink, in_netns
+from minidock.state import containers
+from minidock.state.journal import register
 
 NET_KINDS = {"veth", "nft", "ipam", "port"}
 _VETH = re.compile(r"^md([0-9a-f]{10})(\d)$")
@@ -44,9 +44,7 @@ LOCALHOST = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nf
 
 
 def _journal(rec: dict):
-    from minidock.engine.bundle import journal
-
-    return journal(rec["Id"])
+    return containers.journal(rec["Id"])
 
 
 def mode(rec: dict) -> str:
@@ -327,7 +325,7 @@ def disconnect(rec: dict, journal, network: str | None = None) -> list[str]:
 
 
 def _undo_network(journal, network: str) -> list[str]:
-    from minidock.engine.journal import _handler
+    from minidock.state.journal import _handler
 
     errors, keep = [], []
     for e in reversed(journal.entries()):
@@ -382,14 +380,12 @@ def hosts_file(rec: dict) -> str:
     return "".join(lines)
 
 
-def resolv_conf(rec: dict) -> str:
+def resolv_conf(rec: dict, default: str) -> str:
+    """The container's resolv.conf: its network peer's (--network container:X) or ``default``."""
     m = mode(rec)
     if m.startswith("container:"):
         return _read(_other(m[10:]).get("ResolvConfPath", ""))
-    from minidock.engine.lifecycle import default_resolv_conf
-
-    hc = rec["HostConfig"]
-    return default_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"))
+    return default
 
 
 def _read(path: str) -> str:
@@ -655,11 +651,9 @@ def _orphan_links(alive: set[str]) -> list[str]:
 
 
 # --- network connect / disconnect of existing containers -------------------------------------
-def connect_container(ref_net: str, cid: str, ip: str | None = None, aliases: list[str] | None = None) -> None:
-    from minidock.engine import lifecycle
-
+def connect_container(ref_net: str, rec: dict, ip: str | None = None, aliases: list[str] | None = None) -> None:
+    """`network connect`: ``rec`` is the container's record, refreshed by the caller."""
     net = store.find(ref_net) if ref_net != store.DEFAULT else store.get_or_create(ref_net)
-    rec = lifecycle.refresh(cid)
     m = mode(rec)
     if m in ("host", "none") or m.startswith("container:"):
         raise Conflict("container cannot be disconnected from host network or connected to host network"
@@ -689,12 +683,11 @@ def connect_container(ref_net: str, cid: str, ip: str | None = None, aliases: li
         _save_settings(rec)
 
 
-def disconnect_container(ref_net: str, cid: str, force: bool = False) -> None:
-    from minidock.engine import lifecycle
-
+def disconnect_container(ref_net: str, rec: dict, force: bool = False) -> None:
+    """`network disconnect`: ``rec`` is the container's record, refreshed by the caller."""
+    cid = rec["Id"]
     net = store.find(ref_net)
     name = net["Name"]
-    rec = lifecycle.refresh(cid)
     eps = (rec.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     attached = name in (rec.get("NetworkSettings") or {}).get("Networks", {}) and rec["State"].get("Running")
     if name == mode(rec):

@@ -158,7 +158,7 @@ def pick_subnet(existing: list[dict], wanted: str | None, *, default_first: bool
 def new_network(name: str, wanted_subnet: str | None = None, gw: str | None = None,
                 labels: dict | None = None, internal: bool = False) -> dict:
     """Create the record (caller holds the lock). The bridge itself is made on first use."""
-    from minidock.engine.containers import now
+    from minidock.util import now
 
     if not _NAME.match(name):
         raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")

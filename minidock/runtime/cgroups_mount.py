@@ -18,19 +18,13 @@ import os
 
 from minidock import kernel as k
 from minidock.errors import KernelError
+from minidock.util import mountinfo
 
 
 def host_cgroup_mounts() -> list[tuple[str, str, str]]:
     """(mount point name, fstype, super options) for each cgroup mount of the host."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            sep = parts.index("-")
-            fstype, superopts = parts[sep + 1], parts[sep + 3]
-            if fstype in ("cgroup", "cgroup2"):
-                out.append((parts[4], fstype, superopts))
-    return out
+    return [(m.target, m.fstype, m.super_options) for m in mountinfo.read()
+            if m.fstype in ("cgroup", "cgroup2")]
 
 
 def own_cgroups() -> dict[str, str]:

@@ -14,18 +14,13 @@ import contextlib
 import fcntl
 import json
 import os
-import time
 from pathlib import Path
 
 from minidock import paths
-from minidock.engine import names
 from minidock.errors import Conflict, InvalidArgument, NotFound
-
-
-def now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
+from minidock.state import names
+from minidock.state.journal import Journal
+from minidock.util import now
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _HEX = frozenset("0123456789abcdef")
@@ -214,3 +209,8 @@ def full(cid: str) -> dict:
 
 def remove_dir(cid: str) -> None:
     paths.remove_tree(cdir(cid))
+
+
+def journal(cid: str) -> Journal:
+    """The container's journal of host resources (containers/<id>/journal)."""
+    return Journal(cdir(cid) / "journal")

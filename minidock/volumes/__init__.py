@@ -50,7 +50,7 @@ def check_name(name: str) -> str:
 def create(name: str | None = None, labels: dict | None = None, *, anonymous: bool = False,
            options: dict | None = None) -> tuple[dict, bool]:
     """(record, created): an existing volume of that name is returned as is (Docker's rule)."""
-    from minidock.engine.containers import now
+    from minidock.util import now
 
     if name is None:
         name, anonymous = os.urandom(32).hex(), True
@@ -105,7 +105,7 @@ def listing() -> list[dict]:
 
 def users(name: str, exclude: str | None = None) -> list[str]:
     """IDs of the containers (any state) whose mounts or flags name this volume."""
-    from minidock.engine import containers
+    from minidock.state import containers
 
     out = []
     for cid in containers.all_ids():
@@ -141,7 +141,7 @@ def remove(name: str, force: bool = False) -> None:
 
 def prune(all_: bool = False) -> list[str]:
     """Unused anonymous volumes (Docker >= 23), or every unused volume with ``all_``."""
-    from minidock.engine import containers
+    from minidock.state import containers
 
     used: set[str] = set()
     for cid in containers.all_ids():
@@ -205,7 +205,7 @@ def parse_volume_flag(spec: str) -> dict:
 
 def _wanted_mounts(rec: dict) -> list[dict]:
     """Every mount the container asks for, as Docker Mount dicts, later ones winning per target."""
-    from minidock.engine import containers
+    from minidock.state import containers
 
     hc, cfg = rec["HostConfig"], rec["Config"]
     wanted: dict[str, dict] = {}

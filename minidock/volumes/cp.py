@@ -137,24 +137,18 @@ def split_arg(arg: str) -> tuple[str | None, str]:
 
 
 @contextlib.contextmanager
-def container_files(ref: str):
-    """The container's files, with its rootfs mounted for as long as the copy takes."""
-    from minidock.engine import bundle, containers, lifecycle
+def container_files(ref: str, rootfs_mounted):
+    """The container's files, its rootfs mounted for as long as the copy takes.
 
-    cid = containers.resolve(ref)
-    rec = lifecycle.refresh(cid)
-    merged = rec["GraphDriver"]["Data"]["MergedDir"]
-    mounted_here = False
-    if not os.path.ismount(merged):
-        bundle.mount_rootfs(rec, lifecycle._image_layers(rec))
-        mounted_here = True
-    c = Container(rec, merged)
-    try:
-        yield c
-    finally:
-        c.close()
-        if mounted_here and not lifecycle.is_running(cid):
-            bundle.umount_rootfs(cid)
+    ``rootfs_mounted(ref)`` is the engine's context manager yielding (record, merged dir)
+    (engine.lifecycle.rootfs_mounted): this package reads containers, it does not start them.
+    """
+    with rootfs_mounted(ref) as (rec, merged):
+        c = Container(rec, merged)
+        try:
+            yield c
+        finally:
+            c.close()
 
 
 def _contents_only(path: str) -> bool:
@@ -199,12 +193,12 @@ def _host_stat(path: str):
 
 
 # --- into the container ---------------------------------------------------------------------------
-def copy_in(src: str, ref: str, cpath: str) -> None:
+def copy_in(src: str, ref: str, cpath: str, *, rootfs_mounted) -> None:
     try:
         src_st = os.stat(src)
     except FileNotFoundError:
         raise NotFound(f"lstat {src}: no such file or directory") from None
-    with container_files(ref) as c:
+    with container_files(ref, rootfs_mounted) as c:
         parent = os.path.dirname(_abs(cpath))
         plan = _place(stat.S_ISDIR(src_st.st_mode), src, cpath, c.stat(cpath), c.stat(parent),
                       lambda: os.listdir(src))
@@ -284,8 +278,8 @@ def _put_dir(root: Root, pfd: int, name: str, rel: str, st: os.stat_result, cdes
 
 
 # --- out of the container ------------------------------------------------------------------------
-def copy_out(ref: str, cpath: str, dest: str) -> None:
-    with container_files(ref) as c:
+def copy_out(ref: str, cpath: str, dest: str, *, rootfs_mounted) -> None:
+    with container_files(ref, rootfs_mounted) as c:
         root, rel = c.locate(cpath)
         follow = _contents_only(cpath) or cpath.endswith("/")
         st = root.stat(rel) if follow else root.lstat(rel)
@@ -348,7 +342,8 @@ def _special(st: os.stat_result, hdest: str) -> bool:
     return True
 
 
-def cp(src: str, dst: str) -> None:
+def cp(src: str, dst: str, *, rootfs_mounted) -> None:
+    """Docker's cp; ``rootfs_mounted`` is engine.lifecycle.rootfs_mounted (see container_files)."""
     sref, spath = split_arg(src)
     dref, dpath = split_arg(dst)
     if sref and dref:
@@ -357,8 +352,8 @@ def cp(src: str, dst: str) -> None:
         raise InvalidArgument("must specify at least one container source")
     try:
         if sref:
-            copy_out(sref, spath, dpath)
+            copy_out(sref, spath, dpath, rootfs_mounted=rootfs_mounted)
         else:
-            copy_in(spath, dref, dpath)
+            copy_in(spath, dref, dpath, rootfs_mounted=rootfs_mounted)
     except PermissionError as e:
         raise KernelError("cp", e.filename or dst, e.errno) from None

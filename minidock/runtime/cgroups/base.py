@@ -53,7 +53,7 @@ def hugepage_sizes() -> list[str]:
 
 
 def check_hugepage_limits(limits: list[dict], have_controller: bool) -> None:
-    from minidock.runtime.cgroups import CgroupError
+    from minidock.runtime.cgroups.hierarchy import CgroupError
 
     if not limits:
         return

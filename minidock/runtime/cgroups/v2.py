@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 from minidock import kernel as k
-from minidock.runtime.cgroups import mounts
 from minidock.runtime.cgroups.base import Base, check_hugepage_limits, keyed, read, read_int
+from minidock.runtime.cgroups.hierarchy import mounts
 
 WANTED = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
 

@@ -18,7 +18,7 @@ import pytest
 from minidock import kernel as k
 from minidock.errors import KernelError
 from minidock.runtime import cgroups
-from minidock.runtime.cgroups import parse_mountinfo, probe, v1, v2
+from minidock.runtime.cgroups import hierarchy, parse_mountinfo, probe, v1, v2
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -155,9 +155,10 @@ def fake(tmp_path, monkeypatch, request):
             m["v1"][c] = str(d)
         (tmp_path / "cpuset" / "cpuset.cpus").write_text("0-1")
         (tmp_path / "cpuset" / "cpuset.mems").write_text("0")
-    for mod in (cgroups, v1, v2):
+    for mod in (cgroups, hierarchy, v1, v2):
         monkeypatch.setattr(mod, "mounts", lambda m=m: m)
-    monkeypatch.setattr(cgroups, "cgroup_version", lambda: version)
+        if hasattr(mod, "cgroup_version"):
+            monkeypatch.setattr(mod, "cgroup_version", lambda: version)
     old = k.set_backend(fs)
     fs.m = m
     yield fs

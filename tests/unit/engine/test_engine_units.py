@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from minidock.engine import bundle, create, journal, logs, names
+from minidock.engine import bundle, create, logs
 from minidock.errors import InvalidArgument, MinidockError
+from minidock.state import journal, names
 
 
 def test_ports_parse_like_docker():
