@@ -11,7 +11,6 @@ import sys
 import click
 
 from minidock.errors import MinidockError
-from minidock.util import human_size
 
 
 def _store():

@@ -9,8 +9,8 @@ import re
 import time
 
 from minidock.cli.gotemplate import Struct, sprintf
-from minidock.engine import containers
 from minidock.errors import InvalidArgument
+from minidock.state import containers
 
 # Docker 28's HostConfig, in its order, with the value a container created without flags has.
 # (None is JSON null: Docker's nil slices, maps and pointers.)
