@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from minidock.cli.build import build as build_cmd
 from minidock.errors import MinidockError
 
 
@@ -406,3 +407,4 @@ image.add_command(pull, "pull")
 image.add_command(push, "push")
 image.add_command(save, "save")
 image.add_command(load, "load")
+image.add_command(build_cmd, "build")

@@ -51,6 +51,9 @@ COMMANDS: dict[str, str] = {
     "commit": "minidock.cli.images:commit",
     "login": "minidock.cli.images:login",
     "logout": "minidock.cli.images:logout",
+    # build
+    "build": "minidock.cli.build:build",
+    "builder": "minidock.cli.build:builder",
     # networks and volumes
     "network": "minidock.cli.network:network",
     "port": "minidock.cli.network:port",

@@ -248,6 +248,9 @@ def system_prune(all_, force):
                       "containers\n" + ("  - all images without at least one container associated to them\n"
                                         if all_ else "") + "Are you sure you want to continue?", abort=True)
     out = lifecycle.system_prune(all_=all_)
+    from minidock.build.cache import Cache
+
+    cache = Cache().prune()
     if out["containers"]:
         click.echo("Deleted Containers:\n" + "\n".join(out["containers"]))
     if out["networks"]:
@@ -256,6 +259,11 @@ def system_prune(all_, force):
         click.echo("Deleted Images:\n" + "\n".join(f"deleted: {i}" for i in out["images"]))
     if out["orphans"]:
         click.echo("Removed leftovers:\n" + "\n".join(out["orphans"]))
+    if cache["entries"]:
+        from minidock.cli.images import human_size
+
+        click.echo(f"Deleted build cache objects: {cache['entries']}\nTotal reclaimed build cache: "
+                   f"{human_size(cache['reclaimable'])}")
 
 
 @system.command("df")
@@ -279,6 +287,10 @@ def system_df():
     click.echo(f"{'Containers':<16}{len(containers.all_ids()):<8}{human_size(csize):<10}")
     nvol = len(list(vroot.iterdir())) if vroot.exists() else 0
     click.echo(f"{'Local Volumes':<16}{nvol:<8}{human_size(vsize):<10}")
+    from minidock.build.cache import Cache
+
+    bc = Cache().usage()
+    click.echo(f"{'Build Cache':<16}{bc['entries']:<8}{human_size(bc['size']):<10}")
 
 
 system.add_command(info, "info")

@@ -35,6 +35,8 @@ from minidock.util import now
 def _image_layers(rec: dict) -> list[str]:
     from minidock.image.store import ImageStore
 
+    if rec.get("LayerDirs") is not None:  # a build step's container: its layers are no image yet
+        return rec["LayerDirs"]
     try:
         img = ImageStore().resolve(rec["Image"])
     except NotFound:

@@ -12,6 +12,8 @@ Layout under ``paths.images()``::
                                 {"Id", "ManifestDigest", "Layers": [{diff_id, digest, mediaType,
                                 size}], "RepoDigests", "Size", "Created"}
     repositories.json           tag -> image ID, fully qualified: docker.io/library/busybox:latest
+    holds/<who>.json            {"blobs": [...], "layers": [...]}: digests another part keeps
+                                alive without an image record (the build cache); gc keeps them
     .lock                       flock: writers take it; readers need none (writes are atomic)
     tmp/                        work in progress; what a kill -9 leaves here is never visible and
                                 is swept by the next writer
@@ -508,6 +510,12 @@ class ImageStore:
             for lay in rec["Layers"]:
                 blobs.add(lay["digest"])
                 diffs.add(lay["diff_id"])
+        holds = self.root / "holds"
+        for p in holds.glob("*.json") if holds.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                held = json.loads(p.read_text())
+                blobs |= set(held.get("blobs", []))
+                diffs |= set(held.get("layers", []))
         return blobs, diffs
 
     def _blob_used(self, digest: str) -> bool:

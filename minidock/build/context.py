@@ -1,0 +1,134 @@
+"""The build context: which files a COPY/ADD may see, and the checksum of what it copies.
+
+A source is looked up the way BuildKit does: relative to the context root (a leading `/` or `..`
+cannot climb out of it), with Go's `filepath.Match` wildcards, minus what `.dockerignore`
+excludes (the Dockerfile and .dockerignore are excluded from nothing but COPY can still be
+refused them). A missing or excluded source fails with BuildKit's message.
+
+The checksum of a source set hashes, per file in sorted order: its path, type, permission bits,
+link target and the sha256 of its content — never mtimes or owners — so touching a file does not
+invalidate the cache but changing a byte does. Contents come from :class:`cache.FileHashes`: a
+file whose stat (size, mtime, inode, ctime) is unchanged since the last build is not read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+from minidock.errors import MinidockError
+
+WILDCARDS = set("*?[")
+
+
+class SourceError(MinidockError):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, hint, exit_code=1)
+
+
+def not_found(path: str) -> SourceError:
+    return SourceError(f'failed to compute cache key: failed to calculate checksum of ref: "/{path}": not found',
+                       "The path is missing from the build context, or .dockerignore excludes it.")
+
+
+class Tree:
+    """A directory tree COPY reads from: the context, or a stage's/image's mounted rootfs."""
+
+    def __init__(self, root: str, patterns: list[str] | None = None, hashes=None):
+        self.root = os.path.realpath(root)
+        self.patterns = [p for p in (patterns or []) if p.strip() and not p.strip().startswith("#")]
+        self.matcher = None
+        if self.patterns:
+            from minidock.build.dockerignore import Matcher
+
+            self.matcher = Matcher(self.patterns)
+        self.negations = any(p.strip().startswith("!") for p in self.patterns)
+        self.hashes = hashes
+
+    def excluded(self, rel: str) -> bool:
+        return bool(self.matcher) and rel not in ("", ".") and self.matcher.matches(rel)
+
+    def clean(self, src: str) -> str:
+        """A source as a path relative to the root (Docker: `/x`, `./x` and `../x` are all x)."""
+        rel = os.path.normpath("/" + src).lstrip("/")
+        return "" if rel in (".", "") else rel
+
+    def resolve(self, src: str, *, allow_empty: bool = False) -> list[str]:
+        """Relative paths a source names (wildcards expanded), each checked to exist."""
+        rel = self.clean(src)
+        if WILDCARDS & set(rel):
+            import fnmatch
+
+            parts = rel.split("/")
+            found = [""]
+            for i, part in enumerate(parts):
+                nxt = []
+                for base in found:
+                    d = os.path.join(self.root, base)
+                    if WILDCARDS & set(part):
+                        try:
+                            names = sorted(os.listdir(d))
+                        except (NotADirectoryError, FileNotFoundError):
+                            continue
+                        nxt += [os.path.join(base, n) for n in names if fnmatch.fnmatchcase(n, part)]
+                    elif os.path.lexists(os.path.join(d, part)):
+                        nxt.append(os.path.join(base, part))
+                found = [f for f in nxt if not self.excluded(f)]
+                if i < len(parts) - 1:
+                    found = [f for f in found if os.path.isdir(os.path.join(self.root, f))]
+            if not found and not allow_empty:
+                raise not_found(rel)
+            return found
+        if not os.path.lexists(os.path.join(self.root, rel)) or self.excluded(rel):
+            raise not_found(rel)
+        return [rel]
+
+    def walk(self, rel: str):
+        """(relative path, lstat) of `rel` and everything under it that is not excluded."""
+        top = os.path.join(self.root, rel)
+        st = os.lstat(top)
+        yield rel, st
+        if not stat.S_ISDIR(st.st_mode):
+            return
+        stack = [rel]
+        while stack:
+            d = stack.pop()
+            try:
+                entries = sorted(os.scandir(os.path.join(self.root, d)), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                r = os.path.join(d, e.name) if d else e.name
+                if self.excluded(r):
+                    if e.is_dir(follow_symlinks=False) and self.negations:
+                        stack.append(r)  # an exception (!pattern) may bring something back
+                    continue
+                est = e.stat(follow_symlinks=False)
+                yield r, est
+                if stat.S_ISDIR(est.st_mode):
+                    stack.append(r)
+
+    def checksum(self, rels: list[str]) -> str:
+        """Content checksum of these sources (see the module docstring)."""
+        h = hashlib.sha256()
+        for rel in rels:
+            h.update(f"@{rel}\n".encode())
+            for r, st in self.walk(rel):
+                mode = st.st_mode
+                line = f"{r}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0"
+                if stat.S_ISREG(mode):
+                    p = os.path.join(self.root, r)
+                    line += self.hashes.sha(p, st) if self.hashes else _sha(p)
+                elif stat.S_ISLNK(mode):
+                    line += os.readlink(os.path.join(self.root, r))
+                h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+        return h.hexdigest()
+
+
+def _sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
