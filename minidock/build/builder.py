@@ -362,7 +362,7 @@ class Builder:
         if base.lower() == "scratch":
             os_, arch = _host_platform().split("/")[:2]
             st = State(name, C.chain("scratch", ""), [], {
-                "architecture": arch, "os": os_, "config": {"Env": [DEFAULT_PATH]},
+                "architecture": arch, "os": os_, "config": {"Env": [DEFAULT_PATH], "WorkingDir": "/"},
                 "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
         elif j is not None:
             src = self.states[j]
@@ -413,7 +413,12 @@ class Builder:
         handler = getattr(self, "do_" + inst.cmd, None)
         if handler is None:
             raise BuildError(f"{self.filename}:{inst.line}: unknown instruction: {inst.cmd.upper()}")
-        handler(st, inst, _flags(inst))
+        from minidock.build.shell import ShellWordError
+
+        try:
+            handler(st, inst, _flags(inst))
+        except ShellWordError as e:
+            raise BuildError(f"{self._where(inst)}: {e.message}") from None
 
     def _where(self, inst) -> str:
         return f"{self.filename}:{inst.line}"
@@ -681,7 +686,7 @@ class Builder:
                 step.error(f"process \"{what}\" did not complete successfully: exit code: {code}")
                 raise BuildError(self._failure(inst, step, f"process \"{what}\" did not complete successfully: "
                                                            f"exit code: {code}"))
-            bc.prune_stubs([m["Target"] for m in oci_mounts])
+            bc.prune_stubs()
             return self.commit_upper(bc.upper)
         finally:
             bc.remove()
@@ -700,7 +705,8 @@ class Builder:
                 mnt["TmpfsOptions"] = {"SizeBytes": m.size}
             return mnt
         if m.type == "cache":
-            ident = m.id or target
+            # one cache per id (default: the target) and owner/mode, as BuildKit keeps them apart
+            ident = json.dumps([m.id or target, m.uid, m.gid, m.mode])
             d = os.path.join(C.root(), "mounts", hashlib.sha256(ident.encode()).hexdigest()[:32])
             if not os.path.isdir(d):
                 os.makedirs(d, exist_ok=True)
@@ -1018,13 +1024,13 @@ class BuildContainer:
             shutil.copy2(path, dst)
         return dst
 
-    def prune_stubs(self, targets: list[str]) -> None:
+    def prune_stubs(self) -> None:
         """Drop what only the runtime made (empty mount points, /etc/hosts stubs, and the dirs
         copied up to hold them) from the upper dir: they are not the step's changes (BuildKit
         removes them too)."""
         up = self.upper
         lowers = self.lowers()
-        for t in list(self.STUBS) + [x.strip("/") for x in targets]:
+        for t in self.STUBS:  # (RUN --mount targets stay: BuildKit keeps the dirs it made for them)
             while t and t != ".":
                 p = os.path.join(up, t)
                 try:
