@@ -119,6 +119,14 @@ def _value(v: str):
         vals = _strings(m.group(1))
         return dict(zip(vals[::2], vals[1::2]))
     if v.startswith("func("):
+        # the one context tweak that is pure data: writing a .dockerignore
+        m = re.search(r"dockerignore := \[\]byte\((.*?)\)\s*"
+                      r"if err := os\.WriteFile\(filepath\.Join\(contextDir, \"\.dockerignore\"\), dockerignore, "
+                      r"(0o\d+)\)", v, re.S)
+        if m and v.count("os.WriteFile") == 1:
+            text = _value(m.group(1))
+            if isinstance(text, str):
+                return {"go": "func", "dockerignore": text, "mode": m.group(2)}
         return {"go": "func"}
     return {"go": v}
 

@@ -109,8 +109,9 @@ def _why_skip(c: Case, data: Path | None) -> str | None:
         return "buildah-only feature (transient mounts)"
     if r.get("testUsingVolumes") or r.get("testUsingSetParent"):
         pass  # buildah compat flags: we compare against Docker's behaviour only
-    if r.get("tweakContextDir"):
-        return "its context is made by Go code in buildah's harness (tweakContextDir), not in the corpus"
+    tweak = r.get("tweakContextDir")
+    if tweak and "dockerignore" not in tweak and c.name not in TWEAKS:
+        return "its context is made by Go code in buildah's harness (tweakContextDir), not ported"
     if r.get("contextDir") and not (data / r["contextDir"]).is_dir():
         return f"context {r['contextDir']!r} is not in the corpus copy"
     if "dockerfileContents" in r:
@@ -160,11 +161,53 @@ def make_context(case: Case, data: Path, into: Path) -> tuple[Path, Path]:
             dst = ctx / r["dockerfile"]
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(data / r["dockerfile"], dst)
+    tweak = r.get("tweakContextDir")
+    if tweak and "dockerignore" in tweak:
+        di = ctx / ".dockerignore"
+        di.write_text(tweak["dockerignore"])
+        os.chmod(di, int(tweak["mode"], 8))
+        os.utime(di, (TEST_DATE, TEST_DATE))
+    elif tweak:
+        TWEAKS[case.name](ctx)
     dfile = ctx / case.dockerfile_name()
     if "dockerfileContents" in r:
         dfile.parent.mkdir(parents=True, exist_ok=True)
         dfile.write_text(r["dockerfileContents"])
     return ctx, dfile
+
+
+# ---- the context tweaks of buildah's table, ported (Go callbacks there) -----------------------------
+TEST_DATE = 1485449953
+
+
+def _put(path: Path, data: str, mode: int, uid: int = 0, gid: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+    os.utime(path, (TEST_DATE, TEST_DATE))
+
+
+def _tweak_copy_escape_glob(ctx: Path) -> None:
+    for d, content in (("jkl?", "another"), ("n?pe", "and also"), ("st*uv", "and yet")):
+        (ctx / "app" / d).mkdir(mode=0o700)
+        _put(ctx / "app" / d / "file.txt", content, 0o600)
+
+
+def _tweak_copy_permissions(ctx: Path) -> None:
+    (ctx / "subdir").mkdir(mode=0o755)
+    _put(ctx / "subdir" / "would-be-owned-by-root", "test content", 0o640)
+    _put(ctx / "subdir" / "would-be-owned-by-99", "test content", 0o640, 99, 99)
+
+
+def _tweak_setuid_in_context(ctx: Path) -> None:
+    for name, mode in (("should-be-setuid-file", 0o4755), ("should-be-setgid-file", 0o2755),
+                       ("should-be-sticky-file", 0o1755), ("should-not-be-setuid-setgid-sticky-file", 0o640)):
+        _put(ctx / name, "test content", mode)
+
+
+TWEAKS = {"copy-escape-glob": _tweak_copy_escape_glob, "copy-permissions": _tweak_copy_permissions,
+          "copy-permissions-implicit": _tweak_copy_permissions, "setuid-file-in-context": _tweak_setuid_in_context}
 
 
 # ---- image summaries from a Docker archive (docker save / minidock save) ---------------------------
@@ -293,9 +336,9 @@ def failing_line(output: str, dockerfile_text: str) -> int | None:
 
 
 # ---- the engines -----------------------------------------------------------------------------------
-def run(cmd, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
+def run(cmd, env=None, timeout=600, input=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=timeout,
-                          input=input)
+                          input=input, cwd=cwd)
 
 
 def docker_cli() -> str:
@@ -375,7 +418,9 @@ class Minidock:
         self.env["PYTHONPATH"] = os.environ.get("MINIDOCK_SRC") or str(REPO)
 
     def __call__(self, *args, timeout=600, input=None):
-        return run([sys.executable, "-m", "minidock", *args], env=self.env, timeout=timeout, input=input)
+        # from the source dir: `python -m` puts the working directory first on sys.path
+        return run([sys.executable, "-m", "minidock", *args], env=self.env, timeout=timeout, input=input,
+                   cwd=self.env["PYTHONPATH"])
 
     def can_build(self) -> str | None:
         r = self("build", "--help")

@@ -30,7 +30,9 @@ def test_case_table():
     assert "withoutDocker" in by["mount"].skip
     assert by["environment"].should_fail_at == 12 and by["environment"].skip is None
     assert by["build-arg overrides header arg for FROM"].build_args
-    assert all(c.skip for c in cases if c.raw.get("tweakContextDir"))
+    assert all(c.skip for c in cases if c.raw.get("tweakContextDir") and "dockerignore" not in c.raw["tweakContextDir"]
+               and c.name not in H.TWEAKS)
+    assert not by["dockerignore-exclude-plain-dot"].skip and not by["setuid-file-in-context"].skip
 
 
 def _layer(entries):
