@@ -24,12 +24,12 @@ from __future__ import annotations
 import json as _json
 import platform as _platform
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from minidock.build.shell import Lexer, ShellWordError, expand, expand_words  # noqa: F401 (re-exported)
 from minidock.errors import InvalidArgument
+from minidock.util.gostrconv import go_quote
 
 __all__ = [
     "DockerfileSyntaxError", "Heredoc", "Instruction", "Stage", "Dockerfile", "parse", "parse_ast",
@@ -175,37 +175,6 @@ class Dockerfile:
             if st.name == name_or_index.lower():
                 return st
         raise KeyError(name_or_index)
-
-
-# ---- Go string quoting (for the dump format) -----------------------------------------------------
-def go_quote(s: str) -> str:
-    """Go's strconv.Quote."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif 0xDC80 <= o <= 0xDCFF:          # undecodable byte (surrogateescape)
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif ch.isprintable() or (o > 0x7F and _go_printable(ch)):
-            out.append(ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                        "\t": "\\t", "\v": "\\v"}[ch])
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def _go_printable(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "LMNPS" or ch == " "
 
 
 def dump(inst: Instruction) -> str:

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 
 from minidock.errors import InvalidArgument
+from minidock.util.gostrconv import go_quote
 
 _SPECIAL_PARAMS = set("@*#?-$!0")
 
@@ -95,7 +96,7 @@ class Lexer:
         try:
             return self._stop_on(None, self.raw_escapes)
         except ShellWordError as e:
-            raise ShellWordError(f"failed to process {_goquote(word)}: {e.message}") from None
+            raise ShellWordError(f"failed to process {go_quote(word)}: {e.message}") from None
 
     # ---- scanner ------------------------------------------------------------------------------
     def _peek(self) -> str | None:
@@ -372,11 +373,6 @@ def _reverse_pattern(pattern: str) -> str:
 
 def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
-
-
-def _goquote(s: str) -> str:
-    from minidock.build.dockerfile import go_quote
-    return go_quote(s)
 
 
 def expand(word: str, env: Mapping[str, str] | None, escape: str = "\\") -> str:

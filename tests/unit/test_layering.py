@@ -139,11 +139,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 # Cycles being removed by work in flight, each with the reason; the test fails when one is gone
 # (so the entry is dropped) or when any other cycle appears.
-KNOWN_CYCLES = [
-    # build/shell's _goquote imports go_quote from build/dockerfile, which imports the lexer from
-    # build/shell (issue 18's parser; Go's strconv.Quote also lives in cli/gotemplate.py)
-    ["minidock.build.dockerfile", "minidock.build.shell"],
-]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 @pytest.mark.parametrize("whole", [False, True], ids=["inside-packages", "whole-tree"])
