@@ -237,3 +237,153 @@ def test_parse_duration():
     for bad in ("", "5", "x", "5x"):
         with pytest.raises(D._Err):
             D.parse_duration(bad)
+
+
+# ---- BuildKit's heredoc parser cases (parser_heredoc_test.go TestParseExtractsHeredoc, as data) --
+HEREDOC_DOCKERFILE = """
+FROM alpine:3.6
+
+ENV NAME=me
+
+RUN ls
+
+USER <<INVALID
+INVALID
+
+RUN <<EMPTY
+EMPTY
+
+RUN 3<<EMPTY2
+EMPTY2
+
+RUN "<<NOHEREDOC"
+
+RUN <<INDENT
+\tfoo
+\tbar
+INDENT
+
+RUN <<-UNINDENT
+\tbaz
+\tquux
+UNINDENT
+
+RUN <<-UNINDENT2
+\tbaz
+\tquux
+\tUNINDENT2
+
+RUN <<-EXPAND
+\texpand $NAME
+EXPAND
+
+RUN <<-'NOEXPAND'
+\tdon't expand $NAME
+NOEXPAND
+
+RUN <<COPY
+echo hello world
+echo foo bar
+COPY
+
+RUN <<COMMENT
+# internal comment
+echo hello world
+echo foo bar # trailing comment
+COMMENT
+
+RUN --mount=type=cache,target=/foo <<MOUNT
+echo hello
+MOUNT
+
+COPY <<FILE1 <<FILE2 /dest
+content 1
+FILE1
+content 2
+FILE2
+
+COPY <<EOF /quotes
+"foo"
+'bar'
+EOF
+
+COPY <<X <<Y /dest
+Y
+X
+X
+Y
+
+RUN <<COMPLEX python3
+print('hello world')
+COMPLEX
+
+COPY <<file.txt /dest
+hello world
+file.txt
+
+RUN <<eo'f'
+echo foo
+eof
+
+RUN <<eo\\'f
+echo foo
+eo'f
+
+RUN <<'e'o\\'f
+echo foo
+eo'f
+
+RUN <<'one two'
+echo bar
+one two
+
+RUN <<$EOF
+$EOF
+
+RUN <<  EOF
+EOF
+
+RUN <<  EOF  > foo
+EOF
+\t"""
+
+# (name, content, expand, chomp, fd) per instruction after FROM; None: no heredocs
+HEREDOC_WANT = [
+    None, None, None, None,
+    [("EMPTY", "", True, False, 0)],
+    [("EMPTY2", "", True, False, 3)],
+    None,
+    [("INDENT", "\tfoo\n\tbar\n", True, False, 0)],
+    [("UNINDENT", "\tbaz\n\tquux\n", True, True, 0)],
+    [("UNINDENT2", "\tbaz\n\tquux\n", True, True, 0)],
+    [("EXPAND", "\texpand $NAME\n", True, True, 0)],
+    [("NOEXPAND", "\tdon't expand $NAME\n", False, True, 0)],
+    [("COPY", "echo hello world\necho foo bar\n", True, False, 0)],
+    [("COMMENT", "# internal comment\necho hello world\necho foo bar # trailing comment\n", True, False, 0)],
+    [("MOUNT", "echo hello\n", True, False, 0)],
+    [("FILE1", "content 1\n", True, False, 0), ("FILE2", "content 2\n", True, False, 0)],
+    [("EOF", "\"foo\"\n'bar'\n", True, False, 0)],
+    [("X", "Y\n", True, False, 0), ("Y", "X\n", True, False, 0)],
+    [("COMPLEX", "print('hello world')\n", True, False, 0)],
+    [("file.txt", "hello world\n", True, False, 0)],
+    [("eof", "echo foo\n", False, False, 0)],
+    [("eo'f", "echo foo\n", True, False, 0)],
+    [("eo'f", "echo foo\n", False, False, 0)],
+    [("one two", "echo bar\n", False, False, 0)],
+    [("$EOF", "", True, False, 0)],
+    [("EOF", "", True, False, 0)],
+    [("EOF", "", True, False, 0)],
+]
+
+
+def test_buildkit_heredoc_cases():
+    insts = D.parse_ast(HEREDOC_DOCKERFILE)[0]
+    assert len(insts) == len(HEREDOC_WANT) + 1
+    for inst, want in zip(insts[1:], HEREDOC_WANT):
+        got = [(h.name, h.content, h.expand, h.chomp, h.fd) for h in inst.heredocs] or None
+        assert got == want, f"line {inst.line}: {inst.original}"
+
+
+def test_json_forms_take_no_heredocs():
+    text = 'FROM alpine:3.6\nRUN ["whoami"]\nRUN ["cat", "<<EOF"]\nCOPY ["<<EOF", "/dest"]\n'
+    assert all(not i.heredocs for i in D.parse_ast(text)[0])
