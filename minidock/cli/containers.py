@@ -81,6 +81,9 @@ def container_options(f):
         click.option("--sysctl", "sysctls", multiple=True, help="Sysctl options."),
         click.option("--no-pivot", "no_pivot", is_flag=True,
                      help="Use chroot instead of pivot_root (weaker: for the chroot-vs-pivot_root lab)."),
+        click.option("--chroot", "chroot_only", is_flag=True,
+                     help="Lab 02 only: enter the rootfs with a bare chroot(2), which a process with "
+                          "CAP_SYS_CHROOT escapes."),
         click.option("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)."),
         click.option("--pull", "pull_policy", type=click.Choice(["always", "missing", "never"]), default="missing",
                      show_default=True, help="Pull image before running."),

@@ -64,6 +64,8 @@ COMMANDS: dict[str, str] = {
     "doctor": "minidock.cli.system:doctor",
     "system": "minidock.cli.system:system",
     "version": "minidock.cli.system:version",
+    # teaching
+    "lab": "minidock.cli.lab:lab",
 }
 
 

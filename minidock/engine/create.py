@@ -63,6 +63,7 @@ class RunOptions:
     oom_score_adj: int = 0
     pull_policy: str = "missing"  # --pull always|missing|never
     no_pivot: bool = False
+    chroot_only: bool = False  # lab 02: a bare chroot(2), no mount moved over / (escapable)
     resources: dict = field(default_factory=dict)
     resource_flags: dict = field(default_factory=dict)
 
@@ -232,7 +233,8 @@ def create_container(o: RunOptions) -> dict:
         "Init": o.init,
         "Ulimits": parse_ulimits(o.ulimits),
         "OomScoreAdj": o.oom_score_adj,
-        "NoPivotRoot": o.no_pivot,
+        "NoPivotRoot": o.no_pivot or o.chroot_only,
+        "RootfsSwitch": "chroot" if o.chroot_only else "move+chroot" if o.no_pivot else "pivot_root",
         "Sysctls": _kv(o.sysctls, "sysctl"),
         "CgroupParent": paths.cgroup_parent(),
         "Resources": o.resources,

@@ -170,7 +170,7 @@ def launch(rec: dict, io: attach.IO) -> Started:
 
         log = LogWriter(rec["LogPath"])
         rt = runtime.create(cid, path, stdio=io.stdio, journal=j, spec=spec,
-                            no_pivot=bool(hc.get("NoPivotRoot")))
+                            no_pivot="chroot" if hc.get("RootfsSwitch") == "chroot" else bool(hc.get("NoPivotRoot")))
         io.console_fd = rt.console_fd
         try:
             if _uses_network_package(rec) and netns is None:

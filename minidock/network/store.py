@@ -165,6 +165,11 @@ def new_network(name: str, wanted_subnet: str | None = None, gw: str | None = No
     if load(name) or (name in PREDEFINED and name != DEFAULT):
         raise Conflict(f"network with name {name} already exists")
     nid = os.urandom(32).hex()
+    bridge = f"br-{nid[:12]}"
+    if name == DEFAULT:
+        # like dockerd's --bridge and --bip: lab groups (minidock/labs) give each state root its own
+        bridge = default_bridge()
+        wanted_subnet = wanted_subnet or os.environ.get("MINIDOCK_BRIDGE_SUBNET") or None
     sub = pick_subnet(all_networks(), wanted_subnet, default_first=name == DEFAULT)
     hosts = sub.hosts()
     gateway_ip = gw or str(next(hosts))
@@ -176,13 +181,21 @@ def new_network(name: str, wanted_subnet: str | None = None, gw: str | None = No
         "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": str(sub), "Gateway": gateway_ip}]},
         "Internal": internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False, "Containers": {},
-        "Options": {"com.docker.network.bridge.name": DEFAULT_BRIDGE if name == DEFAULT else f"br-{nid[:12]}",
+        "Options": {"com.docker.network.bridge.name": bridge,
                     "com.docker.network.bridge.default_bridge": str(name == DEFAULT).lower()},
         "Labels": labels or {},
         "UserSubnet": bool(wanted_subnet),
     }
     save(net)
     return net
+
+
+def default_bridge() -> str:
+    """The default network's bridge: minidock0, or $MINIDOCK_BRIDGE (one per lab group)."""
+    b = os.environ.get("MINIDOCK_BRIDGE") or DEFAULT_BRIDGE
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}", b):
+        raise InvalidArgument(f"invalid bridge name {b!r} in MINIDOCK_BRIDGE: at most 15 of [a-zA-Z0-9_.-]")
+    return b
 
 
 def get_or_create(name: str) -> dict:

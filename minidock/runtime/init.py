@@ -221,7 +221,9 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
     if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
         rfs.create_devices(root, linux.get("devices"), bind=userns)
     _create_hooks(ctx)
-    if ctx.no_pivot:
+    if ctx.no_pivot == "chroot":
+        rfs.chroot_only(root)
+    elif ctx.no_pivot:
         rfs.chroot_into(root)
     else:
         rfs.pivot(root)

@@ -67,7 +67,7 @@ class _Ctx:
     namespaces: list[dict]
     stdio: tuple[int, int, int] | None
     exec_fifo_fd: int | None = None  # create/start split: the init writes to it once started
-    no_pivot: bool = False
+    no_pivot: bool | str = False  # True: move the rootfs over / and chroot; "chroot": a bare chroot
     join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
     state: dict | None = None  # the OCI state, for hooks the init runs
     preserve_fds: int = 0  # --preserve-fds N: fds 3..3+N-1 pass into the process

@@ -249,6 +249,19 @@ def chroot_into(rootfs: str) -> None:
     k.chdir("/", why="start at the container's /")
 
 
+def chroot_only(rootfs: str) -> None:
+    """Lab 02's broken mode (`run --chroot`): a bare chroot(2), nothing moved over /.
+
+    The host's root stays the root of the mount namespace, and chroot changes only how this
+    process resolves "/": a process with CAP_SYS_CHROOT chroots into a subdirectory, keeps its
+    working directory outside it, climbs with ".." and chroots again at the host's / (the classic
+    escape, docs/labs/escape/chroot-escape.c). Never a boundary; here to be broken on purpose.
+    """
+    k.chdir(rootfs, why="enter the new root")
+    k.chroot(".", why="a bare chroot: the host's / is still the mount namespace's root (escapable)")
+    k.chdir("/", why="start at the container's /")
+
+
 def mask_paths(paths: list[str]) -> None:
     """Hide host information: files get /dev/null over them, directories an empty ro tmpfs."""
     for p in paths or []:

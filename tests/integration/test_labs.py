@@ -1,0 +1,151 @@
+"""Lab sheets run as written, `lab check` passes what the sheet does and fails what it does not,
+and groups sharing a machine do not disturb each other.
+
+Every sheet runs in a sandbox of its own (state root, cgroup parent, bridge, subnet) inside a
+throwaway network namespace: the bridges, veths and nftables rules the labs make never touch the
+host's network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+
+import pytest
+
+from minidock.labs import checks, sandbox, verify
+
+LABS = checks.catalog()
+
+
+@pytest.fixture(scope="module")
+def netns():
+    name = f"mdlab-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+@pytest.fixture
+def labs_home(state_root, monkeypatch):
+    monkeypatch.setenv("MINIDOCK_LABS_HOME", str(state_root / "labs"))
+    return state_root / "labs"
+
+
+def _in_ns(netns):
+    return ["nsenter", f"--net=/run/netns/{netns}"]
+
+
+def _lab_cli(netns, group, *args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
+    return subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", "lab", *args, "--group", group],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _needs(lab):
+    if lab.number == 2 and not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("lab 02 builds its escape program with a C compiler: none here")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.slug for lab in LABS])
+def test_sheet_runs_as_written(lab, netns, labs_home, busybox):
+    """Every console block of the sheet, run in order; each output matches the sheet's."""
+    _needs(lab)
+    group = sandbox.Group(f"sheet-{lab.number:02d}")
+    results, report, _ = verify(lab, group, wrap=_in_ns(netns))
+    assert results, f"{lab.sheet.name} has no console block to run"
+    assert all(r.ok for r in results), f"{lab.sheet.name} drifted from the tool:\n{report}"
+    assert not (labs_home / group.name).exists()  # verify resets the sandbox afterwards
+
+
+@pytest.mark.parametrize("lab", [lab for lab in LABS if checks.load(lab)], ids=lambda lab: lab.slug)
+def test_check_fails_when_nothing_was_done(lab, netns, labs_home, busybox):
+    """The failing attempt: a fresh group that did nothing fails every check, with a reason."""
+    group = f"empty-{lab.number:02d}"
+    try:
+        r = _lab_cli(netns, group, "check", str(lab.number))
+        assert r.returncode == 1, r.stdout + r.stderr
+        n = len(checks.load(lab))
+        assert f"0 passed, {n} failed" in r.stdout, r.stdout
+        assert r.stdout.count("FAIL  ") == n and "hint:" in r.stdout
+    finally:
+        _lab_cli(netns, group, "reset")
+
+
+def test_lab02_check_tells_a_wrong_mode_apart(netns, labs_home, busybox):
+    """A wrong attempt, not just an empty one: the 'pivot' step run with --chroot fails."""
+    _needs(checks.find(2))
+    g = sandbox.Group("wrong-02")
+    try:
+        assert _lab_cli(netns, g.name, "start", "2").returncode == 0
+        esc = g.root / "files" / "chroot-escape"
+        env = g.env()
+        subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", "run", "--name", "esc-pivot", "--chroot",
+                        "-v", f"{esc}:/escape:ro", "busybox", "/escape", "/bin/true"], env=env,
+                       capture_output=True, timeout=60)
+        r = _lab_cli(netns, g.name, "check", "2", "pivot")
+        assert r.returncode == 1 and "not started with the pivot_root mode" in r.stdout, r.stdout
+    finally:
+        _lab_cli(netns, g.name, "reset")
+
+
+def test_two_groups_run_labs_05_and_06_at_once(netns, labs_home, busybox):
+    """Two groups on one machine at the same time: both sheets pass, neither sees the other."""
+    labs = {5: checks.find(5), 6: checks.find(6)}
+    out: dict[int, tuple] = {}
+
+    def go(n):
+        out[n] = verify(labs[n], sandbox.Group(f"team-{n}"), wrap=_in_ns(netns))
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in labs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    for n, (results, report, _) in out.items():
+        assert all(r.ok for r in results), f"lab {n} in a shared machine:\n{report}"
+    assert set(out) == {5, 6}
+
+
+def test_groups_are_isolated_and_reset_removes_only_one(netns, labs_home, busybox):
+    a, b = sandbox.Group("iso-a"), sandbox.Group("iso-b")
+    try:
+        for g in (a, b):
+            assert _lab_cli(netns, g.name, "start", "1").returncode == 0
+            r = subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", "run", "-d", "--name", "mine",
+                                "busybox", "sleep", "600"], env=g.env(), capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        assert a.subnet() != b.subnet() and a.bridge != b.bridge and a.port() != b.port()
+
+        def names(g):
+            return subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", "ps", "-a", "--format",
+                                   "{{.ID}}"], env=g.env(), capture_output=True, text=True).stdout.split()
+
+        ida, idb = names(a), names(b)
+        assert len(ida) == 1 and len(idb) == 1 and ida != idb  # each sees only its own `mine`
+        r = _lab_cli(netns, a.name, "reset")
+        assert r.returncode == 0 and "1 container(s)" in r.stdout, r.stdout
+        assert not a.root.exists()
+        assert names(b) == idb  # b's container is untouched
+    finally:
+        _lab_cli(netns, a.name, "reset")
+        _lab_cli(netns, b.name, "reset")
+
+
+def test_lab_cli_list_hint_solution():
+    env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
+    r = subprocess.run([sys.executable, "-m", "minidock", "lab", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "pivot_root versus chroot" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "minidock", "lab", "hint", "5"], capture_output=True, text=True, env=env)
+    assert "oom:" in r.stdout and "hint:" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "minidock", "lab", "solution", "2"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0 and "CAP_SYS_CHROOT" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "minidock", "lab", "check", "99"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 125 and "no lab 99" in r.stderr
