@@ -22,7 +22,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 RUN_PKGS="python3 python3-venv python3-pip busybox-static tini iproute2 nftables iptables
           libseccomp2 zstd xz-utils ca-certificates"
 TEST_PKGS="docker-registry skopeo umoci podman runc crun containerd docker.io qemu-system-x86
-           debootstrap hyperfine tmux strace cpio apache2-utils gcc libc6-dev curl"
+           debootstrap hyperfine tmux strace cpio apache2-utils gcc libc6-dev curl
+           containernetworking-plugins make"
 want=$RUN_PKGS
 [ "$MODE" = test ] && want="$RUN_PKGS $TEST_PKGS"
 missing=""

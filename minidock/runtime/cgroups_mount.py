@@ -38,16 +38,18 @@ def own_cgroups() -> dict[str, str]:
 
 
 def _mount_or_bind(source: str, target: str, fstype: str, flags: int, data, mp: str, superopts: str,
-                   why: str) -> None:
-    """Mount a fresh cgroupfs; where the kernel refuses (EPERM: a user namespace without a cgroup
+                   why: str, cgroupns: bool = True) -> None:
+    """Mount a fresh cgroupfs; without a cgroup namespace (a fresh mount would show the host's
+    root cgroup: no limits), or where the kernel refuses (EPERM: a user namespace without a cgroup
     namespace of its own, e.g. podman on v1), bind the container's own cgroup directory from the
     host's hierarchy instead, as runc does."""
-    try:
-        k.mount(source, target, fstype, flags, data, why=why)
-        return
-    except KernelError as e:
-        if e.errno != errno.EPERM:
-            raise
+    if cgroupns:
+        try:
+            k.mount(source, target, fstype, flags, data, why=why)
+            return
+        except KernelError as e:
+            if e.errno != errno.EPERM:
+                raise
     if fstype == "cgroup2":
         key = ""
     else:
@@ -56,18 +58,22 @@ def _mount_or_bind(source: str, target: str, fstype: str, flags: int, data, mp: 
     mine = own_cgroups()
     rel = next((p for c, p in mine.items() if set(c.split(",")) == set(key.split(","))), "/")
     k.mount(os.path.join(mp, rel.lstrip("/")), target, None, k.MS_BIND | k.MS_REC,
-            why="no cgroup mount allowed here (user namespace): bind the container's own cgroup")
+            why="no cgroup namespace, or no cgroup mount allowed here (user namespace): bind the "
+                "container's own cgroup")
     from minidock.runtime.rootfs import current_flags
 
     k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | (flags & ~(k.MS_BIND | k.MS_REC)) | current_flags(target),
             why="the bound cgroup directory with the spec's flags")
 
 
-def mount_cgroupfs(target: str, flags: int) -> None:
+def mount_cgroupfs(target: str, flags: int, cgroupns: bool = True) -> None:
+    """cgroupns: the container has a cgroup namespace (new or joined); without one, each
+    hierarchy is the container's own cgroup directory bound from the host (runc on v1: CRI)."""
     mounts = host_cgroup_mounts()
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in mounts):
         _mount_or_bind("cgroup", target, "cgroup2", flags, None, "/sys/fs/cgroup", "",
-                       why="the container's own cgroup tree (cgroup namespace: its cgroup is the root)")
+                       why="the container's own cgroup tree (cgroup namespace: its cgroup is the root)",
+                       cgroupns=cgroupns)
         return
     k.mount("tmpfs", target, "tmpfs", k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "mode=755",
             why="cgroup v1: a directory to hold one mount per controller hierarchy")
@@ -83,6 +89,7 @@ def mount_cgroupfs(target: str, flags: int) -> None:
         data = ",".join(opts) if fstype == "cgroup" else None
         named = [o[5:] for o in opts if o.startswith("name=")]
         _mount_or_bind(named[0] if named else "cgroup", sub, fstype, flags, data, mp, superopts,
-                       why=f"cgroup v1 hierarchy {name}, seen from the container's cgroup namespace")
+                       why=f"cgroup v1 hierarchy {name}, seen from the container's cgroup namespace",
+                       cgroupns=cgroupns)
     k.mount(None, target, None, k.MS_REMOUNT | k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC,
             why="the cgroup tree is read-only in the container")

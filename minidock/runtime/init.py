@@ -26,7 +26,6 @@ from minidock import kernel as k
 from minidock.errors import CommandCannotRun, CommandNotFound, KernelError, MinidockError
 from minidock.runtime import hooks, security
 from minidock.runtime import rootfs as rfs
-from minidock.runtime.spec import DEFAULT_ENV_PATH
 
 
 # --- messages on the sync socket (SOCK_SEQPACKET: one JSON object per message) -----------------
@@ -185,7 +184,7 @@ def container_init(ctx) -> None:
         if "mount" not in new_ns and not ctx.join_pid:
             _apply_sysctls(linux)  # (with a new mount namespace: done before /proc/sys turns read-only)
             _create_hooks(ctx)
-        env = process.get("env") or [DEFAULT_ENV_PATH]
+        env = process.get("env") or []  # runc's: no default PATH (engines put one in the spec)
         path = find_executable(process["args"][0], env, process.get("cwd", "/"))
         slave_fd = None
         if process.get("terminal"):
@@ -216,8 +215,9 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
             e.hint = ("In a user namespace the container's root is an unprivileged host uid: it must be "
                       "able to reach the rootfs (every parent directory searchable, e.g. chmod o+x).")
         raise
+    cgroupns = any(ns.get("type") == "cgroup" for ns in ctx.namespaces)
     for m in spec.get("mounts", []):
-        rfs.mount_one(root, m, cgroup_mounter=_cgroup_mounter, userns=userns)
+        rfs.mount_one(root, m, cgroup_mounter=lambda t, f: _cgroup_mounter(t, f, cgroupns), userns=userns)
     if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
         rfs.create_devices(root, linux.get("devices"), bind=userns)
     _create_hooks(ctx)
@@ -253,10 +253,10 @@ def _apply_sysctls(linux: dict) -> None:
                      why=f"sysctl {key} inside the container's namespaces")
 
 
-def _cgroup_mounter(target: str, flags: int) -> None:
+def _cgroup_mounter(target: str, flags: int, cgroupns: bool = True) -> None:
     from minidock.runtime.cgroups_mount import mount_cgroupfs
 
-    mount_cgroupfs(target, flags)
+    mount_cgroupfs(target, flags, cgroupns)
 
 
 _TIOCGPTN = 0x80045430  # <asm-generic/ioctls.h>; Python's termios lacks these two
@@ -295,11 +295,11 @@ def find_executable(name: str, env: list[str], cwd: str = "/") -> str:
             raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory')
         _check_runnable(name, path)
         return path
-    search = DEFAULT_ENV_PATH[5:]
+    search = ""  # runc's (Go's exec.LookPath): no PATH in the process's env, no search at all
     for e in env:
         if e.startswith("PATH="):
             search = e[5:]
-    for d in search.split(":"):
+    for d in search.split(":") if search else []:
         p = os.path.join(d or ".", name)
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p

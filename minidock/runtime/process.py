@@ -186,14 +186,18 @@ class Container:
         hooks.run(self.spec, "poststart", self.state(), fatal=False)
 
     def kill(self, sig: int = signal.SIGTERM, all_procs: bool = False) -> None:
-        if self.status() == "stopped":
-            raise Conflict(f"container {self.id} is not running")
+        """runc's semantics: with all_procs, every process left in the cgroup (none is fine, even
+        once stopped); otherwise the init, and a stopped container is the error "container not
+        running" (the exact words containerd's shim takes for "already stopped")."""
         if all_procs and self.cgroup_path:
             from minidock.runtime.cgroups import open_cgroup
 
-            for p in open_cgroup(self.cgroup_path).procs():
+            cg = open_cgroup(self.cgroup_path)
+            for p in cg.procs() if cg.exists() else []:
                 _kill(p, sig)
             return
+        if self.status() == "stopped":
+            raise Conflict("container not running")
         _kill(self.pid, sig)
 
     def wait(self) -> int:

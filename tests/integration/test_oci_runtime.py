@@ -386,3 +386,47 @@ def test_exec_preserve_fds(bundle, tmp_path):
         assert r.returncode != 0  # without the flag, fd 3 stays outside
     finally:
         rt(ours, "delete", "-f", "pe")
+
+
+def _runtimes(tmp_path):
+    out = [("minidock", _ours(tmp_path / "s"))]
+    if RUNC:
+        out.append(("runc", _runc(tmp_path / "r")))
+    return out
+
+
+def test_kill_after_exit_answers_like_runc(bundle, tmp_path):
+    """containerd's shim takes "container not running" as "already stopped" (StopContainer,
+    StopPodSandbox); `kill --all` of an exited container is no error (runc's answers)."""
+    bundle(["true"])
+    seen = {}
+    for name, cmd in _runtimes(tmp_path):
+        assert rt_detached(cmd, "run", "-d", "-b", bundle.path, "k1").returncode == 0
+        for _ in range(100):
+            if json.loads(rt(cmd, "state", "k1").stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        r = rt(cmd, "kill", "k1", "KILL")
+        r_all = rt(cmd, "kill", "--all", "k1", "KILL")
+        seen[name] = (r.returncode, "container not running" in r.stderr, r_all.returncode)
+        assert rt(cmd, "delete", "k1").returncode == 0
+    assert seen["minidock"] == (1, True, 0)
+    assert len(set(seen.values())) == 1, seen
+
+
+def test_no_path_in_env_like_runc(bundle, tmp_path):
+    """Without PATH in process.env a bare command is not searched for (runc: Go's exec.LookPath
+    with an empty PATH); an absolute one runs."""
+    spec = bundle(["sleep", "0"])
+    spec["process"]["env"] = ["TERM=xterm"]
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    for name, cmd in _runtimes(tmp_path):
+        r = rt(cmd, "run", "-b", bundle.path, "p1")
+        assert r.returncode != 0 and 'exec: \\"sleep\\": executable file not found in $PATH' in \
+            r.stderr.replace('"sleep"', '\\"sleep\\"'), (name, r.stderr)
+        rt(cmd, "delete", "-f", "p1")
+    spec["process"]["args"] = ["/bin/sleep", "0"]
+    (bundle.path / "config.json").write_text(json.dumps(spec))
+    for name, cmd in _runtimes(tmp_path):
+        r = rt(cmd, "run", "-b", bundle.path, "p2")
+        assert r.returncode == 0, (name, r.stderr)

@@ -72,6 +72,9 @@ def test_find_executable_messages(tmp_path):
     assert find_executable("tool", [f"PATH={tmp_path}/bin"]) == str(exe)
     with pytest.raises(CommandNotFound, match=r'exec: "nope": executable file not found in \$PATH'):
         find_executable("nope", [f"PATH={tmp_path}/bin"])
+    # no PATH in the env: nothing is searched (runc), not even a default PATH ("sh" is in /bin)
+    with pytest.raises(CommandNotFound, match=r'exec: "sh": executable file not found in \$PATH'):
+        find_executable("sh", ["TERM=xterm"])
     with pytest.raises(CommandCannotRun, match="is a directory"):
         find_executable(str(tmp_path / "bin"), [])
     plain = tmp_path / "plain"
