@@ -297,6 +297,15 @@ def cri_node(busybox_tar, state_root, tmp_path_factory):
     (w / "config.toml").write_text(CONFIG.format(w=w, pause=pause, runtime=wrapper))
     netns = f"mdcri-{tag}"
     sh("ip", "netns", "add", netns, check=True)
+    try:
+        yield from _start_node(w, netns, subnet, busybox_tar)
+    finally:
+        sh("ip", "netns", "del", netns)
+        _umount_under(str(w))
+        shutil.rmtree(w, ignore_errors=True)
+
+
+def _start_node(w: Path, netns: str, subnet: str, busybox_tar: Path):
     # Docker's firewall, as on users' machines: FORWARD policy DROP, bridged traffic through iptables
     if shutil.which("modprobe"):
         sh("modprobe", "br_netfilter")
@@ -341,9 +350,6 @@ def cri_node(busybox_tar, state_root, tmp_path_factory):
                         os.kill(int(p.name), 9)
                 except (OSError, ProcessLookupError):
                     pass
-        sh("ip", "netns", "del", netns)
-        _umount_under(str(w))
-        shutil.rmtree(w, ignore_errors=True)
 
 
 # ---- helpers for the steps --------------------------------------------------------------------------
