@@ -137,6 +137,12 @@ def test_groups_are_isolated_and_reset_removes_only_one(netns, labs_home, busybo
         _lab_cli(netns, b.name, "reset")
 
 
+@pytest.mark.parametrize("lab", LABS, ids=[lab.slug for lab in LABS])
+def test_every_lab_has_answers_apart_from_its_sheet(lab):
+    assert lab.answers.exists(), f"{lab.answers} is missing"
+    assert "## Questions" in lab.sheet.read_text()
+
+
 def test_lab_cli_list_hint_solution():
     env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
     r = subprocess.run([sys.executable, "-m", "minidock", "lab", "list"], capture_output=True, text=True, env=env)
