@@ -155,7 +155,8 @@ def _snapshot(state_root: str) -> dict[str, set]:
     for base in _cgroup_bases():
         top = Path(base, parent)
         if top.is_dir():
-            cgroups |= {str(p) for p in top.rglob("*") if p.is_dir()}
+            # os.walk, not rglob: a cgroup removed while we walk is not an error
+            cgroups |= {os.path.join(d, n) for d, dirs, _ in os.walk(top) for n in dirs}
     links = set(os.listdir("/sys/class/net"))
     netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     procs = set()
