@@ -74,6 +74,18 @@ if [ "$MODE" = test ] && command -v podman >/dev/null && [ ! -f /etc/containers/
     printf '[containers]\ndefault_ulimits = ["nofile=%s:%s"]\n' "$hard" "$hard" > /etc/containers/containers.conf
 fi
 
+# ---- containers with a restart policy come back after a reboot: a one-shot unit runs `minidock
+# system boot` (where systemd is PID 1)
+if [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+    unit=/etc/systemd/system/minidock-boot.service
+    if ! cmp -s contrib/systemd/minidock-boot.service "$unit"; then
+        say "installing $unit (runs 'minidock system boot' at boot)"
+        cp contrib/systemd/minidock-boot.service "$unit"
+        systemctl daemon-reload
+    fi
+    systemctl is-enabled -q minidock-boot.service 2>/dev/null || systemctl enable -q minidock-boot.service
+fi
+
 [ "$MODE" = test ] && exit 0
 
 # ---- the default image and a first container -------------------------------------------------------

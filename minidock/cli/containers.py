@@ -85,6 +85,18 @@ def container_options(f):
                      help="Lab 02 only: enter the rootfs with a bare chroot(2), which a process with "
                           "CAP_SYS_CHROOT escapes."),
         click.option("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)."),
+        click.option("--restart", help="Restart policy: no, on-failure[:max-retries], always, unless-stopped."),
+        click.option("--health-cmd", help="Command to run to check health."),
+        click.option("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)."),
+        click.option("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)."),
+        click.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy."),
+        click.option("--health-start-period", help="Start period for the container to initialize before "
+                                                   "starting health-retries countdown (ms|s|m|h) (default 0s)."),
+        click.option("--health-start-interval", help="Time between running the check during the start "
+                                                     "period (ms|s|m|h) (default 0s)."),
+        click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."),
+        click.option("--health-on-failure", help="Action when the container turns unhealthy (podman): "
+                                                 "none, kill, restart, stop."),
         click.option("--pull", "pull_policy", type=click.Choice(["always", "missing", "never"]), default="missing",
                      show_default=True, help="Pull image before running."),
     ]
@@ -200,9 +212,12 @@ def stop(timeout, sig, refs):
 def restart(timeout, refs):
     """Restart one or more containers."""
     def do(cid, ref):
+        from minidock.engine import events
+
         lifecycle.stop(cid, timeout)
         rec = lifecycle.refresh(cid)
         lifecycle.run_detached(rec, interactive=rec["Config"].get("OpenStdin", False))
+        events.container_event(rec, "restart")
         click.echo(ref)
 
     return _each(refs, do)
@@ -227,12 +242,14 @@ def rm(force, volumes, refs):
 
 
 @click.command()
+@click.option("--condition", default="not-running", show_default=True,
+              type=click.Choice(["not-running", "next-exit", "removed"]),
+              help="Wait until the container is not running, exits next, or is removed.")
 @click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
-def wait(refs):
+def wait(condition, refs):
     """Block until one or more containers stop, then print their exit codes."""
     def do(cid, ref):
-        st = lifecycle.wait_exit(cid)
-        click.echo(st.get("ExitCode", -1))
+        click.echo(lifecycle.wait_condition(cid, condition))
 
     return _each(refs, do)
 

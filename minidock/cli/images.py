@@ -35,6 +35,7 @@ def _ago(ts: str) -> str:
 def import_(file, reference, changes, message, platform):
     """Import the contents from a tarball to create a filesystem image."""
     img = _store().import_tarball(file, reference, list(changes), message, platform)
+    _event("import", img.id, img.id)
     click.echo(img.id)
 
 
@@ -44,6 +45,12 @@ def familiar(ref: str) -> str:
         if ref.startswith(prefix):
             return ref[len(prefix):]
     return ref
+
+
+def _event(action: str, actor: str, name: str) -> None:
+    from minidock.engine import events  # selfheal (issue 11): Docker's image events
+
+    events.emit("image", action, actor, {"name": name})
 
 
 def _path_match(pattern: str, name: str) -> bool:
@@ -179,7 +186,15 @@ def rmi(refs, force, no_prune):
     store = _store()
     for ref in refs:
         try:
+            try:
+                img_id = store.resolve(ref).id
+            except MinidockError:
+                img_id = ref
             for what, x in store.remove(ref, force=force, prune_layers=not no_prune):
+                if what == "Untagged":
+                    _event("untag", img_id, img_id)
+                elif what == "Deleted" and x == img_id:
+                    _event("delete", img_id, img_id)
                 click.echo(f"{what}: {x}")
         except MinidockError as e:
             failed = True
@@ -193,7 +208,18 @@ def rmi(refs, force, no_prune):
 @click.argument("target")
 def tag(source, target):
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
-    _store().tag(source, target)
+    store = _store()
+    store.tag(source, target)
+    _event("tag", store.resolve(target).id, _familiar(target))
+
+
+def _familiar(ref: str) -> str:
+    """Docker's name in image events: busybox:latest, not docker.io/library/busybox:latest."""
+    r = ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+    for p in ("docker.io/library/", "docker.io/"):
+        if r.startswith(p):
+            return r[len(p):]
+    return r
 
 
 @click.command("history", context_settings={"help_option_names": ["--help"]})
@@ -280,6 +306,8 @@ def pull(ref, quiet, platform, all_tags, insecure):
     if all_tags:
         raise click.UsageError("--all-tags is not supported")
     registry.pull(ref, platform=platform, quiet=quiet, insecure=insecure, out=sys.stdout)
+    name = _familiar(ref)
+    _event("pull", name, name.rsplit(":", 1)[0] if "@" not in name else name.split("@")[0])
 
 
 @click.command("push", context_settings={"help_option_names": ["--help"]})

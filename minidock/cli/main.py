@@ -62,6 +62,7 @@ COMMANDS: dict[str, str] = {
     # system
     "info": "minidock.cli.system:info",
     "doctor": "minidock.cli.system:doctor",
+    "events": "minidock.cli.events:events_",
     "system": "minidock.cli.system:system",
     "version": "minidock.cli.system:version",
     # teaching

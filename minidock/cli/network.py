@@ -31,7 +31,14 @@ def create(driver, subnet, gateway, labels, internal, name):
     """Create a network."""
     lab = dict(x.partition("=")[::2] for x in labels)
     net = _net().create(name, subnet, gateway, lab, driver, internal)
+    _event("create", net["Id"], name, driver or "bridge")
     click.echo(net["Id"])
+
+
+def _event(action: str, net_id: str, name: str, type_: str = "bridge", **extra) -> None:
+    from minidock.engine import events  # selfheal (issue 11): Docker's network events
+
+    events.emit("network", action, net_id, {"name": name, "type": type_, **extra})
 
 
 @network.command("ls")
@@ -114,7 +121,9 @@ def rm(refs):
     failed = False
     for ref in refs:
         try:
+            info = _net().inspect(ref)
             _net().remove(ref)
+            _event("destroy", info.get("Id", ref), info.get("Name", ref), info.get("Driver", "bridge"))
             click.echo(ref)
         except MinidockError as e:
             click.echo(f"Error response from daemon: {e.message}", err=True)
@@ -146,7 +155,10 @@ def connect(ip, aliases, net, ref):
     from minidock.engine import lifecycle
     from minidock.state import containers
 
-    _net().connect_container(net, lifecycle.refresh(containers.resolve(ref)), ip, list(aliases))
+    rec = lifecycle.refresh(containers.resolve(ref))
+    _net().connect_container(net, rec, ip, list(aliases))
+    info = _net().inspect(net)
+    _event("connect", info.get("Id", net), info.get("Name", net), container=rec["Id"])
 
 
 @network.command("disconnect")
@@ -158,7 +170,10 @@ def disconnect(force, net, ref):
     from minidock.engine import lifecycle
     from minidock.state import containers
 
-    _net().disconnect_container(net, lifecycle.refresh(containers.resolve(ref)), force)
+    rec = lifecycle.refresh(containers.resolve(ref))
+    _net().disconnect_container(net, rec, force)
+    info = _net().inspect(net)
+    _event("disconnect", info.get("Id", net), info.get("Name", net), container=rec["Id"])
 
 
 @click.command()

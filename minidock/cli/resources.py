@@ -45,20 +45,27 @@ def _cgroup(rec: dict):
 
 @click.command(context_settings={"help_option_names": ["--help"]})
 @resource_options
+@click.option("--restart", help="Restart policy to apply when a container exits.")
 @click.argument("refs", nargs=-1, required=True)
-def update(refs, **flags):
+def update(refs, restart, **flags):
     """Update configuration of one or more containers."""
     from minidock.engine.resources import parse_flags, to_oci, warnings
 
     given = {k: v for k, v in flags.items() if v is not None}
-    if not given:
+    if not given and restart is None:
         raise click.UsageError("you must provide one or more flags when using this command")
     failed = False
     for ref in refs:
         try:
             cid = containers.resolve(ref)
+            lifecycle.refresh(cid)
+            if restart is not None:
+                lifecycle.update_restart_policy(cid, restart)
+            if not given:
+                click.echo(ref)
+                continue
             with containers.lock(cid):
-                rec = lifecycle.refresh(cid)
+                rec = containers.full(cid)
                 hc = parse_flags(**given, current=rec["HostConfig"])
                 for w in warnings(hc):
                     click.echo(f"WARNING: {w}", err=True)

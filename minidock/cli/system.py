@@ -236,6 +236,15 @@ def system():
     """Manage minidock (prune, info, df)."""
 
 
+@system.command("boot")
+def system_boot():
+    """Start the containers whose restart policy says so (run at boot by minidock-boot.service)."""
+    from minidock.engine import lifecycle
+
+    for name, policy in lifecycle.boot():
+        click.echo(f"{name}\t{policy}")
+
+
 @system.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")

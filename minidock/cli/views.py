@@ -160,7 +160,16 @@ def go_time(ts: str) -> str:
 # --- ps --------------------------------------------------------------------------------------------
 def status_text(st: dict) -> str:
     if st.get("Running"):
-        return "Up " + since(st.get("StartedAt", "")) + (" (Paused)" if st.get("Paused") else "")
+        # selfheal (issue 11): Docker's State.String() for restarting and health-checked containers
+        if st.get("Paused"):
+            return "Up " + since(st.get("StartedAt", "")) + " (Paused)"
+        if st.get("Restarting"):
+            return f"Restarting ({st.get('ExitCode', 0)}) {since(st.get('FinishedAt', ''))} ago"
+        health = (st.get("Health") or {}).get("Status")
+        if health:
+            return "Up " + since(st.get("StartedAt", "")) + (
+                " (health: starting)" if health == "starting" else f" ({health})")
+        return "Up " + since(st.get("StartedAt", ""))
     if st.get("Status") == "created" or st.get("FinishedAt", containers.ZERO_TIME) == containers.ZERO_TIME:
         return "Created"
     return f"Exited ({st.get('ExitCode', 0)}) {since(st.get('FinishedAt', ''))} ago"
@@ -347,10 +356,15 @@ def _f_is_task(rec, val):
     return val.lower() in ("false", "0")
 
 
+def _f_health(rec, val):  # selfheal (issue 11): starting, healthy, unhealthy, none
+    return ((rec["State"].get("Health") or {}).get("Status") or "none") == val
+
+
 # Each key's test; values of one key are OR'ed, keys are AND'ed (as Docker does). Add a key here.
 PS_FILTERS = {"name": _f_name, "id": _f_id, "label": _f_label, "status": _f_status, "exited": _f_exited,
               "ancestor": _f_ancestor, "before": _f_before, "since": _f_since, "volume": _f_volume,
-              "network": _f_network, "publish": _f_publish, "expose": _f_expose, "is-task": _f_is_task}
+              "network": _f_network, "publish": _f_publish, "expose": _f_expose, "is-task": _f_is_task,
+              "health": _f_health}
 
 
 def parse_filters(items, valid: dict) -> dict[str, list[str]]:

@@ -31,6 +31,9 @@ def create(driver, labels, opts, name):
         raise MinidockError(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
     meta, _ = _vol().create(name, dict(x.partition("=")[::2] for x in labels),
                             options=dict(x.partition("=")[::2] for x in opts))
+    from minidock.engine import events  # selfheal (issue 11): Docker's volume events
+
+    events.emit("volume", "create", meta["Name"], {"driver": meta.get("Driver", "local")})
     click.echo(meta["Name"])
 
 
@@ -106,6 +109,9 @@ def rm(force, names):
     for n in names:
         try:
             _vol().remove(n, force)
+            from minidock.engine import events
+
+            events.emit("volume", "destroy", n, {"driver": "local"})
             click.echo(n)
         except MinidockError as e:
             if force and "no such volume" in e.message:

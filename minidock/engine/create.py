@@ -66,6 +66,60 @@ class RunOptions:
     chroot_only: bool = False  # lab 02: a bare chroot(2), no mount moved over / (escapable)
     resources: dict = field(default_factory=dict)
     resource_flags: dict = field(default_factory=dict)
+    # self-healing: restart policy and health check (minidock.engine.health)
+    restart: str | None = None
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    health_start_interval: str | None = None
+    no_healthcheck: bool = False
+    health_on_failure: str | None = None
+
+
+def parse_restart_policy(text: str | None) -> dict:
+    """--restart no|always|unless-stopped|on-failure[:N] -> HostConfig.RestartPolicy, with the
+    messages of Docker's client (format) and daemon (validateRestartPolicy)."""
+    if not text:
+        return {"Name": "no", "MaximumRetryCount": 0}
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise InvalidArgument("invalid restart policy format")
+    count = 0
+    if len(parts) == 2:
+        try:
+            count = int(parts[1])
+        except ValueError:
+            raise InvalidArgument("maximum retry count must be an integer") from None
+    name = parts[0]
+    if name in ("always", "unless-stopped", "no"):
+        if count != 0:
+            raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+    elif name == "on-failure":
+        if count < 0:
+            raise InvalidArgument("maximum retry count cannot be negative")
+    else:
+        raise InvalidArgument(f"invalid restart policy '{name}'",
+                              "Use no, always, unless-stopped or on-failure[:max-retries].")
+    return {"Name": name, "MaximumRetryCount": count}
+
+
+def _self_healing(o: RunOptions, icfg: dict) -> tuple[dict, dict | None]:
+    """(RestartPolicy, Healthcheck) from the flags, checked before anything is created."""
+    policy = parse_restart_policy(o.restart)
+    if o.auto_remove and policy["Name"] != "no":
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    from minidock.engine import health
+
+    hc = health.from_flags(cmd=o.health_cmd, interval=o.health_interval, timeout=o.health_timeout,
+                           retries=o.health_retries, start_period=o.health_start_period,
+                           start_interval=o.health_start_interval, none=o.no_healthcheck,
+                           image_check=icfg.get("Healthcheck"))
+    if o.health_on_failure not in (None, *health.ON_FAILURE):
+        raise InvalidArgument(f"invalid on failure action {o.health_on_failure!r}",
+                              "Use none, kill, restart or stop.")
+    return policy, hc
 
 
 def default_network() -> str:
@@ -145,6 +199,7 @@ def resolve_image(ref: str, policy: str = "missing"):
     pull = _puller()
     if pull is not None and policy == "always":
         pull(ref)
+        _pull_event(ref)
         return store.resolve(ref)
     if pull is None:
         raise NotFound(f"Unable to find image '{ref}' locally",
@@ -154,7 +209,15 @@ def resolve_image(ref: str, policy: str = "missing"):
 
     print(f"Unable to find image '{ref}' locally", file=sys.stderr)
     pull(ref)
+    _pull_event(ref)
     return store.resolve(ref)
+
+
+def _pull_event(ref: str) -> None:
+    from minidock.engine import events
+
+    name = ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+    events.emit("image", "pull", name, {"name": name.rsplit(":", 1)[0]})
 
 
 def _puller():
@@ -166,8 +229,10 @@ def _puller():
 
 
 def create_container(o: RunOptions) -> dict:
+    parse_restart_policy(o.restart)  # bad flags fail before a pull
     img = resolve_image(o.image, o.pull_policy)
     icfg = (img.config or {}).get("config", {}) or {}
+    restart_policy, healthcheck = _self_healing(o, icfg)
     entrypoint = icfg.get("Entrypoint")
     cmd = icfg.get("Cmd")
     if o.entrypoint is not None:
@@ -202,6 +267,12 @@ def create_container(o: RunOptions) -> dict:
     }
     if o.stop_timeout is not None:
         config["StopTimeout"] = o.stop_timeout
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
+    if o.health_on_failure:
+        config["HealthcheckOnFailureAction"] = o.health_on_failure  # podman's field
+    if icfg.get("Shell"):
+        config["Shell"] = icfg["Shell"]
     if o.workdir is not None and not o.workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
     if not (entrypoint or cmd):
@@ -218,6 +289,7 @@ def create_container(o: RunOptions) -> dict:
         "PortBindings": _ports(o.publish),
         "PublishAllPorts": o.publish_all,
         "AutoRemove": o.auto_remove,
+        "RestartPolicy": restart_policy,
         "VolumesFrom": list(o.volumes_from),
         "CapAdd": list(o.cap_add),
         "CapDrop": list(o.cap_drop),
@@ -251,6 +323,9 @@ def create_container(o: RunOptions) -> dict:
             "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}
         rec["HostConfig"].pop("_Endpoint", None)
     containers.save(rec)
+    from minidock.engine import events
+
+    events.container_event(rec, "create")
     return rec
 
 

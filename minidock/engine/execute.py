@@ -24,8 +24,10 @@ def _running(cid: str) -> dict:
     return rec
 
 
-def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detach: bool,
-            env: list[str], user: str | None, workdir: str | None, privileged: bool) -> int:
+def prepare(cid: str, command: list[str], *, tty: bool = False, env: list[str] | None = None,
+            user: str | None = None, workdir: str | None = None, privileged: bool = False):
+    """The running container, its runtime handle and the process spec of a command to run in it:
+    the one path of `exec` and of health-check probes (minidock.engine.health)."""
     from minidock.engine.create import _expand_env
     from minidock.runtime import load
 
@@ -36,7 +38,7 @@ def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detac
     process = dict(base)
     process["args"] = command
     process["terminal"] = tty
-    process["env"] = bundle.merge_env(base.get("env", []), _expand_env(env))
+    process["env"] = bundle.merge_env(base.get("env", []), _expand_env(env or []))
     if workdir:
         process["cwd"] = workdir
     if user is not None:
@@ -45,6 +47,25 @@ def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detac
     if privileged:
         caps = list(ocispec.CAPABILITIES)
         process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    return rec, rt, process
+
+
+def _exec_event(rec: dict, command: list[str], tty: bool) -> str:
+    """Docker's exec_create and exec_start events ("exec_start: sh -c ...")."""
+    from minidock.engine import events
+
+    exec_id = os.urandom(32).hex()
+    text = " ".join(command)
+    events.container_event(rec, f"exec_create: {text}", execID=exec_id)
+    events.container_event(rec, f"exec_start: {text}", execID=exec_id)
+    return exec_id
+
+
+def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detach: bool,
+            env: list[str], user: str | None, workdir: str | None, privileged: bool) -> int:
+    rec, rt, process = prepare(cid, command, tty=tty, env=env, user=user, workdir=workdir,
+                               privileged=privileged)
+    exec_id = _exec_event(rec, command, tty)
     io = attach.IO(tty_=tty, interactive=interactive, attached=not detach)
     if detach:
         io.stdio = (os.open(os.devnull, os.O_RDWR),) * 3
@@ -60,7 +81,11 @@ def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detac
         return 0
     from minidock.runtime import exit_code
 
-    return exit_code(attach.pump(io, p.pid, None))
+    code = exit_code(attach.pump(io, p.pid, None))
+    from minidock.engine import events
+
+    events.container_event(rec, "exec_die", execID=exec_id, exitCode=code)
+    return code
 
 
 def processes(cid: str) -> list[dict]:

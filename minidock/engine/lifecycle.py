@@ -26,8 +26,8 @@ import sys
 import time
 
 from minidock import paths
-from minidock.engine import attach, bundle
-from minidock.errors import Conflict, MinidockError, NotFound
+from minidock.engine import attach, bundle, events
+from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 from minidock.util import now
 
@@ -131,10 +131,17 @@ class Started:
 
     def __init__(self, rec: dict, rt, io: attach.IO, log):
         self.rec, self.rt, self.io, self.log = rec, rt, io, log
+        self.began = time.monotonic()
+        self.backoff: Backoff | None = Backoff()
+        self.restart_delay: float | None = None
+        self.force_restart = False  # --health-on-failure restart
 
 
-def launch(rec: dict, io: attach.IO) -> Started:
-    """Everything from a stopped container to a running process (see the module docstring)."""
+def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
+    """Everything from a stopped container to a running process (see the module docstring).
+
+    ``user_start``: started by the user (run, start, restart, system boot), which clears the
+    "stopped by the user" mark; False for a start by the restart policy."""
     from minidock import runtime
 
     cid = rec["Id"]
@@ -178,11 +185,17 @@ def launch(rec: dict, io: attach.IO) -> Started:
 
                 rec["NetworkSettings"] = network.connect(rec, rt.pid, j)
             containers.save(rec)
+            _connect_events(rec)
+            extra = {"ManuallyStopped": False, "Retries": 0} if user_start else {}
+            if rec["Config"].get("Healthcheck") and _health_enabled(rec):
+                extra["Health"] = _fresh_health(cid)
             containers.update_state(cid, Status="running", Running=True, Paused=False, Pid=rt.pid,
-                                    ExitCode=0, Error="", OOMKilled=False, StartedAt=now(),
-                                    FinishedAt=containers.ZERO_TIME, MonitorPid=os.getpid(),
-                                    MonitorStart=_start_time(os.getpid()))
+                                    Restarting=False, ExitCode=0, Error="", OOMKilled=False,
+                                    StartedAt=now(), FinishedAt=containers.ZERO_TIME,
+                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()),
+                                    PidStart=_start_time(rt.pid), **extra)
             rt.start()
+            events.container_event(rec, "start")
         except BaseException:
             rt.kill(signal.SIGKILL) if rt.status() != "stopped" else None
             try:
@@ -206,6 +219,30 @@ def launch(rec: dict, io: attach.IO) -> Started:
         raise
 
 
+def _health_enabled(rec: dict) -> bool:
+    from minidock.engine import health
+
+    return health.enabled(rec)
+
+
+def _fresh_health(cid: str) -> dict:
+    """Health at a start: "starting", streak 0, the previous probes' log kept (Docker's)."""
+    old = containers.load_state(cid).get("Health") or {}
+    return {"Status": "starting", "FailingStreak": 0, "Log": old.get("Log") or []}
+
+
+def _network_events(rec: dict, action: str) -> None:
+    """Docker's network connect/disconnect events of a container's networks."""
+    for name, ep in ((rec.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        events.emit("network", action, ep.get("NetworkID") or name,
+                    {"container": rec["Id"], "name": name, "type": ep.get("Driver") or "bridge"})
+
+
+def _connect_events(rec: dict) -> None:
+    if _uses_network_package(rec):
+        _network_events(rec, "connect")
+
+
 def _container_netns(ref: str) -> str:
     other = containers.full(containers.resolve(ref))
     if not other["State"].get("Running"):
@@ -220,7 +257,17 @@ def _start_time(pid: int) -> str | None:
 
 
 def supervise(st: Started) -> int:
-    """Pump output until the container exits; record it; clean up; returns the exit code."""
+    """Pump output until the container exits; record it; clean up; returns the exit code.
+
+    With a restart policy that says "again", the container is left "restarting" and
+    ``st.restart_delay`` says when (the caller hands it to a monitor)."""
+    code, oom = _pump(st)
+    st.restart_delay = finish(st.rec["Id"], code, oom_killed=oom, ran=time.monotonic() - st.began,
+                              backoff=st.backoff, forced=st.force_restart)
+    return code
+
+
+def _pump(st: Started) -> tuple[int, bool]:
     from minidock.runtime import exit_code
 
     oom = {"killed": False}
@@ -228,11 +275,52 @@ def supervise(st: Started) -> int:
     def on_exit():
         oom["killed"] = _oom_killed(st.rec)
 
-    status = attach.pump(st.io, st.rt.pid, st.log, on_exit=on_exit)
-    code = exit_code(status)
+    checker = _health_checker(st)
+    try:
+        status = attach.pump(st.io, st.rt.pid, st.log, on_exit=on_exit)
+    finally:
+        if checker is not None:
+            checker.stop()
     if st.log:
         st.log.close()
-    return finish(st.rec["Id"], code, oom_killed=oom["killed"])
+    if checker is not None:
+        checker.join(5)
+    return exit_code(status), oom["killed"]
+
+
+def _health_checker(st: Started):
+    """Start the health checker of a container with a HEALTHCHECK (a thread of its supervisor)."""
+    if not st.rec["Config"].get("Healthcheck"):
+        return None
+    from minidock.engine import health
+
+    if not health.enabled(st.rec):
+        return None
+    action = st.rec["Config"].get("HealthcheckOnFailureAction") or "none"
+    pid = st.rt.pid
+
+    def on_unhealthy():  # podman's --health-on-failure
+        if action == "kill":
+            _signal(pid, signal.SIGKILL)
+        elif action == "restart":
+            st.force_restart = True
+            _signal(pid, signal.SIGKILL)
+        elif action == "stop":
+            import threading
+
+            threading.Thread(target=stop, args=(st.rec["Id"],), daemon=True).start()
+
+    c = health.Checker(st.rec, st.began, on_unhealthy if action != "none" else None)
+    c.start()
+    return c
+
+
+def _signal(pid: int, sig: int) -> None:
+    if pid > 0:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def _oom_killed(rec: dict) -> bool:
@@ -244,15 +332,78 @@ def _oom_killed(rec: dict) -> bool:
         return False
 
 
-def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "") -> int:
+# --- restart policies ------------------------------------------------------------------------------
+class Backoff:
+    """Docker's restart manager delay: 100 ms, doubling per restart up to 1 min, back to 100 ms
+    once the container ran 10 s."""
+
+    def __init__(self) -> None:
+        self.timeout = 0.0
+        try:  # a lower cap for tests and labs (MINIDOCK_RESTART_MAX_DELAY seconds)
+            self.max = min(60.0, float(os.environ.get("MINIDOCK_RESTART_MAX_DELAY", 60)))
+        except ValueError:
+            self.max = 60.0
+
+    def next(self, ran: float) -> float:
+        if ran >= 10:
+            self.timeout = 0.0
+        if self.timeout == 0:
+            self.timeout = 0.1
+        elif self.timeout < self.max:
+            self.timeout *= 2
+        self.timeout = min(self.timeout, self.max)
+        return self.timeout
+
+
+def should_restart(policy: dict | None, code: int, *, manually_stopped: bool, count: int) -> bool:
+    """Docker's ShouldRestart: never after a stop/kill by the user; always and unless-stopped
+    always; on-failure on a non-zero exit while the count is under MaximumRetryCount (0 = no max)."""
+    name = (policy or {}).get("Name") or "no"
+    if manually_stopped or name == "no":
+        return False
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        mx = (policy or {}).get("MaximumRetryCount") or 0
+        return code != 0 and (mx == 0 or count < mx)
+    return False
+
+
+def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "", ran: float = 0.0,
+           backoff: Backoff | None = None, forced: bool = False) -> float | None:
+    """Record an exit: undo the host resources, State exited (or restarting), the events, --rm.
+
+    Returns the delay before the restart the policy asks for (None: no restart). A restart is
+    only decided when ``backoff`` is given (a supervisor that will carry it out)."""
     errors = _cleanup(cid)
-    containers.update_state(cid, Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
-                            OOMKilled=oom_killed, FinishedAt=now(), Error=error or "; ".join(errors),
-                            MonitorPid=0)
-    rec = containers.load(cid)
-    if rec["HostConfig"].get("AutoRemove"):
+    try:
+        rec = containers.load(cid)
+    except NotFound:
+        return None
+    delay = None
+    with containers.lock(cid):
+        st = containers.load_state(cid)
+        if backoff is not None:
+            pending = backoff.next(ran)
+            if forced or should_restart(rec["HostConfig"].get("RestartPolicy"), code,
+                                        manually_stopped=bool(st.get("ManuallyStopped")),
+                                        count=st.get("Retries", 0)):
+                delay = pending
+        st.update(Running=delay is not None, Restarting=delay is not None, Paused=False, Pid=0,
+                  ExitCode=code, OOMKilled=oom_killed, FinishedAt=now(),
+                  Error=error or "; ".join(errors),
+                  Status="restarting" if delay is not None else "exited")
+        if delay is None:
+            st["MonitorPid"] = 0
+        containers.save_state(cid, st)
+    if oom_killed:
+        events.container_event(rec, "oom")
+    events.container_event(rec, "die", exitCode=code)
+    if _uses_network_package(rec):
+        _network_events(rec, "disconnect")
+    if delay is None and rec["HostConfig"].get("AutoRemove"):
         remove(cid, force=True, volumes=True)
-    return code
+    return delay
 
 
 def _cleanup(cid: str) -> list[str]:
@@ -265,15 +416,55 @@ def _cleanup(cid: str) -> list[str]:
     return errors
 
 
+def _wait_restart(cid: str, delay: float) -> bool:
+    """Sleep out a restart back-off; False if the user stopped or removed the container meanwhile
+    (then it is recorded exited). Reads the small state file a few times a second: no CPU."""
+    deadline = time.monotonic() + delay
+    while True:
+        try:
+            st = containers.load_state(cid) if os.path.exists(containers.cdir(cid)) else None
+        except (OSError, ValueError):
+            st = None
+        if st is None:
+            return False
+        if st.get("ManuallyStopped"):
+            with containers.lock(cid):
+                st = containers.load_state(cid)
+                st.update(Running=False, Restarting=False, Status="exited", MonitorPid=0)
+                containers.save_state(cid, st)
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.2))
+
+
+def _count_restart(cid: str) -> None:
+    with containers.lock(cid):
+        st = containers.load_state(cid)
+        st["RestartCount"] = st.get("RestartCount", 0) + 1
+        st["Retries"] = st.get("Retries", 0) + 1  # on-failure:N; back to 0 at a start by the user
+        containers.save_state(cid, st)
+
+
 # --- starting ------------------------------------------------------------------------------------
 def run_attached(rec: dict, *, interactive: bool) -> int:
+    """A foreground run/start -a: we supervise; if the restart policy restarts the container, a
+    monitor takes over (Docker's client also returns at the first exit)."""
     io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=True)
     st = launch(rec, io)
-    return supervise(st)
+    code = supervise(st)
+    if st.restart_delay is not None:
+        run_detached(rec, interactive=False, after=st.restart_delay, backoff=st.backoff)
+    return code
 
 
-def run_detached(rec: dict, *, interactive: bool = False) -> None:
-    """Fork a monitor that starts and supervises the container; return once it has started."""
+def run_detached(rec: dict, *, interactive: bool = False, after: float | None = None,
+                 backoff: Backoff | None = None) -> None:
+    """Fork a monitor that starts and supervises the container; return once it has started.
+
+    ``after``: the container is "restarting"; the monitor starts it after this back-off (and
+    we return at once)."""
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -286,21 +477,12 @@ def run_detached(rec: dict, *, interactive: bool = False) -> None:
             _quiet_stdio(rec["Id"])
             for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
                 signal.signal(s, signal.SIG_IGN)
-            io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
-            try:
-                st = launch(rec, io)
-            except Exception as e:  # noqa: BLE001
-                if not isinstance(e, MinidockError):
-                    e = MinidockError(f"internal error: {type(e).__name__}: {e}")
-                os.write(w, json.dumps({"error": e.message, "hint": e.hint, "code": e.exit_code}).encode())
-                code = e.exit_code
-                if rec["HostConfig"].get("AutoRemove"):
-                    remove(rec["Id"], force=True, volumes=True)
-                return
-            os.write(w, json.dumps({"ok": True}).encode())
-            os.close(w)
-            supervise(st)
+            code = _monitor(rec, interactive, w, after, backoff or Backoff())
         except BaseException as e:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()  # into monitor.log
+            sys.stderr.flush()
             try:
                 os.write(w, json.dumps({"error": f"monitor failed: {e}", "code": 125}).encode())
             except OSError:
@@ -321,6 +503,56 @@ def run_detached(rec: dict, *, interactive: bool = False) -> None:
         raise MinidockError(msg["error"], msg.get("hint"), exit_code=msg.get("code", 125))
 
 
+def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff: Backoff) -> int:
+    """The monitor's life: start the container, supervise it, restart it as its policy says."""
+    cid = rec["Id"]
+    user_start = after is None
+    if after is not None:
+        containers.update_state(cid, MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+        os.write(w, json.dumps({"ok": True}).encode())
+        os.close(w)
+        w = -1
+        if not _wait_restart(cid, after):
+            return 0
+        _count_restart(cid)
+        rec = containers.load(cid)
+    code = 0
+    while True:
+        io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
+        try:
+            st = launch(rec, io, user_start=user_start)
+        except Exception as e:  # noqa: BLE001
+            if not isinstance(e, MinidockError):
+                e = MinidockError(f"internal error: {type(e).__name__}: {e}")
+            if w >= 0:
+                os.write(w, json.dumps({"error": e.message, "hint": e.hint, "code": e.exit_code}).encode())
+            else:  # a restart that failed: Docker records the error and gives up
+                with containers.lock(cid):
+                    s = containers.load_state(cid)
+                    s.update(Status="exited", Running=False, Restarting=False, Pid=0,
+                             MonitorPid=0, Error=e.message, ExitCode=e.exit_code)
+                    containers.save_state(cid, s)
+            if rec["HostConfig"].get("AutoRemove") and os.path.exists(containers.cdir(cid)):
+                remove(cid, force=True, volumes=True)
+            return e.exit_code
+        if w >= 0:
+            os.write(w, json.dumps({"ok": True}).encode())
+            os.close(w)
+            w = -1
+        if not user_start and containers.load_state(cid).get("ManuallyStopped"):
+            _signal(st.rt.pid, signal.SIGKILL)  # stopped or removed while we were restarting it
+        st.backoff = backoff
+        code = supervise(st)
+        if st.restart_delay is None or not _wait_restart(cid, st.restart_delay):
+            return code
+        _count_restart(cid)
+        try:
+            rec = containers.load(cid)  # `update --restart` may have changed the policy
+        except NotFound:
+            return code
+        user_start = False
+
+
 def _quiet_stdio(cid: str) -> None:
     """The monitor's own stdio: /dev/null in, its diagnostics to the container's directory."""
     null = os.open(os.devnull, os.O_RDWR)
@@ -335,29 +567,44 @@ def _quiet_stdio(cid: str) -> None:
 
 
 # --- state checks ----------------------------------------------------------------------------------
-def refresh(cid: str) -> dict:
+def _monitor_alive(st: dict) -> bool:
+    mpid = st.get("MonitorPid")
+    return bool(mpid) and _start_time(mpid) == st.get("MonitorStart")
+
+
+def refresh(cid: str, *, restart: bool = True) -> dict:
     """The record with State, after making sure a "running" container really still is.
 
-    If its supervisor died (minidock was killed), the container's state is stale: kill what is
-    left, undo the journal, and record it as exited (code 137 if we had to kill it).
+    If its supervisor died (minidock was killed, the host rebooted), the container's state is
+    stale: kill what is left, undo the journal, and record it as exited (code 137 if we had to
+    kill it, 255 if it was already gone) -- or, when its restart policy says so (and ``restart``),
+    start it again under a new monitor.
     """
     rec = containers.full(cid)
     st = rec["State"]
-    if not st.get("Running"):
-        return rec
-    mpid = st.get("MonitorPid")
-    if mpid and _start_time(mpid) == st.get("MonitorStart"):
+    if not st.get("Running") or _monitor_alive(st):
         return rec
     with containers.lock(cid):
         st = containers.load_state(cid)
-        if not st.get("Running"):
+        if not st.get("Running") or _monitor_alive(st):
             return containers.full(cid)
+        # claim the clean-up: concurrent commands now see a live "monitor" (us) and wait
+        st.update(MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
+        containers.save_state(cid, st)
     code = 255
-    if st.get("Pid") and _alive(st["Pid"]):
-        os.kill(st["Pid"], signal.SIGKILL)
+    pid = st.get("Pid") or 0
+    # the PID and its start time: after a reboot the PID may be an unrelated process
+    if pid and _alive(pid) and st.get("PidStart") and _start_time(pid) == st.get("PidStart"):
+        os.kill(pid, signal.SIGKILL)
         code = 137
-    finish(cid, code, error="the container's supervisor exited unexpectedly")
-    return containers.full(cid) if os.path.exists(containers.cdir(cid)) else rec
+    delay = finish(cid, code, error="the container's supervisor exited unexpectedly",
+                   backoff=Backoff() if restart else None)
+    if delay is not None:
+        try:
+            run_detached(containers.load(cid), after=delay)
+        except MinidockError:
+            pass
+    return containers.full(cid) if os.path.exists(containers.cdir(cid) / "config.json") else rec
 
 
 def _alive(pid: int) -> bool:
@@ -393,15 +640,30 @@ def signal_number(sig: str | int | None, default: int = signal.SIGKILL) -> int:
         raise MinidockError(f"Invalid signal: {sig}") from None
 
 
+def _by_user(cid: str, sig: int | None) -> int:
+    """Mark the container stopped by the user (no restart) and send ``sig`` to its process, in
+    one step under its lock (a monitor restarting it sees the mark, or we see its new PID)."""
+    with containers.lock(cid):
+        st = containers.load_state(cid)
+        st["ManuallyStopped"] = True
+        containers.save_state(cid, st)
+        pid = st.get("Pid") or 0
+        if sig is not None:
+            _signal(pid, sig)
+    return pid
+
+
 def kill(cid: str, sig: int) -> None:
     rec = refresh(cid)
     if not rec["State"].get("Running"):
         raise Conflict(f"Cannot kill container: {containers.name_of(rec)}: "
                        f"container {cid} is not running")
-    try:
-        os.kill(rec["State"]["Pid"], sig)
-    except ProcessLookupError:
-        pass
+    events.container_event(rec, "kill", signal=sig)
+    stop_sig = signal_number(rec["Config"].get("StopSignal") or "SIGTERM")
+    if sig in (signal.SIGKILL, stop_sig):  # Docker: these end the restart loop too
+        _by_user(cid, sig)
+    else:
+        _signal(rec["State"].get("Pid") or 0, sig)
 
 
 def wait_exit(cid: str, timeout: float | None = None) -> dict | None:
@@ -420,8 +682,39 @@ def wait_exit(cid: str, timeout: float | None = None) -> dict | None:
         delay = min(delay * 2, 0.1)
 
 
+def wait_condition(cid: str, condition: str = "not-running") -> int:
+    """Docker's `wait --condition`: not-running (now, or when it stops), next-exit (the next exit
+    from now, even of a stopped container started later), removed. Returns the exit code."""
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise MinidockError(f"invalid condition: {condition!r}",
+                            "Use not-running, next-exit or removed.", exit_code=125)
+    first = containers.full(cid)
+    last = first["State"]
+    mark = (last.get("FinishedAt"), first["RestartCount"])
+    delay = 0.01
+    while True:
+        if not os.path.exists(containers.cdir(cid) / "config.json"):
+            return last.get("ExitCode", 0)
+        try:
+            rec = refresh(cid)
+        except NotFound:
+            return last.get("ExitCode", 0)
+        st = rec["State"]
+        last = st
+        if condition == "not-running" and not st.get("Running"):
+            return st.get("ExitCode", 0)
+        if condition == "next-exit" and (st.get("FinishedAt"), rec["RestartCount"]) != mark \
+                and st.get("FinishedAt") != containers.ZERO_TIME and (
+                    not st.get("Running") or st.get("Restarting")):
+            return st.get("ExitCode", 0)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def stop(cid: str, timeout: int | None = None, sig: str | None = None) -> None:
-    """Docker's stop: the stop signal, wait up to ``timeout`` s (default 10), then SIGKILL."""
+    """Docker's stop: the stop signal, wait up to ``timeout`` s (default 10), then SIGKILL.
+
+    A container waiting for a restart just stops restarting (recorded by its monitor)."""
     rec = refresh(cid)
     if not rec["State"].get("Running"):
         return
@@ -429,34 +722,31 @@ def stop(cid: str, timeout: int | None = None, sig: str | None = None) -> None:
     if timeout is None:
         timeout = rec["Config"].get("StopTimeout")
         timeout = 10 if timeout is None else timeout
-    pid = rec["State"]["Pid"]
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
+    if rec["State"].get("Pid"):
+        events.container_event(rec, "kill", signal=signum)
+    pid = _by_user(cid, signum)
     if timeout < 0:
         wait_exit(cid)
-        return
-    if wait_exit(cid, timeout) is None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    elif wait_exit(cid, timeout) is None:
+        if pid:
+            events.container_event(rec, "kill", signal=int(signal.SIGKILL))
+        _signal(containers.load_state(cid).get("Pid") or 0, signal.SIGKILL)
         wait_exit(cid, 30)
+    events.container_event(rec, "stop")
 
 
 def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
-    rec = refresh(cid) if os.path.exists(containers.cdir(cid) / "config.json") else None
+    rec = refresh(cid, restart=False) if os.path.exists(containers.cdir(cid) / "config.json") else None
     if rec is None:
         raise NotFound(f"No such container: {cid}")
     if rec["State"].get("Running"):
         if not force:
+            if rec["State"].get("Restarting"):
+                raise Conflict(f"You cannot remove a restarting container {cid}. Stop the container "
+                               "before attempting removal or force remove")
             raise Conflict(f"You cannot remove a running container {cid}. Stop the container "
                            "before attempting removal or force remove")
-        try:
-            os.kill(rec["State"]["Pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _by_user(cid, signal.SIGKILL)
         wait_exit(cid, 30)
         if not os.path.exists(containers.cdir(cid)):
             return  # its supervisor removed it (--rm)
@@ -472,6 +762,51 @@ def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
             pass
     containers.release_name(containers.name_of(rec), cid)
     containers.remove_dir(cid)
+    events.container_event(rec, "destroy")
+
+
+def boot() -> list[tuple[str, str]]:
+    """`system boot`, what an init system runs at boot (dockerd's restore): bring back the
+    containers whose policy says so. Those that were running when the host (or their monitor)
+    went down are recorded exited and restarted by refresh() as their policy says (always,
+    unless-stopped, on-failure); stopped ones come back if `always` (even after a user stop:
+    Docker's rule), or `unless-stopped` when the user did not stop them. -> [(name, policy)]."""
+    out = []
+    for cid in containers.all_ids():
+        try:
+            before = containers.full(cid)
+            rec = refresh(cid)
+        except (NotFound, OSError, ValueError):
+            continue
+        policy = (rec["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+        st = rec["State"]
+        if st.get("Running"):
+            if before["State"].get("Running") and not _monitor_alive(before["State"]):
+                out.append((containers.name_of(rec), policy))
+            continue
+        manual = containers.load_state(cid).get("ManuallyStopped")
+        if policy == "always" or (policy == "unless-stopped" and not manual):
+            try:
+                run_detached(rec, interactive=bool(rec["Config"].get("OpenStdin")))
+                out.append((containers.name_of(rec), policy))
+            except MinidockError as e:
+                out.append((containers.name_of(rec), f"error: {e.message}"))
+    return out
+
+
+def update_restart_policy(cid: str, text: str) -> None:
+    """`update --restart`: a new policy, used from the container's next exit on."""
+    from minidock.engine.create import parse_restart_policy
+
+    policy = parse_restart_policy(text)
+    with containers.lock(cid):
+        rec = containers.load(cid)
+        if rec["HostConfig"].get("AutoRemove") and policy["Name"] != "no":
+            raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled "
+                                  "for the container")
+        rec["HostConfig"]["RestartPolicy"] = policy
+        containers.save(rec)
+    events.container_event(rec, "update")
 
 
 def prune() -> list[str]:

@@ -203,7 +203,11 @@ def name_of(rec: dict) -> str:
 def full(cid: str) -> dict:
     """The record with its State: what `inspect` prints."""
     rec = load(cid)
-    rec["State"] = load_state(cid)
+    st = load_state(cid)
+    rec["RestartCount"] = st.pop("RestartCount", 0)  # kept in state.json: the monitor counts
+    st.pop("ManuallyStopped", None)
+    st.pop("Retries", None)
+    rec["State"] = st
     return rec
 
 
