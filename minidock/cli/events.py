@@ -60,9 +60,9 @@ def render(msg: dict, fmt: str | None) -> str:
     f = fmt.strip()
     if f in ("{{json .}}", "json"):
         return json.dumps(msg, separators=(",", ":"))
-    from minidock.cli.containers import format_template
+    from minidock.cli.gotemplate import render as go_render
 
-    return format_template(fmt, msg)
+    return go_render(fmt, msg)
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})

@@ -107,6 +107,26 @@ def merge_env(*envs: list[str]) -> list[str]:
     return [f"{k_}={v}" for k_, v in out.items()]
 
 
+def exec_process_spec(rec: dict, base: dict, command: list[str], *, tty: bool = False,
+                      env: list[str] | None = None, user: str | None = None,
+                      workdir: str | None = None, privileged: bool = False) -> dict:
+    """The OCI process of a command run in a running container (`exec`, health probes): the
+    container's process (``base``) with the caller's args, terminal, env, cwd, user, caps."""
+    process = dict(base)
+    process["args"] = command
+    process["terminal"] = tty
+    process["env"] = merge_env(base.get("env", []), env or [])
+    if workdir:
+        process["cwd"] = workdir
+    if user is not None:
+        u = resolve_user(f"/proc/{rec['State']['Pid']}/root", user)
+        process["user"] = {"uid": u["uid"], "gid": u["gid"], "additionalGids": u["additionalGids"]}
+    if privileged:
+        caps = list(ocispec.CAPABILITIES)
+        process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    return process
+
+
 def host_rlimits(ulimits: list[dict] | None) -> list[dict]:
     """Docker's rlimits, never above the host's hard limits (setrlimit would fail with EPERM)."""
     wanted = {"RLIMIT_NOFILE": (1048576, 1048576)}

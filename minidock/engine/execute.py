@@ -11,7 +11,6 @@ import time
 
 from minidock.engine import attach, bundle, lifecycle
 from minidock.errors import Conflict
-from minidock.runtime import spec as ocispec
 from minidock.state import containers
 
 
@@ -26,27 +25,16 @@ def _running(cid: str) -> dict:
 
 def prepare(cid: str, command: list[str], *, tty: bool = False, env: list[str] | None = None,
             user: str | None = None, workdir: str | None = None, privileged: bool = False):
-    """The running container, its runtime handle and the process spec of a command to run in it:
-    the one path of `exec` and of health-check probes (minidock.engine.health)."""
+    """The running container, its runtime handle and the process spec of a command to run in it
+    (bundle.exec_process_spec: the one spec of `exec` and of health-check probes)."""
     from minidock.engine.create import _expand_env
     from minidock.runtime import load
 
     rec = _running(cid)
     rt = load(cid)
-    base = rt.spec["process"]
-    root = f"/proc/{rec['State']['Pid']}/root"
-    process = dict(base)
-    process["args"] = command
-    process["terminal"] = tty
-    process["env"] = bundle.merge_env(base.get("env", []), _expand_env(env or []))
-    if workdir:
-        process["cwd"] = workdir
-    if user is not None:
-        u = bundle.resolve_user(root, user)
-        process["user"] = {"uid": u["uid"], "gid": u["gid"], "additionalGids": u["additionalGids"]}
-    if privileged:
-        caps = list(ocispec.CAPABILITIES)
-        process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+    process = bundle.exec_process_spec(rec, rt.spec["process"], command, tty=tty,
+                                       env=_expand_env(env or []), user=user, workdir=workdir,
+                                       privileged=privileged)
     return rec, rt, process
 
 

@@ -1,6 +1,6 @@
 """Health checks: one probe (`run_probe`), the container's health state, and the checker loop.
 
-A probe runs through the same path as `minidock exec` (minidock.engine.execute.prepare +
+A probe runs through the same path as `minidock exec` (bundle.exec_process_spec +
 runtime.exec_process: the container's namespaces, cgroup, capabilities, user), with stdin on
 /dev/null and stdout+stderr captured (Docker keeps the first 4096 bytes). A probe still running
 at its timeout is killed with its descendants (SIGKILL) and counts as a failure, with Docker's
@@ -191,15 +191,19 @@ def run_probe(cid: str, command: list[str], timeout_ns: int = DEFAULT_TIMEOUT, *
     Returns (exit code, output (first 4096 bytes of stdout+stderr), start, end); a probe that
     could not start is ExitCode -1 with the error as output, one that timed out ExitCode -1 with
     "Health check exceeded timeout (<timeout>)"."""
-    from minidock.engine import execute
-    from minidock.runtime import exit_code
+    from minidock.engine import bundle
+    from minidock.runtime import exit_code, load
     from minidock.runtime.process import exec_process
 
     start = now()
     try:
-        rec, rt, process = execute.prepare(cid, command, user=user, env=env)
-    except MinidockError as e:
-        return ProbeResult(-1, e.message, start, now())
+        rec = containers.full(cid)
+        if not rec["State"].get("Running") or rec["State"].get("Restarting") or not rec["State"].get("Pid"):
+            raise MinidockError(f"container {cid} is not running")
+        rt = load(cid)
+        process = bundle.exec_process_spec(rec, rt.spec["process"], command, user=user, env=env)
+    except (MinidockError, OSError) as e:
+        return ProbeResult(-1, getattr(e, "message", None) or str(e), start, now())
     exec_id = os.urandom(32).hex() if exec_events else ""
     if exec_events:
         text = " ".join(command)
