@@ -107,8 +107,10 @@ def test_always_restarts_keeps_identity_and_stop_ends_the_loop(md, ctr):
     assert lines[:3] == ["1", "2", "3"], lines
     ps = _until(lambda: "Restarting (1)" in (s := md("ps", "--filter", f"name={name}").stdout) and s)
     assert ps and " ago" in ps
-    restarting = _inspect(md, name)["State"]
-    assert restarting["Restarting"] is True and restarting["Running"] is True and restarting["Pid"] == 0
+    restarting = _until(lambda: (lambda s: s if s["Restarting"] else None)(_inspect(md, name)["State"]),
+                        every=0.02)
+    assert restarting and restarting["Running"] is True and restarting["Pid"] == 0
+    assert restarting["Status"] == "restarting" and restarting["ExitCode"] == 1
     assert md("stop", "-t", "1", name).returncode == 0
     st = _inspect(md, name)
     assert st["State"]["Status"] == "exited" and not st["State"]["Restarting"]
