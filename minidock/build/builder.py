@@ -149,7 +149,7 @@ class State:
         return self.cfg.get("WorkingDir") or "/"
 
     def history(self, created_by: str, *, empty: bool, created: str | None = None) -> None:
-        from minidock.image.store import now_rfc3339
+        from minidock.util import now as now_rfc3339
 
         h = {"created": created or now_rfc3339(), "created_by": created_by, "comment": COMMENT}
         if empty:
@@ -602,7 +602,7 @@ class Builder:
         st.history(created_by, empty=layer is None, created=created)
 
     def _done(self, st: State, key: str, layer: dict | None, created_by: str, step: Step) -> None:
-        from minidock.image.store import now_rfc3339
+        from minidock.util import now as now_rfc3339
 
         created = now_rfc3339()
         self.cache.record(key, layer, created)
@@ -864,7 +864,7 @@ class Builder:
     # ---- layers and the image ------------------------------------------------------------------
     def commit_upper(self, upper: str) -> dict | None:
         """An overlay upper dir -> a stored layer (None when the step changed nothing)."""
-        from minidock.image.commit import tar_tree
+        from minidock.engine.commit import tar_tree
         from minidock.image.store import MT_OCI_LAYER
 
         if not os.path.isdir(upper) or not os.listdir(upper):
@@ -932,7 +932,7 @@ class BuildContainer:
 
     @property
     def dir(self) -> str:
-        from minidock.engine import containers
+        from minidock.state import containers
 
         return str(containers.cdir(self.id))
 
@@ -946,8 +946,8 @@ class BuildContainer:
 
     def create(self, argv: list[str] | None = None, env: dict | None = None, mounts: list[dict] = ()) -> None:
         from minidock import paths
-        from minidock.engine import containers
         from minidock.engine.create import default_network
+        from minidock.state import containers
 
         if self.rec is not None:
             self.rec["Config"]["Cmd"] = argv
@@ -995,7 +995,7 @@ class BuildContainer:
     def mount_from(self, ref: str) -> str:
         """A stage's or an image's filesystem, mounted read-only for this step (journaled)."""
         from minidock import kernel as k
-        from minidock.engine import bundle
+        from minidock.state import containers
 
         self.create()
         j = self.b._stage_index(ref)
@@ -1007,8 +1007,8 @@ class BuildContainer:
         self.extra += 1
         target = os.path.join(self.dir, f"from{self.extra}")
         os.makedirs(target, exist_ok=True)
-        bundle.journal(self.id).record("mount", target=target)
-        k.mount("overlay", target, "overlay", k.MS_RDONLY if hasattr(k, "MS_RDONLY") else 1,
+        containers.journal(self.id).record("mount", target=target)
+        k.mount("overlay", target, "overlay", k.MS_RDONLY,
                 "lowerdir=" + ":".join(reversed(dirs)), why=f"build: --from={ref} read-only")
         return target
 

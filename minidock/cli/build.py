@@ -89,7 +89,7 @@ def builder():
 def builder_prune(all_, force):
     """Remove the build cache (step results and RUN --mount=type=cache directories)."""
     from minidock.build.cache import Cache
-    from minidock.cli.images import human_size
+    from minidock.util import human_size
 
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove all dangling build cache. Are you sure you want to continue?",

@@ -269,7 +269,7 @@ def system_prune(all_, force):
     if out["orphans"]:
         click.echo("Removed leftovers:\n" + "\n".join(out["orphans"]))
     if cache["entries"]:
-        from minidock.cli.images import human_size
+        from minidock.util import human_size
 
         click.echo(f"Deleted build cache objects: {cache['entries']}\nTotal reclaimed build cache: "
                    f"{human_size(cache['reclaimable'])}")

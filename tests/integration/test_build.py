@@ -197,7 +197,8 @@ RUN --mount=type=bind,source=data,target=/data cp /data/in /copied
 """, "data/in": "bound\n"})
     build(md, ctx, "-t", "bmount:1")
     build(md, ctx, "-t", "bmount:2", "--no-cache")
-    r = md("run", "--rm", "bmount:2", "sh", "-c", "cat /count /tmpfs-saw /copied; find /var/cache/app /scratch -mindepth 1")
+    r = md("run", "--rm", "bmount:2", "sh", "-c",
+           "cat /count /tmpfs-saw /copied; find /var/cache/app /scratch -mindepth 1")
     # the cache dir kept the first build's line; mount targets stay as empty dirs (as in BuildKit)
     assert r.stdout.split() == ["2", "x", "bound"], r.stdout
     assert md("run", "--rm", "bmount:1", "cat", "/count").stdout.strip() == "1"
