@@ -11,7 +11,7 @@ import click
 
 from minidock.engine import lifecycle
 from minidock.engine.create import RunOptions, create_container
-from minidock.errors import InvalidArgument, MinidockError, NotFound
+from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
 RUN_CTX = {"help_option_names": ["--help"], "allow_interspersed_args": False}
@@ -385,9 +385,15 @@ def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref
 @click.option("-f", "--format", "fmt", help="Format the output using a Go template, e.g. {{.State.Pid}}.")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container.")
 @click.option("--type", "type_", type=click.Choice(["container", "image", "network", "volume"]), default=None)
+@click.option("--kernel", is_flag=True,
+              help="What the kernel holds for a running container: namespaces, cgroup counters, "
+                   "capabilities, seccomp, mounts, veth and nft elements, id maps (-f json for tools).")
 @click.argument("refs", metavar="NAME|ID...", nargs=-1, required=True)
-def inspect(fmt, size, type_, refs):
+def inspect(fmt, size, type_, kernel, refs):
     """Return low-level information on containers, images, networks or volumes."""
+    if kernel:
+        return _inspect_kernel(refs, fmt)
+
     def lookup(ref):
         obj = _inspect_one(ref, type_, size)
         if obj is None:
@@ -395,6 +401,25 @@ def inspect(fmt, size, type_, refs):
         return obj
 
     return inspect_many(refs, lookup, fmt)
+
+
+def _inspect_kernel(refs, fmt: str | None) -> int:
+    from minidock.labs import kernelview
+
+    for ref in refs:
+        cid = containers.resolve(ref)
+        rec = lifecycle.refresh(cid)
+        if not rec["State"].get("Running"):
+            raise Conflict(f"container {ref} is not running: the kernel holds nothing for it",
+                           "Start it first; `inspect` without --kernel shows its record.")
+        try:
+            with open(os.path.join(containers.cdir(cid), "bundle", "config.json")) as f:
+                spec = json.load(f)
+        except (OSError, ValueError):
+            spec = None
+        r = kernelview.report(rec, spec)
+        click.echo(json.dumps(r, indent=2) if fmt == "json" else kernelview.render(r))
+    return 0
 
 
 def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:

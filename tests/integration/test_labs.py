@@ -8,6 +8,7 @@ host's network.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,13 +23,39 @@ from minidock.labs import checks, sandbox, verify
 LABS = checks.catalog()
 
 
-@pytest.fixture(scope="module")
-def netns():
+# what dockerd leaves on a host (tests/integration/test_network.py has the same)
+DOCKER_FIREWALL = """
+iptables -w -P FORWARD DROP
+iptables -w -N DOCKER-USER
+iptables -w -A DOCKER-USER -j RETURN
+iptables -w -I FORWARD 1 -j DOCKER-USER
+echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+"""
+
+
+def _make_netns(state_root, docker_firewall=False):
     name = f"mdlab-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    if docker_firewall:
+        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-ec", DOCKER_FIREWALL], check=True)
     yield name
+    # the session's own containers and network records made in this namespace go with it
+    env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
+    for args in (["rm", "-f", "kview", "kview2"], ["system", "prune", "--all", "--force"]):
+        subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", *args],
+                       capture_output=True, env=env, timeout=120)
     subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+@pytest.fixture(scope="module")
+def netns(state_root):
+    yield from _make_netns(state_root)
+
+
+@pytest.fixture(scope="module")
+def docker_netns(state_root):
+    yield from _make_netns(state_root, docker_firewall=True)
 
 
 @pytest.fixture
@@ -61,6 +88,12 @@ def test_sheet_runs_as_written(lab, netns, labs_home, busybox):
     assert results, f"{lab.sheet.name} has no console block to run"
     assert all(r.ok for r in results), f"{lab.sheet.name} drifted from the tool:\n{report}"
     assert not (labs_home / group.name).exists()  # verify resets the sandbox afterwards
+
+
+def test_lab06_runs_on_a_host_with_dockers_firewall(docker_netns, labs_home, busybox):
+    """Docker sets FORWARD DROP and loads br_netfilter: lab 06 must still work there."""
+    results, report, _ = verify(checks.find(6), sandbox.Group("sheet-06-docker"), wrap=_in_ns(docker_netns))
+    assert all(r.ok for r in results), f"lab 06 behind Docker's firewall:\n{report}"
 
 
 @pytest.mark.parametrize("lab", [lab for lab in LABS if checks.load(lab)], ids=lambda lab: lab.slug)
@@ -155,3 +188,43 @@ def test_lab_cli_list_hint_solution():
     r = subprocess.run([sys.executable, "-m", "minidock", "lab", "check", "99"], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 125 and "no lab 99" in r.stderr
+
+
+def test_inspect_kernel_reads_the_live_kernel(netns, md_env, busybox):
+    """inspect --kernel: namespaces vs the host's, decoded caps, cgroup counters, masks, veth, nft."""
+    env = dict(md_env)
+    env.pop("MINIDOCK_DEFAULT_NETWORK", None)
+
+    def md(*args):
+        return subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    r = md("run", "-d", "--name", "kview", "-m", "64m", "--cap-drop", "net_raw", "-p", "18181:80", "busybox",
+           "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = md("inspect", "--kernel", "-f", "json", "kview")
+        assert r.returncode == 0, r.stderr
+        k = json.loads(r.stdout)
+        own = {n["type"] for n in k["Namespaces"] if n["own"]}
+        assert {"mnt", "pid", "uts", "ipc", "net", "cgroup"} <= own and "user" not in own
+        caps = k["Process"]["capabilities"]["CapEff"]
+        assert caps["hex"] == "00000000a80405fb" and "NET_RAW" not in caps["names"] and "CHOWN" in caps["names"]
+        assert k["Process"]["no_new_privs"] is True
+        assert k["Cgroup"]["counters"]["memory_limit"] == 64 * 1024 * 1024
+        assert k["Cgroup"]["counters"]["pids_current"] >= 1
+        masked = {m["path"]: m["in_force"] for m in k["Mounts"]["masked"]}
+        assert masked["/proc/keys"] is True
+        assert all(m["propagation"] != "shared" for m in k["Mounts"]["mounts"])
+        eth0 = [i for i in k["Network"]["interfaces"] if i["name"] == "eth0"]
+        assert eth0 and eth0[0]["addresses"]
+        assert k["Network"]["host_veths"] and k["Network"]["host_veths"][0]["bridge"] == "minidock0"
+        assert any("18181" in json.dumps(e) for e in k["Network"]["ports"])
+        assert k["IdMaps"]["uid_map"] and k["IdMaps"]["uid_map"][0].split() == ["0", "0", "4294967295"]
+        text = md("inspect", "--kernel", "kview").stdout
+        assert "CapEff 00000000a80405fb" in text and "on bridge minidock0" in text
+        r = md("create", "--name", "kview2", "busybox", "true")
+        r = md("inspect", "--kernel", "kview2")
+        assert r.returncode != 0 and "not running" in r.stderr
+    finally:
+        md("rm", "-f", "kview", "kview2")
