@@ -337,6 +337,10 @@ def logs(follow, tail, timestamps, ref):
     """Fetch the logs of a container."""
     from minidock.engine import logs as lg
 
+    if ref.partition("/")[0] in ("deployment", "deploy", "deployments", "pod", "po", "pods"):
+        from minidock.cli.apps import container_of  # kubectl's `logs deployment/NAME`
+
+        ref = container_of(ref)
     cid = containers.resolve(ref)
     rec = lifecycle.refresh(cid)
     n = None

@@ -59,6 +59,16 @@ COMMANDS: dict[str, str] = {
     "port": "minidock.cli.network:port",
     "volume": "minidock.cli.volumes:volume",
     "cp": "minidock.cli.volumes:cp",
+    # orchestration (Kubernetes YAML): minidock/apps
+    "apply": "minidock.cli.apps:apply",
+    "autoscale": "minidock.cli.apps:autoscale",
+    "delete": "minidock.cli.apps:delete",
+    "describe": "minidock.cli.apps:describe",
+    "get": "minidock.cli.apps:get",
+    "kube": "minidock.cli.apps:kube",
+    "rollout": "minidock.cli.apps:rollout",
+    "scale": "minidock.cli.apps:scale",
+    "set": "minidock.cli.apps:set_",
     # system
     "info": "minidock.cli.system:info",
     "doctor": "minidock.cli.system:doctor",

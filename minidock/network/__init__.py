@@ -377,6 +377,8 @@ def hosts_file(rec: dict) -> str:
             if line not in seen:
                 seen.add(line)
                 lines.append(line)
+        for ip, names in (net.get("Hosts") or {}).items():  # extra names (minidock.apps: Services)
+            lines.append(f"{ip}\t{' '.join(names)}\n")
     return "".join(lines)
 
 
