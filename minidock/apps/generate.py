@@ -56,7 +56,7 @@ def _container(rec: dict) -> tuple[dict, list[tuple[int, int]]]:
 def generate(refs: list[str], service: bool = False) -> str:
     import yaml
 
-    from minidock.engine import containers
+    from minidock.state import containers
 
     docs = []
     for ref in refs:

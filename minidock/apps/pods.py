@@ -223,7 +223,7 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
 
 
 def ip_of(pod: dict) -> str:
-    from minidock.engine import containers
+    from minidock.state import containers
 
     if not pod["containers"]:
         return ""
@@ -254,7 +254,7 @@ def all_running(pod: dict) -> bool:
 
 
 def signal_pod(pod: dict, sig: int) -> None:
-    from minidock.engine import containers
+    from minidock.state import containers
 
     for c in reversed(pod["containers"]):
         try:

@@ -2,9 +2,8 @@
 
 httpGet and tcpSocket probes connect from the host (the controller's network namespace) to the
 pod's IP, as the kubelet does; an exec probe runs the command inside the container through the
-engine's exec path (``minidock exec``), bounded by timeoutSeconds. ``run_exec`` is the one place
-that knows how; it will move onto the engine's health-check runner (minidock/engine/health.py)
-where that exists.
+engine's exec path (minidock/engine/health.py's ``run_probe``, the runner of Docker health
+checks), killed at timeoutSeconds.
 
 State per probe and container is kept in the pod record (``probes``): consecutive successes and
 failures, the time of the last run; a probe result only changes the outcome after
@@ -20,32 +19,12 @@ from minidock.apps import objects
 
 
 def run_exec(cid: str, command: list[str], timeout: float) -> tuple[int, str]:
-    """Run ``command`` in container ``cid``: (exit code, output); 1 on timeout."""
-    try:
-        from minidock.engine import health  # the self-healing issue's runner, when present
-    except ImportError:
-        health = None
-    if health is not None and hasattr(health, "run_probe"):
-        try:
-            r = health.run_probe(cid, command, timeout=timeout)
-            return int(getattr(r, "exit_code", r.get("ExitCode", 1) if isinstance(r, dict) else 1)), str(
-                getattr(r, "output", r.get("Output", "") if isinstance(r, dict) else "")
-            )
-        except Exception:  # noqa: BLE001 - fall back to the CLI path below
-            pass
-    import subprocess
-    import sys
+    """Run ``command`` in container ``cid`` through the engine's probe runner (the exec path,
+    killed at the timeout): (exit code, output); -1 when it could not run or timed out."""
+    from minidock.engine import health
 
-    try:
-        r = subprocess.run(
-            [sys.executable, "-m", "minidock", "exec", cid, *command],
-            capture_output=True,
-            text=True,
-            timeout=timeout + 2,
-        )
-    except subprocess.TimeoutExpired:
-        return 1, f"command timed out after {timeout}s"
-    return r.returncode, (r.stdout + r.stderr)[-4096:]
+    r = health.run_probe(cid, command, int(timeout * 1e9), exec_events=False)
+    return r.exit_code, r.output
 
 
 def _port(port, cspec: dict) -> int:
