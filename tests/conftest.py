@@ -213,8 +213,9 @@ _SESSION_LINKS = set(os.listdir("/sys/class/net"))
 def _host_links_gone(before: set[str], after: set[str]) -> set[str]:
     """The host's own links (there when the session started: docker0, eth0, ...) that a test
     deleted — a private dockerd started with --bridge=none outside its own netns deletes docker0.
-    Links of minidock and of tests (md*, br-*, veth*, *test*) come and go with other runs."""
+    Links of minidock, podman and tests (minidock0, md*, br-*, veth*, cni*, podman*, *test*) come
+    and go with other runs on the same host."""
     import re
 
-    transient = re.compile(r"^(md|br-|veth|cni|mdtest)|test")
+    transient = re.compile(r"^(md|br-|veth|cni)|minidock|podman|test")
     return {n for n in (before & _SESSION_LINKS) - after if not transient.search(n)}

@@ -12,6 +12,7 @@ import os
 import resource
 
 from minidock import kernel as k
+from minidock.engine import secopts
 from minidock.errors import InvalidArgument, MinidockError
 from minidock.runtime import rootfs as rfs
 from minidock.runtime import spec as ocispec
@@ -196,6 +197,14 @@ def init_binary() -> str:
                         "Install one: apt-get install tini (it ships /usr/bin/tini-static).")
 
 
+def _seccomp_ok() -> bool:
+    """The default profile needs seccomp in the kernel and libseccomp (Docker, too, runs without
+    its default profile where the kernel lacks seccomp; an explicit profile then fails clearly)."""
+    from minidock.runtime import seccomp
+
+    return seccomp.available()
+
+
 def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str | None) -> dict:
     cfg, hc = rec["Config"], rec["HostConfig"]
     user = resolve_user(rootfs, cfg.get("User", ""), hc.get("GroupAdd"))
@@ -207,6 +216,8 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
         env.append(f"HOME={user['home'] or '/'}")
     spec = ocispec.base_spec(args, rootfs=rootfs, terminal=bool(cfg.get("Tty")))
     caps = capabilities(hc)
+    sec = secopts.parse(hc.get("SecurityOpt") or [])
+    nnp = sec.no_new_privileges if sec.no_new_privileges is not None else not hc.get("Privileged")
     cwd = cfg.get("WorkingDir") or "/"
     spec["process"].update({
         "user": {"uid": user["uid"], "gid": user["gid"], "additionalGids": user["additionalGids"]},
@@ -214,8 +225,13 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": host_rlimits(hc.get("Ulimits")),
-        "noNewPrivileges": not hc.get("Privileged") and "no-new-privileges:false" not in (hc.get("SecurityOpt") or []),
+        "noNewPrivileges": nnp,
     })
+    if sec.apparmor and sec.apparmor != "unconfined":
+        spec["process"]["apparmorProfile"] = sec.apparmor
+    label = secopts.selinux_label(sec)
+    if label:
+        spec["process"]["selinuxLabel"] = label
     if hc.get("OomScoreAdj"):
         spec["process"]["oomScoreAdj"] = hc["OomScoreAdj"]
     spec["root"] = {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))}
@@ -241,8 +257,14 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
     else:
         nss.append({"type": "network"})
     linux["namespaces"] = nss
-    if hc.get("Privileged"):
+    if hc.get("Privileged") or sec.systempaths_unconfined:
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
+    if not hc.get("Privileged") and sec.seccomp != "unconfined" and (sec.seccomp_profile() or _seccomp_ok()):
+        # Docker's default profile (or the one given), for this container's capabilities;
+        # --privileged and seccomp=unconfined run without a filter, as in Docker
+        from minidock.runtime import seccomp
+
+        linux["seccomp"] = seccomp.to_oci(sec.seccomp_profile() or seccomp.default_profile(), caps)
     linux["cgroupsPath"] = f"{hc['CgroupParent']}/{rec['Id']}"
     linux["resources"] = dict(hc.get("Resources") or {})
     if not hc.get("Privileged"):

@@ -16,6 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from minidock import paths
+from minidock.engine import secopts
 from minidock.errors import InvalidArgument, NotFound
 from minidock.state import containers
 
@@ -299,7 +300,7 @@ def create_container(o: RunOptions) -> dict:
         "GroupAdd": list(o.group_add),
         "Privileged": o.privileged,
         "ReadonlyRootfs": o.read_only,
-        "SecurityOpt": list(o.security_opt),
+        "SecurityOpt": secopts.for_record(list(o.security_opt)),
         "Tmpfs": _tmpfs(o.tmpfs),
         "Mounts": [_mount_spec(m) for m in o.mounts],
         "Init": o.init,

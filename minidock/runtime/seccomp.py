@@ -1,4 +1,19 @@
-"""Seccomp: the OCI `linux.seccomp` profile compiled to BPF by libseccomp (through ctypes).
+"""Seccomp: Docker's default profile (data: seccomp_default.json), Docker's profile format turned
+into the OCI `linux.seccomp` object (:func:`to_oci`), and the OCI object compiled to BPF by
+libseccomp (through ctypes, :func:`load`).
+
+Docker's format adds to the OCI one an ``archMap`` (the native architecture and the ones its
+binaries may also use: x86 and x32 on x86_64) and, per rule, ``includes``/``excludes`` by
+architecture, by capability and by minimum kernel. As Docker does, a rule is kept only if the
+container's *bounding* set has every capability it includes and none it excludes — so
+``--cap-add SYS_ADMIN`` also opens unshare, mount, setns... and ``--cap-add SYS_PTRACE`` ptrace.
+What no rule allows fails with EPERM (``defaultErrnoRet``); clone3 fails with ENOSYS so that
+libcs fall back to clone, whose flags the profile can inspect.
+
+Like runc (which Docker drives), syscalls *newer* than the newest one the profile names fail
+with ENOSYS rather than EPERM, so that programs fall back to an older call instead of failing:
+a second, native-only filter returns ENOSYS for numbers above the profile's highest (the kernel
+picks, among equal actions, the most recently installed filter's answer).
 
     {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
      "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
@@ -34,6 +49,7 @@ ACT_ALLOW = 0x7FFF0000
 ACT_NOTIFY = 0x7FC00000
 CMP = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
        "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+FLTATR_ACT_BADARCH = 2
 FLTATR_CTL_NNP = 3
 
 
@@ -85,6 +101,128 @@ def _rules(entry: dict, default: int) -> list[tuple[int, list[ArgCmp]]]:
     return [(act, cmps)]
 
 
+def available() -> bool:
+    """libseccomp is there and the kernel filters (a `Seccomp:` line in /proc/self/status)."""
+    if _lib is None:
+        return False
+    try:
+        with open("/proc/self/status") as f:
+            return any(line.startswith("Seccomp:") for line in f)
+    except OSError:
+        return False
+
+
+# ---- Docker's profile format -> OCI --------------------------------------------------------------
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
+            "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+            "mips64": "mips64", "loongarch64": "loong64"}
+_SCMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": "SCMP_ARCH_ARM",
+              "386": "SCMP_ARCH_X86", "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
+              "riscv64": "SCMP_ARCH_RISCV64", "mips64": "SCMP_ARCH_MIPS64", "loong64": "SCMP_ARCH_LOONGARCH64"}
+
+
+def go_arch() -> str:
+    import platform
+
+    m = platform.machine()
+    return _GO_ARCH.get(m, m)
+
+
+def _kernel() -> tuple[int, int]:
+    import platform
+
+    try:
+        major, minor = platform.release().split(".")[:2]
+        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    except ValueError:
+        return (0, 0)
+
+
+def default_profile() -> dict:
+    """Docker's default profile (moby/profiles seccomp/default.json, see the file's comment)."""
+    import json
+    import os
+
+    with open(os.path.join(os.path.dirname(__file__), "seccomp_default.json")) as f:
+        return json.load(f)
+
+
+def to_oci(profile: dict, bounding: list[str], arch: str | None = None,
+           kernel: tuple[int, int] | None = None) -> dict:
+    """Docker's profile format -> the OCI `linux.seccomp` object for a container whose bounding
+    capability set is `bounding` (Docker's setupSeccomp, rule by rule). A profile already in the
+    OCI shape (``architectures`` and no includes/excludes) passes through unchanged."""
+    arch = arch or go_arch()
+    kernel = kernel or _kernel()
+    caps = set(bounding)
+    if profile.get("archMap") and profile.get("architectures"):
+        raise MinidockError("seccomp profile: 'architectures' and 'archMap' cannot both be given")
+    out: dict = {"defaultAction": profile.get("defaultAction") or "SCMP_ACT_ERRNO"}
+    if "defaultErrnoRet" in profile:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    native = _SCMP_ARCH.get(arch)
+    if profile.get("archMap"):
+        for a in profile["archMap"]:
+            if a.get("architecture") == native:
+                out["architectures"] = [native, *(a.get("subArchitectures") or [])]
+    elif profile.get("architectures"):
+        out["architectures"] = list(profile["architectures"])
+    for key in ("flags", "listenerPath", "listenerMetadata"):
+        if profile.get(key):
+            out[key] = profile[key]
+    rules = []
+    for call in profile.get("syscalls") or []:
+        if call.get("name") and call.get("names"):
+            raise MinidockError("seccomp profile: a rule has both 'name' and 'names'")
+        inc, exc = call.get("includes") or {}, call.get("excludes") or {}
+        if exc.get("arches") and arch in exc["arches"]:
+            continue
+        if inc.get("arches") and arch not in inc["arches"]:
+            continue
+        if exc.get("caps") and caps & set(exc["caps"]):
+            continue
+        if inc.get("caps") and not set(inc["caps"]) <= caps:
+            continue
+        if inc.get("minKernel"):
+            want = tuple(int(x) for x in str(inc["minKernel"]).split(".")[:2])
+            if kernel < want:
+                continue
+        rule = {"names": list(call.get("names") or [call["name"]]), "action": call["action"]}
+        for key in ("errnoRet", "args"):
+            if call.get(key) is not None and call.get(key) != []:
+                rule[key] = call[key]
+        rules.append(rule)
+    out["syscalls"] = rules
+    return out
+
+
+def load_profile_file(path: str) -> dict:
+    """A `--security-opt seccomp=PROFILE.json` file (Docker's format or OCI's), checked now so
+    that a bad file is a clear error at create time, not a failed start."""
+    import json
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise MinidockError(f"opening seccomp profile ({path}) failed: {e.strerror}",
+                            "Give the path of a JSON seccomp profile, or seccomp=unconfined.") from None
+    except ValueError as e:
+        raise MinidockError(f"decoding seccomp profile failed: {path}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("syscalls", []), list):
+        raise MinidockError(f"decoding seccomp profile failed: {path}: not a seccomp profile object")
+    try:
+        action(data.get("defaultAction") or "SCMP_ACT_ERRNO")
+        for call in data.get("syscalls") or []:
+            action(call["action"])
+            for a in call.get("args") or []:
+                if a.get("op") not in CMP:
+                    raise MinidockError(f"seccomp: unknown comparison {a.get('op')!r}")
+    except (KeyError, TypeError, AttributeError):
+        raise MinidockError(f"decoding seccomp profile failed: {path}: a rule without an action") from None
+    return data
+
+
 def load(profile: dict) -> None:
     """Compile and install the filter for this process (inherited by everything it execs)."""
     if _lib is None:
@@ -101,11 +239,13 @@ def load(profile: dict) -> None:
             if token:
                 _lib.seccomp_arch_add(ctx, token)  # -EEXIST for the native one: fine
         n_rules = 0
+        max_nr = 0
         for entry in profile.get("syscalls") or []:
             for name in entry.get("names") or ([entry["name"]] if entry.get("name") else []):
                 nr = _lib.seccomp_syscall_resolve_name(name.encode())
                 if nr < 0:
                     continue  # a syscall this kernel/libseccomp does not know
+                max_nr = max(max_nr, nr)
                 for act, cmps in _rules(entry, default):
                     arr = (ArgCmp * len(cmps))(*cmps) if cmps else None
                     rc = _lib.seccomp_rule_add_array(ctx, act, nr, len(cmps), arr)
@@ -118,6 +258,32 @@ def load(profile: dict) -> None:
                                f"{n_rules} rules", "limit the system calls the container may make",
                                "(no shell equivalent: libseccomp compiles the profile to BPF, "
                                "seccomp(SECCOMP_SET_MODE_FILTER))"))
+        rc = _lib.seccomp_load(ctx)
+        if rc < 0:
+            raise MinidockError(f"seccomp_load failed: {_errno.errorcode.get(-rc, rc)}")
+    finally:
+        _lib.seccomp_release(ctx)
+    if default != ACT_ALLOW and max_nr > 0:
+        _enosys_stub(max_nr)
+
+
+_NATIVE_LAST = 511  # x86_64: 512-547 are x32 compat numbers; nothing native lives above yet
+
+
+def _enosys_stub(max_nr: int) -> None:
+    """runc's rule: a syscall newer than every one the profile knows gets ENOSYS, not EPERM."""
+    ctx = _lib.seccomp_init(ACT_ALLOW)
+    if not ctx:
+        raise MinidockError("seccomp_init failed")
+    try:
+        _lib.seccomp_attr_set(ctx, FLTATR_CTL_NNP, 0)
+        _lib.seccomp_attr_set(ctx, FLTATR_ACT_BADARCH, ACT_ALLOW)  # x86/x32 callers: the main filter decides
+        enosys = ACT_ERRNO | _errno.ENOSYS
+        for nr in range(max_nr + 1, _NATIVE_LAST + 1):
+            _lib.seccomp_rule_add_array(ctx, enosys, nr, 0, None)
+        k.tracer.record(k.Step("seccomp", f"load a filter: ENOSYS for syscalls {max_nr + 1}..{_NATIVE_LAST}",
+                               "syscalls newer than the profile fail with ENOSYS so programs fall back "
+                               "(runc's rule)", "(no shell equivalent)"))
         rc = _lib.seccomp_load(ctx)
         if rc < 0:
             raise MinidockError(f"seccomp_load failed: {_errno.errorcode.get(-rc, rc)}")

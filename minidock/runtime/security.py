@@ -62,8 +62,23 @@ def set_capabilities(caps: dict) -> None:
                     why="ambient capabilities survive exec for a non-root user")
 
 
+def apply_lsm(process: dict) -> None:
+    """AppArmor profile / SELinux label for the next execve (runc's change-on-exec): the engine
+    asks for them only where the host has that LSM enabled."""
+    if process.get("apparmorProfile"):
+        import os
+
+        attr = "/proc/self/attr/apparmor/exec"
+        k.write_file(attr if os.path.exists(attr) else "/proc/self/attr/exec",
+                     f"exec {process['apparmorProfile']}", why="the container's AppArmor profile, from its execve on")
+    if process.get("selinuxLabel"):
+        k.write_file("/proc/self/attr/exec", process["selinuxLabel"],
+                     why="the container's SELinux process label, from its execve on")
+
+
 def apply(process: dict, seccomp: dict | None) -> None:
     """Steps 1-5 above, for the OCI `process` object."""
+    apply_lsm(process)
     apply_rlimits(process.get("rlimits", []))
     early = bool(seccomp) and not process.get("noNewPrivileges")
     if early:
