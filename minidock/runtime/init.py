@@ -104,10 +104,18 @@ def intermediate(ctx) -> None:
                 ns_flags |= flag
         if ns_flags:
             k.unshare(ns_flags, why=_NS_WHY)
+        # the init talks on the same socket: it waits until "pid" is sent, or its "ready" could
+        # overtake it (seen with exec under load: "expected pid, got ready")
+        gate_r, gate_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.close(gate_r)
             container_init(ctx)  # never returns
+        os.close(gate_r)
         send(ctx.sock, {"type": "pid", "pid": pid})  # sync 2
+        os.close(gate_w)  # (EOF opens the gate)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         code = send_error(ctx.sock, e)
