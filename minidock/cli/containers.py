@@ -11,7 +11,7 @@ import click
 
 from minidock.engine import lifecycle
 from minidock.engine.create import RunOptions, create_container
-from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
+from minidock.errors import InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
 RUN_CTX = {"help_option_names": ["--help"], "allow_interspersed_args": False}
@@ -411,17 +411,7 @@ def _inspect_kernel(refs, fmt: str | None) -> int:
     from minidock.labs import kernelview
 
     for ref in refs:
-        cid = containers.resolve(ref)
-        rec = lifecycle.refresh(cid)
-        if not rec["State"].get("Running"):
-            raise Conflict(f"container {ref} is not running: the kernel holds nothing for it",
-                           "Start it first; `inspect` without --kernel shows its record.")
-        try:
-            with open(os.path.join(containers.cdir(cid), "bundle", "config.json")) as f:
-                spec = json.load(f)
-        except (OSError, ValueError):
-            spec = None
-        r = kernelview.report(rec, spec)
+        _, r = kernelview.for_container(ref)
         click.echo(json.dumps(r, indent=2) if fmt == "json" else kernelview.render(r))
     return 0
 

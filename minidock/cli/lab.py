@@ -137,3 +137,29 @@ def verify(group, update, number):
         click.echo(f"updated {updated} output(s) in {info.sheet}")
     click.echo(f"{len(results) - bad} passed, {bad} failed")
     return 1 if bad and not update else 0
+
+
+@click.command()
+@click.option("--view", type=click.Choice(["all", "namespaces", "overlay", "cgroup", "network"]), default="all",
+              show_default=True, help="Which picture.")
+@click.option("--svg", "svg", metavar="PATH", help="Write SVG: a file (one view) or a directory (NAME-VIEW.svg).")
+@click.argument("ref", metavar="CONTAINER")
+def diagram(view, svg, ref):
+    """Draw a running container from the kernel's state: namespaces, overlay stack, cgroup, packet path."""
+    import os
+
+    from minidock.labs import diagram as dg
+    from minidock.labs import kernelview
+
+    rec, rep = kernelview.for_container(ref)
+    views = dg.VIEWS if view == "all" else (view,)
+    for v in views:
+        picture, text = dg.draw(v, rep, rec)
+        if not svg:
+            click.echo(text + "\n")
+            continue
+        path = os.path.join(svg, f"{rep['Name']}-{v}.svg") if os.path.isdir(svg) or len(views) > 1 else svg
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as f:
+            f.write(picture)
+        click.echo(path)

@@ -77,6 +77,7 @@ COMMANDS: dict[str, str] = {
     "version": "minidock.cli.system:version",
     # teaching
     "lab": "minidock.cli.lab:lab",
+    "diagram": "minidock.cli.lab:diagram",
 }
 
 

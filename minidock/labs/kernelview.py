@@ -136,6 +136,25 @@ def ids_maps(pid: int) -> dict:
             "gid_map": _read(f"/proc/{pid}/gid_map").split("\n")[:-1]}
 
 
+def for_container(ref: str) -> tuple[dict, dict]:
+    """(record, report) of a running container, by name or ID."""
+    from minidock.engine import lifecycle
+    from minidock.errors import Conflict
+    from minidock.state import containers
+
+    cid = containers.resolve(ref)
+    rec = lifecycle.refresh(cid)
+    if not rec["State"].get("Running"):
+        raise Conflict(f"container {ref} is not running: the kernel holds nothing for it",
+                       "Start it first; `inspect` without --kernel shows its record.")
+    try:
+        with open(os.path.join(containers.cdir(cid), "bundle", "config.json")) as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        spec = None
+    return rec, report(rec, spec)
+
+
 def report(rec: dict, spec: dict | None) -> dict:
     pid = rec["State"].get("Pid") or 0
     return {"Id": rec["Id"], "Name": rec["Name"].lstrip("/"), "Pid": pid,

@@ -42,7 +42,7 @@ def _make_netns(state_root, docker_firewall=False):
     yield name
     # the session's own containers and network records made in this namespace go with it
     env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
-    for args in (["rm", "-f", "kview", "kview2"], ["system", "prune", "--all", "--force"]):
+    for args in (["rm", "-f", "kview", "kview2", "kdraw"], ["system", "prune", "--all", "--force"]):
         subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", *args],
                        capture_output=True, env=env, timeout=120)
     subprocess.run(["ip", "netns", "del", name], check=True)
@@ -176,6 +176,31 @@ def test_every_lab_has_answers_apart_from_its_sheet(lab):
     assert "## Questions" in lab.sheet.read_text()
 
 
+def test_diagram_svgs_are_well_formed_and_drawn_from_the_container(netns, md_env, busybox, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    env = dict(md_env)
+    env.pop("MINIDOCK_DEFAULT_NETWORK", None)
+
+    def md(*args):
+        return subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    assert md("run", "-d", "--name", "kdraw", "-m", "32m", "busybox", "sleep", "600").returncode == 0
+    try:
+        r = md("diagram", "kdraw", "--svg", str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        cid = md("inspect", "-f", "{{.Id}}", "kdraw").stdout.strip()
+        for view in ("namespaces", "overlay", "cgroup", "network"):
+            svg = (tmp_path / f"kdraw-{view}.svg").read_text()
+            root = ET.fromstring(svg)
+            assert root.tag.endswith("svg")
+        assert cid[:12] in (tmp_path / "kdraw-cgroup.svg").read_text()
+        assert "minidock0" in (tmp_path / "kdraw-network.svg").read_text()
+    finally:
+        md("rm", "-f", "kdraw")
+
+
 def test_lab_cli_list_hint_solution():
     env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
     r = subprocess.run([sys.executable, "-m", "minidock", "lab", "list"], capture_output=True, text=True, env=env)
@@ -221,6 +246,15 @@ def test_inspect_kernel_reads_the_live_kernel(netns, md_env, busybox):
         assert k["Network"]["host_veths"] and k["Network"]["host_veths"][0]["bridge"] == "minidock0"
         assert any("18181" in json.dumps(e) for e in k["Network"]["ports"])
         assert k["IdMaps"]["uid_map"] and k["IdMaps"]["uid_map"][0].split() == ["0", "0", "4294967295"]
+        pics = {}
+        for view in ("namespaces", "overlay", "cgroup", "network"):
+            r = md("diagram", "kview", "--view", view)
+            assert r.returncode == 0, r.stderr
+            pics[view] = r.stdout
+        assert "mnt:[" in pics["namespaces"] and "own" in pics["namespaces"]
+        assert "upper" in pics["overlay"] and "image/layers/sha256/" in pics["overlay"]
+        assert "memory_limit = 67108864" in pics["cgroup"]
+        assert "bridge minidock0" in pics["network"] and "tcp 18181 -> " in pics["network"]
         text = md("inspect", "--kernel", "kview").stdout
         assert "CapEff 00000000a80405fb" in text and "on bridge minidock0" in text
         r = md("create", "--name", "kview2", "busybox", "true")
