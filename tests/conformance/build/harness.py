@@ -316,22 +316,25 @@ def compare(ref: tuple[dict, dict], got: tuple[dict, dict], fs_skip: set[str] = 
 
 # ---- where a failed build stopped ------------------------------------------------------------------
 def failing_line(output: str, dockerfile_text: str) -> int | None:
-    """The Dockerfile line a failed build names: `Dockerfile:N`, `line N`, or the instruction
-    BuildKit prints as `> [stage n/m] INSTRUCTION:`."""
+    """The Dockerfile line a failed build names: `Dockerfile:N`, `line N`, the instruction
+    BuildKit prints as `> [stage n/m] INSTRUCTION:`, else the last step header of the progress
+    output (`#4 [stage-0 2/3] INSTRUCTION`), matched to the Dockerfile's instructions."""
     for rx in (r"Dockerfile(?:\.[\w.-]+)?:(\d+)", r"\bline:? (\d+)"):
         m = re.search(rx, output)
         if m:
             return int(m.group(1))
-    m = re.search(r"> \[[^\]]*\] (.*?):\s*$", output, re.M)
-    if m:
-        want = " ".join(m.group(1).split())
-        try:
-            insts = D.parse_ast(dockerfile_text)[0]
-        except D.DockerfileSyntaxError:
-            return None
-        for inst in insts:
-            if " ".join(inst.original.split()) == want:
-                return inst.line
+    steps = re.findall(r"^\s*> \[[^\]]*\] (.*?):\s*$", output, re.M)
+    steps = steps or re.findall(r"^#\d+ \[[^\]]*\] (.*?)\s*$", output, re.M)
+    if not steps:
+        return None
+    want = " ".join(steps[-1].split())
+    try:
+        insts = D.parse_ast(dockerfile_text)[0]
+    except D.DockerfileSyntaxError:
+        return None
+    for inst in insts:
+        if " ".join(inst.original.split()) == want:
+            return inst.line
     return None
 
 

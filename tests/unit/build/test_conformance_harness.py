@@ -99,3 +99,6 @@ def test_failing_line():
     assert H.failing_line("dockerfile parse error line 7: unknown instruction", text) == 7
     assert H.failing_line("------\n > [2/2] RUN false:\n------\nexecutor failed", text) == 3
     assert H.failing_line("something else", text) is None
+    # the last step header of a progress view (minidock's and BuildKit's plain output)
+    out = "#1 [stage-0 1/3] FROM busybox\n#1 DONE 0.0s\n#2 [stage-0 2/3] RUN true\n#3 [stage-0 3/3] RUN false\nexit 1\n"
+    assert H.failing_line(out, text) == 3
