@@ -206,8 +206,28 @@ def _tweak_setuid_in_context(ctx: Path) -> None:
         _put(ctx / name, "test content", mode)
 
 
-TWEAKS = {"copy-escape-glob": _tweak_copy_escape_glob, "copy-permissions": _tweak_copy_permissions,
-          "copy-permissions-implicit": _tweak_copy_permissions, "setuid-file-in-context": _tweak_setuid_in_context}
+def _tweak_setuid_in_archive(ctx: Path) -> None:
+    with tarfile.open(ctx / "archive.tar", "w", format=tarfile.PAX_FORMAT) as t:
+        for name, mode, is_dir in (("setuid-file", 0o4755, False), ("setgid-file", 0o2755, False),
+                                   ("sticky-file", 0o1755, False), ("setuid-dir", 0o4755, True),
+                                   ("setgid-dir", 0o2755, True), ("sticky-dir", 0o1755, True)):
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.mtime = mode, TEST_DATE
+            if is_dir:
+                ti.type = tarfile.DIRTYPE
+                t.addfile(ti)
+            else:
+                ti.size = 8
+                t.addfile(ti, io.BytesIO(b"whatever"))
+
+
+TWEAKS = {
+    "copy-escape-glob": _tweak_copy_escape_glob,
+    "copy-permissions": _tweak_copy_permissions,
+    "copy-permissions-implicit": _tweak_copy_permissions,
+    "setuid-file-in-context": _tweak_setuid_in_context,
+    "setuid-file-in-archive": _tweak_setuid_in_archive,
+}
 
 
 # ---- image summaries from a Docker archive (docker save / minidock save) ---------------------------
