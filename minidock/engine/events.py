@@ -94,6 +94,12 @@ def container_event(rec: dict, action: str, **extra) -> dict:
     return emit("container", action, rec["Id"], container_attributes(rec, **extra))
 
 
+def exec_text(command: list[str]) -> str:
+    """What follows "exec_create: " in Docker's action: the program, a space, the arguments
+    (so `exec c true` is "exec_create: true " with its trailing space, as dockerd prints it)."""
+    return (command[0] if command else "") + " " + " ".join(command[1:])
+
+
 def _append(line: bytes) -> None:
     path = log_path()
     for _ in range(3):

@@ -43,7 +43,7 @@ def _exec_event(rec: dict, command: list[str], tty: bool) -> str:
     from minidock.engine import events
 
     exec_id = os.urandom(32).hex()
-    text = " ".join(command)
+    text = events.exec_text(command)
     events.container_event(rec, f"exec_create: {text}", execID=exec_id)
     events.container_event(rec, f"exec_start: {text}", execID=exec_id)
     return exec_id

@@ -206,7 +206,7 @@ def run_probe(cid: str, command: list[str], timeout_ns: int = DEFAULT_TIMEOUT, *
         return ProbeResult(-1, getattr(e, "message", None) or str(e), start, now())
     exec_id = os.urandom(32).hex() if exec_events else ""
     if exec_events:
-        text = " ".join(command)
+        text = events.exec_text(command)
         events.container_event(rec, f"exec_create: {text}", execID=exec_id)
         events.container_event(rec, f"exec_start: {text}", execID=exec_id)
     r, w = os.pipe2(os.O_CLOEXEC)

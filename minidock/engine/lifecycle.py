@@ -380,6 +380,12 @@ def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "", ra
         rec = containers.load(cid)
     except NotFound:
         return None
+    # the events before the state: whoever waits for the exit (stop, wait) sees "die" logged first
+    if oom_killed:
+        events.container_event(rec, "oom")
+    events.container_event(rec, "die", exitCode=code)
+    if _uses_network_package(rec):
+        _network_events(rec, "disconnect")
     delay = None
     with containers.lock(cid):
         st = containers.load_state(cid)
@@ -396,11 +402,6 @@ def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "", ra
         if delay is None:
             st["MonitorPid"] = 0
         containers.save_state(cid, st)
-    if oom_killed:
-        events.container_event(rec, "oom")
-    events.container_event(rec, "die", exitCode=code)
-    if _uses_network_package(rec):
-        _network_events(rec, "disconnect")
     if delay is None and rec["HostConfig"].get("AutoRemove"):
         remove(cid, force=True, volumes=True)
     return delay
@@ -746,6 +747,8 @@ def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
                                "before attempting removal or force remove")
             raise Conflict(f"You cannot remove a running container {cid}. Stop the container "
                            "before attempting removal or force remove")
+        if rec["State"].get("Pid"):
+            events.container_event(rec, "kill", signal=int(signal.SIGKILL))
         _by_user(cid, signal.SIGKILL)
         wait_exit(cid, 30)
         if not os.path.exists(containers.cdir(cid)):

@@ -379,3 +379,37 @@ def test_events_default_format_and_filters(md, ctr):
     assert first[:4].isdigit() and first[19] == "."
     assert md("events", "--filter", "bogus=1", "--until", "0s").returncode == 125
     assert "Invalid filter 'bogus'" in md("events", "--filter", "bogus=1", "--until", "0s").stderr
+
+
+# --- system boot ----------------------------------------------------------------------------------
+def test_system_boot_brings_back_the_right_containers(md, ctr):
+    """As after a host reboot: every monitor and container process killed, then `system boot`."""
+    made = {}
+    for key, args in (("always", ["--restart", "always"]), ("unless", ["--restart", "unless-stopped"]),
+                      ("onfail", ["--restart", "on-failure:3"]), ("plain", []),
+                      ("always_stopped", ["--restart", "always"]),
+                      ("unless_stopped", ["--restart", "unless-stopped"])):
+        made[key], r = ctr(*args, "busybox", "sleep", "300")
+        assert r.returncode == 0, r.stderr
+    for key in ("always_stopped", "unless_stopped"):
+        assert md("stop", "-t", "0", made[key]).returncode == 0
+    old = {k: _inspect(md, n)["State"] for k, n in made.items()}
+    for st in old.values():  # the "reboot": monitors first (or they would restart), then containers
+        if st.get("MonitorPid"):
+            os.kill(st["MonitorPid"], signal.SIGKILL)
+    for st in old.values():
+        if st.get("Pid"):
+            os.kill(st["Pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    r = md("system", "boot")
+    assert r.returncode == 0, r.stderr
+    booted = {line.split("\t")[0] for line in r.stdout.splitlines()}
+    assert booted == {made[k] for k in ("always", "unless", "onfail", "always_stopped")}, r.stdout
+    for key in ("always", "unless", "onfail", "always_stopped"):
+        st = _until(lambda n=made[key]: (lambda s: s if s["Status"] == "running" else None)(
+            _inspect(md, n)["State"]))
+        assert st and st["Pid"] != old[key]["Pid"] and st["MonitorPid"] != old[key].get("MonitorPid"), key
+    assert _inspect(md, made["plain"])["State"]["Status"] == "exited"
+    assert _inspect(md, made["unless_stopped"])["State"]["Status"] == "exited"
+    # a second boot changes nothing
+    assert md("system", "boot").stdout == ""

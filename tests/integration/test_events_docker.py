@@ -1,0 +1,168 @@
+"""minidock's events against Docker's: the same container lifecycles on a private dockerd and on
+minidock, `events --format '{{json .}}'` of both compared field by field (IDs, exec IDs and
+times normalized: times must be integers with time == timeNano // 10**9).
+
+The dockerd runs inside a network namespace of its own (with --bridge=none it would delete the
+host's docker0), with its own data root, exec root and socket; no iptables. Network events are
+left out of the comparison: Docker attaches even --network none containers to a "none" network
+(type null) and reports connect/disconnect for it, minidock has no such network object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.noleakcheck  # the private dockerd lives for the module
+
+
+def sh(*cmd, timeout=90, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def _umount_under(prefix: str) -> None:
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+    for t in sorted(targets, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def docker(busybox_tar, tmp_path_factory):
+    if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        pytest.skip("dockerd is not installed")
+    w = tmp_path_factory.mktemp("dockerev")
+    sock = f"unix://{w}/d.sock"
+    log = open(w / "dockerd.log", "w")  # noqa: SIM115
+    d = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", w / "data",
+                          "--exec-root", w / "exec", "-H", sock, "--pidfile", w / "d.pid",
+                          "--iptables=false", "--ip6tables=false", "--bridge=none",
+                          "--ip-forward=false", "--ip-masq=false"], stdout=log, stderr=log)
+    base = ["docker", "-H", sock]
+    for _ in range(150):
+        if sh(*base, "info").returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        d.kill()
+        pytest.skip("dockerd did not start here (see its log)")
+    assert sh(*base, "import", busybox_tar, "busybox").returncode == 0
+    yield base
+    ids = sh(*base, "ps", "-aq").stdout.split()
+    if ids:
+        sh(*base, "rm", "-f", *ids)
+    d.terminate()
+    d.wait(timeout=30)
+    log.close()
+    _umount_under(str(w))
+
+
+@pytest.fixture
+def minidock(md, busybox):
+    import sys
+
+    return [sys.executable, "-m", "minidock"]
+
+
+def _until(fn, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state(cli, name, env):
+    return sh(*cli, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", name, env=env).stdout.split()
+
+
+def _health(cli, name, env):
+    return sh(*cli, "inspect", "-f", "{{.State.Health.Status}}", name, env=env).stdout.strip()
+
+
+def _lifecycles(cli, tag, env) -> tuple[list[dict], dict]:
+    """The same sequence on one engine; its container events and the names used."""
+    names = {k: f"ev{tag}{k}{os.urandom(3).hex()}" for k in ("a", "b", "c")}
+    t0 = time.time_ns()
+    # a: a crashing container with on-failure:1 (start, die, start, die), then removed
+    a = names["a"]
+    assert sh(*cli, "create", "--name", a, "--network", "none", "--restart", "on-failure:1", "busybox",
+              "sh", "-c", "sleep 0.5; exit 3", env=env).returncode == 0
+    assert sh(*cli, "start", a, env=env).returncode == 0
+    assert _until(lambda: _state(cli, a, env) == ["1", "exited"]), _state(cli, a, env)
+    assert sh(*cli, "rm", a, env=env).returncode == 0
+    # b: exec, a signal, stop (SIGTERM ignored by sleep as PID 1: SIGKILL after 1 s), restart, rm -f
+    b = names["b"]
+    assert sh(*cli, "run", "-d", "--name", b, "--network", "none", "busybox", "sleep", "300",
+              env=env).returncode == 0
+    assert sh(*cli, "exec", b, "true", env=env).returncode == 0
+    assert sh(*cli, "kill", "-s", "USR1", b, env=env).returncode == 0
+    time.sleep(0.3)
+    assert sh(*cli, "stop", "-t", "1", b, env=env).returncode == 0
+    assert sh(*cli, "restart", "-t", "1", b, env=env).returncode == 0
+    assert sh(*cli, "rm", "-f", b, env=env).returncode == 0
+    # c: a health check turning healthy, then removed while running
+    c = names["c"]
+    assert sh(*cli, "run", "-d", "--name", c, "--network", "none", "--health-cmd", "true",
+              "--health-interval", "300ms", "busybox", "sleep", "300", env=env).returncode == 0
+    assert _until(lambda: _health(cli, c, env) == "healthy")
+    assert sh(*cli, "rm", "-f", c, env=env).returncode == 0
+    t1 = time.time_ns()
+    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}",
+           "--until", f"{t1 // 10**9 + 1}", "--filter", "type=container", "--format", "{{json .}}", env=env)
+    assert r.returncode == 0, r.stderr
+    ours = set(names.values())
+    evs = [json.loads(line) for line in r.stdout.splitlines()]
+    return [e for e in evs if e["Actor"]["Attributes"].get("name") in ours], names
+
+
+def _normalize(evs: list[dict], names: dict) -> list[dict]:
+    back = {v: k for k, v in names.items()}
+    ids: dict[str, str] = {}
+    execs: dict[str, str] = {}
+    out = []
+    for e in evs:
+        assert isinstance(e["time"], int) and isinstance(e["timeNano"], int)
+        assert e["time"] == e["timeNano"] // 10**9
+        e = json.loads(json.dumps(e))
+        cid = e["Actor"]["ID"]
+        ids.setdefault(cid, "<" + back[e["Actor"]["Attributes"]["name"]] + ">")
+        e["id"] = e["Actor"]["ID"] = ids[cid]
+        attrs = e["Actor"]["Attributes"]
+        attrs["name"] = back[attrs["name"]]
+        if "execID" in attrs:
+            attrs["execID"] = execs.setdefault(attrs["execID"], f"<exec{len(execs)}>")
+        e["time"] = e["timeNano"] = 0
+        out.append(e)
+    return out
+
+
+def _split_probes(evs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Health probes (exec events of container c) are timing-dependent in number: apart."""
+    probes = [e for e in evs if e["Action"].startswith("exec_") and e["Actor"]["ID"] == "<c>"]
+    rest = [e for e in evs if e not in probes]
+    return rest, probes
+
+
+def test_lifecycle_events_match_dockers(docker, minidock, md_env):
+    denv = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK")}
+    d_evs, d_names = _lifecycles(docker, "d", denv)
+    m_evs, m_names = _lifecycles(minidock, "m", md_env)
+    d_rest, d_probes = _split_probes(_normalize(d_evs, d_names))
+    m_rest, m_probes = _split_probes(_normalize(m_evs, m_names))
+    # every key, in Docker's order, every value (after normalizing IDs and times)
+    assert [list(e) for e in m_rest] == [list(e) for e in d_rest]
+    seq = [(e["Actor"]["ID"], e["Action"]) for e in m_rest], [(e["Actor"]["ID"], e["Action"]) for e in d_rest]
+    assert seq[0] == seq[1], "\n".join(map(str, seq))
+    for d, m in zip(d_rest, m_rest):
+        assert m == d, (d, m)
+    # the probes: exec_create/exec_start/exec_die triples of "/bin/sh -c true", as Docker's
+    assert d_probes and m_probes
+    for d, m in zip(d_probes[:3], m_probes[:3]):
+        assert m == d, (d, m)
