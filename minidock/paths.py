@@ -42,6 +42,37 @@ def cgroup_parent() -> str:
     return os.environ.get("MINIDOCK_CGROUP_PARENT", "minidock")
 
 
+ROOT_MODE = 0o711     # crossable (the runtime's state under run/ is reached by path), not listable
+PRIVATE_MODE = 0o700  # image layers, containers, volumes, networks, logs: root's alone
+CROSSABLE = {"run"}   # (the runtime chmods its own per-container dirs where a user namespace needs)
+
+
+def ensure_private() -> None:
+    """Docker's rule after CVE-2021-41091: other host users can neither list nor reach what the
+    state root holds — image layers and volumes carry setuid-root files, records and logs carry
+    secrets. The root is 0711 and each of its directories 0700 (run/ 0711); fixed on every start,
+    so a state root made by an older minidock is locked down too (a few stat calls)."""
+    r = root()
+    try:
+        st = os.stat(r)
+    except FileNotFoundError:
+        os.makedirs(r, mode=0o755, exist_ok=True)
+        st = os.stat(r)
+    if st.st_mode & 0o7777 != ROOT_MODE:
+        os.chmod(r, ROOT_MODE)
+    with os.scandir(r) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                want = ROOT_MODE if e.name in CROSSABLE else PRIVATE_MODE
+                if e.stat(follow_symlinks=False).st_mode & 0o7777 != want:
+                    os.chmod(e.path, want)
+    for name in ("image", "containers", "volumes", "networks"):
+        try:
+            os.mkdir(r / name, PRIVATE_MODE)
+        except FileExistsError:
+            pass
+
+
 def remove_tree(path) -> None:
     """rm -rf for our own small state dirs, without following symlinks.
 

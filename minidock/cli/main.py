@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from minidock import paths
 from minidock.errors import MinidockError
 
 COMMANDS: dict[str, str] = {
@@ -81,6 +82,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
+NO_ROOT_NEEDED = {"version", "doctor", None}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(c for c in COMMANDS if _available(c))
@@ -112,6 +116,15 @@ def cli(root):
     """A daemonless container engine: Docker's verbs, the kernel's features, nothing hidden."""
     if root:
         os.environ["MINIDOCK_ROOT"] = os.path.abspath(root)
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand in NO_ROOT_NEEDED or ctx.resilient_parsing or \
+            any(a in ("-h", "--help") for a in sys.argv[1:]):
+        return
+    if os.geteuid() != 0:
+        raise MinidockError("minidock needs root: run it with sudo",
+                            "Containers need namespaces, mounts and cgroups; the state under "
+                            f"{paths.root()} is root's alone.")
+    paths.ensure_private()
 
 
 def main(argv=None) -> None:
