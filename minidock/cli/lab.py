@@ -163,3 +163,40 @@ def diagram(view, svg, ref):
         with open(path, "w") as f:
             f.write(picture)
         click.echo(path)
+
+
+@click.command()
+@click.option("-o", "--output", metavar="FILE", help="Write the script to FILE (default: standard output).")
+@click.option("--check", "check_", is_flag=True,
+              help="Run the script and compare the replayed container with the real one.")
+@click.argument("ref", metavar="CONTAINER")
+def replay(output, check_, ref):
+    """A bash script that builds CONTAINER by hand (overlay, cgroup, unshare, mounts, pivot_root, exec)."""
+    import json
+    import os
+
+    from minidock.labs import replay as rp
+    from minidock.state import containers
+
+    if check_:
+        rows, ok = rp.check(ref)
+        click.echo(f"{'':32}{'real container':<34}replayed")
+        for what, a, b, same in rows:
+            click.echo(f"{'  ' if same else '! '}{what:<30}{a[:32]:<34}{b[:60]}")
+        click.echo("the replay matches the real container" if ok else
+                   f"{sum(1 for r in rows if not r[3])} difference(s) (marked !)")
+        return 0 if ok else 1
+    cid = containers.resolve(ref)
+    with open(os.path.join(containers.cdir(cid), "config.json")) as f:
+        rec = json.load(f)
+    with open(os.path.join(containers.cdir(cid), "bundle", "config.json")) as f:
+        spec = json.load(f)
+    text = rp.script(rec, spec)
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+        os.chmod(output, 0o755)
+        click.echo(output)
+    else:
+        click.echo(text, nl=False)
+    return 0

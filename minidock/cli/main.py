@@ -79,6 +79,7 @@ COMMANDS: dict[str, str] = {
     # teaching
     "lab": "minidock.cli.lab:lab",
     "diagram": "minidock.cli.lab:diagram",
+    "replay": "minidock.cli.lab:replay",
 }
 
 

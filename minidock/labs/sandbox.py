@@ -75,6 +75,8 @@ class Group:
             e["MINIDOCK_BRIDGE_SUBNET"] = self.subnet()
             e["LAB_PORT"] = str(self.port())
         e.pop("MINIDOCK_DEFAULT_NETWORK", None)
+        if e.get("MINIDOCK_LAB_NETWORK"):  # a machine without bridges (the v2 test VM): e.g. "none"
+            e["MINIDOCK_DEFAULT_NETWORK"] = e["MINIDOCK_LAB_NETWORK"]
         e.pop("MINIDOCK_RUN", None)
         return e
 
