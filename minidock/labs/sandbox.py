@@ -78,11 +78,15 @@ class Group:
         if e.get("MINIDOCK_LAB_NETWORK"):  # a machine without bridges (the v2 test VM): e.g. "none"
             e["MINIDOCK_DEFAULT_NETWORK"] = e["MINIDOCK_LAB_NETWORK"]
         e.pop("MINIDOCK_RUN", None)
+        # lab 08's runtime imports minidock.kernel with any python3
+        pkg = str(Path(__file__).resolve().parents[2])
+        if pkg not in e.get("PYTHONPATH", "").split(":"):
+            e["PYTHONPATH"] = pkg + (":" + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
         return e
 
     def exports(self) -> str:
         keys = ("MINIDOCK_ROOT", "MINIDOCK_CGROUP_PARENT", "MINIDOCK_BRIDGE", "MINIDOCK_BRIDGE_SUBNET",
-                "MINIDOCK_LAB_GROUP", "MINIDOCK_LAB_CGROUP_BASE", "LAB_PORT")
+                "MINIDOCK_LAB_GROUP", "MINIDOCK_LAB_CGROUP_BASE", "LAB_PORT", "PYTHONPATH")
         e = self.env({})
         lines = [f"export {k}={e[k]}" for k in keys if k in e]
         lines.append("unset MINIDOCK_DEFAULT_NETWORK")

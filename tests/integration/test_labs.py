@@ -318,3 +318,18 @@ def test_replay_matches_the_real_container(network, netns, md_env, busybox, tmp_
         assert "minidock-replay" not in open("/proc/self/mountinfo").read()
     finally:
         md("rm", "-f", name)
+
+
+def test_lab08_solution_passes_every_check(netns, labs_home, busybox):
+    """The exercise's passing attempt: the finished runtime (answers/08-myruntime.py) builds a
+    container whose trace has the engine's steps in the engine's order."""
+    g = sandbox.Group("solved-08")
+    try:
+        assert _lab_cli(netns, g.name, "start", "8").returncode == 0
+        solution = checks.labs_dir() / "answers" / "08-myruntime.py"
+        env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]), MINIDOCK_LAB08_PROGRAM=str(solution))
+        r = subprocess.run([*_in_ns(netns), sys.executable, "-m", "minidock", "lab", "check", "8", "--group", g.name],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0 and "4 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    finally:
+        _lab_cli(netns, g.name, "reset")
