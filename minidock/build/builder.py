@@ -417,8 +417,10 @@ class Builder:
 
         try:
             handler(st, inst, _flags(inst))
-        except ShellWordError as e:
-            raise BuildError(f"{self._where(inst)}: {e.message}") from None
+        except BuildError:
+            raise
+        except (ShellWordError, MinidockError) as e:  # name the instruction, as BuildKit does
+            raise BuildError(f"{self._where(inst)}: {e.message}", e.hint) from None
 
     def _where(self, inst) -> str:
         return f"{self.filename}:{inst.line}"
@@ -720,7 +722,12 @@ class Builder:
         else:
             if self.ctx is None:
                 raise BuildError("RUN --mount=type=bind needs a build context (none was given)")
-            path = os.path.join(self.ctx.root, self.ctx.resolve(m.source or ".")[0])
+            rels = self.ctx.resolve(m.source or ".")
+            if not rels:
+                from minidock.build.context import not_found
+
+                raise not_found(m.source)
+            path = os.path.join(self.ctx.root, rels[0])
         if not m.readonly:
             path = bc.scratch_copy(path)
         return {"Type": "bind", "Source": path, "Target": target, "ReadOnly": m.readonly}
@@ -780,8 +787,8 @@ class Builder:
         if len(srcs) > 1 and not dest_abs.endswith("/"):
             raise BuildError(f"{self._where(inst)}: When using {what} with more than one source file, "
                              "the destination must be a directory and end with a /")
-        if any(k == "ctx" and len(v) > 1 for k, v in sources):
-            dest_abs = dest_abs.rstrip("/") + "/"  # a wildcard matching several files copies into a dir
+        # (a wildcard matching several files into a destination without `/` copies each to that
+        # same path, the last match winning, as BuildKit does)
         urls, downloads = {}, []
         try:
             for k, v in sources:
@@ -840,7 +847,8 @@ class Builder:
     # WORKDIR
     def do_workdir(self, st, inst, fl):
         path = self._expand(" ".join(inst.args), st.scope())
-        path = os.path.normpath(os.path.join(st.workdir(), path))
+        if not path.startswith("/"):  # BuildKit: path.Join for a relative one, an absolute one as written
+            path = os.path.normpath(os.path.join(st.workdir(), path))
         st.cfg["WorkingDir"] = path
         created_by = f"WORKDIR {path}"
         step = self._step(st, created_by)

@@ -22,6 +22,69 @@ from minidock.errors import MinidockError
 WILDCARDS = set("*?[")
 
 
+def _has_wildcard(part: str) -> bool:
+    """Does a path component hold an unescaped `*`, `?` or `[` (Go's filepath.Match syntax)?"""
+    i = 0
+    while i < len(part):
+        if part[i] == "\\":
+            i += 2
+            continue
+        if part[i] in WILDCARDS:
+            return True
+        i += 1
+    return False
+
+
+def _unescape(part: str) -> str:
+    import re
+
+    return re.sub(r"\\(.)", r"\1", part)
+
+
+def go_match_regex(pattern: str):
+    """Go's filepath.Match for one path component as a regex: `*`, `?`, `[...]`/`[^...]`
+    classes (with ranges), and `\\` escaping the next character."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j, cls = i + 1, ""
+            if j < len(pattern) and pattern[j] == "^":
+                cls, j = "^", j + 1
+            first = True
+            while j < len(pattern) and (pattern[j] != "]" or first):
+                ch = pattern[j]
+                if ch == "\\" and j + 1 < len(pattern):
+                    cls += re.escape(pattern[j + 1])
+                    j += 2
+                elif ch == "-" and not first:
+                    cls += "-"
+                    j += 1
+                else:
+                    cls += re.escape(ch)
+                    j += 1
+                first = False
+            if j >= len(pattern):
+                raise SourceError(f"syntax error in pattern: {pattern}")
+            out.append(f"[{cls}]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
 class SourceError(MinidockError):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message, hint, exit_code=1)
@@ -43,7 +106,11 @@ class Tree:
             from minidock.build.dockerignore import Matcher
 
             self.matcher = Matcher(self.patterns)
-        self.negations = any(p.strip().startswith("!") for p in self.patterns)
+        self.negations = []
+        if any(p.strip().startswith("!") for p in self.patterns):
+            from minidock.build.dockerignore import go_clean
+
+            self.negations = [go_clean(p.strip()[1:].strip()) for p in self.patterns if p.strip().startswith("!")]
         self.hashes = hashes
 
     def excluded(self, rel: str) -> bool:
@@ -54,32 +121,31 @@ class Tree:
         rel = os.path.normpath("/" + src).lstrip("/")
         return "" if rel in (".", "") else rel
 
-    def resolve(self, src: str, *, allow_empty: bool = False) -> list[str]:
-        """Relative paths a source names (wildcards expanded), each checked to exist."""
+    def resolve(self, src: str) -> list[str]:
+        """Relative paths a source names. A plain path must exist (and not be excluded); a
+        wildcard may match nothing (BuildKit copies nothing then)."""
         rel = self.clean(src)
-        if WILDCARDS & set(rel):
-            import fnmatch
-
+        if any(_has_wildcard(p) for p in rel.split("/")):
             parts = rel.split("/")
             found = [""]
             for i, part in enumerate(parts):
                 nxt = []
                 for base in found:
                     d = os.path.join(self.root, base)
-                    if WILDCARDS & set(part):
+                    if _has_wildcard(part):
+                        rx = go_match_regex(part)
                         try:
                             names = sorted(os.listdir(d))
                         except (NotADirectoryError, FileNotFoundError):
                             continue
-                        nxt += [os.path.join(base, n) for n in names if fnmatch.fnmatchcase(n, part)]
-                    elif os.path.lexists(os.path.join(d, part)):
-                        nxt.append(os.path.join(base, part))
-                found = [f for f in nxt if not self.excluded(f)]
+                        nxt += [os.path.join(base, n) for n in names if rx.match(n)]
+                    elif os.path.lexists(os.path.join(d, _unescape(part))):
+                        nxt.append(os.path.join(base, _unescape(part)))
+                found = list(dict.fromkeys(f for f in nxt if not self.excluded(f)))
                 if i < len(parts) - 1:
                     found = [f for f in found if os.path.isdir(os.path.join(self.root, f))]
-            if not found and not allow_empty:
-                raise not_found(rel)
             return found
+        rel = "/".join(_unescape(p) for p in rel.split("/"))
         if not os.path.lexists(os.path.join(self.root, rel)) or self.excluded(rel):
             raise not_found(rel)
         return [rel]
@@ -101,13 +167,18 @@ class Tree:
             for e in entries:
                 r = os.path.join(d, e.name) if d else e.name
                 if self.excluded(r):
-                    if e.is_dir(follow_symlinks=False) and self.negations:
+                    if e.is_dir(follow_symlinks=False) and self._may_reinclude(r):
                         stack.append(r)  # an exception (!pattern) may bring something back
                     continue
                 est = e.stat(follow_symlinks=False)
                 yield r, est
                 if stat.S_ISDIR(est.st_mode):
                     stack.append(r)
+
+    def _may_reinclude(self, d: str) -> bool:
+        """Docker's walker descends into an excluded directory only when an exception pattern
+        starts with that directory's path (`!a/b/keep` for `a/b`); `!**/x` does not count."""
+        return any((n + "/").startswith(d + "/") for n in self.negations)
 
     def checksum(self, rels: list[str]) -> str:
         """Content checksum of these sources (see the module docstring)."""

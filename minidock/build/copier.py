@@ -206,10 +206,11 @@ class Copier:
                     raise CopyError("cannot copy a file to /")
                 continue  # the rootfs root keeps its own metadata
             if not sub and is_dir:
-                self.mkdirs(path)  # the destination dir: created, not given the source dir's mode
-                if self.mode is not None or keep_owner or self.owner:
-                    self._place(os.path.join(tree.root, r), est, path.rstrip("/"), keep_owner)
-                continue
+                self.mkdirs(path)  # the destination dir: created if missing, never given the source dir's
+                continue           # metadata (BuildKit copies a directory's *contents*)
+            parent = os.path.dirname(path.rstrip("/"))
+            if not os.path.isdir(self.host(parent)):
+                self.mkdirs(parent)  # under a directory .dockerignore excluded but a !pattern brought back
             self._place(os.path.join(tree.root, r), est, path.rstrip("/"), keep_owner)
             if stat.S_ISDIR(est.st_mode):
                 dirs.append((path, est))
