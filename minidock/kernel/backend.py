@@ -111,8 +111,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def seccomp_load(self, default_action: int, architectures: list[str],
-                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
+                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]],
+                     enosys_newer: bool = False) -> int:
         """Compile (libseccomp) and install a filter; rules are (syscall, action, [(arg, op, a, b)]).
+        With enosys_newer, a second native-only filter answers ENOSYS for syscall numbers above
+        the highest the rules name (runc's rule: programs then fall back to older calls).
 
         Returns how many rules went in (syscalls this kernel does not know are skipped)."""
 

@@ -310,11 +310,13 @@ def seccomp_prepare() -> bool:
 
 def seccomp_load(default_action: int, architectures: list[str],
                  rules: list[tuple[str, int, list[tuple[int, int, int, int]]]], *, detail: str,
-                 why: str = "") -> int:
-    """Install a seccomp filter (libseccomp compiles the rules to BPF); returns the rules added."""
+                 why: str = "", enosys_newer: bool = False) -> int:
+    """Install a seccomp filter (libseccomp compiles the rules to BPF); returns the rules added.
+    enosys_newer: syscalls newer than every one named fail with ENOSYS, not the default (runc)."""
     trace("seccomp", detail, why, "(no shell equivalent: libseccomp compiles the profile to BPF, "
           "seccomp(SECCOMP_SET_MODE_FILTER))")
-    return _do("seccomp", detail, backend().seccomp_load, default_action, list(architectures), rules)
+    return _do("seccomp", detail, backend().seccomp_load, default_action, list(architectures), rules,
+               enosys_newer)
 
 
 # --- the last steps of the container's init ----------------------------------------------------------

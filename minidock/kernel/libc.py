@@ -236,10 +236,11 @@ class LibcBackend(Backend):
         return self._libseccomp() is not None
 
     def seccomp_load(self, default_action: int, architectures: list[str],
-                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
+                     rules: list[tuple[str, int, list[tuple[int, int, int, int]]]],
+                     enosys_newer: bool = False) -> int:
         from minidock.kernel import seccomp_lib
 
-        return seccomp_lib.load(self._libseccomp(), default_action, architectures, rules)
+        return seccomp_lib.load(self._libseccomp(), default_action, architectures, rules, enosys_newer)
 
     # --- the last steps before exec
     def setsid(self) -> None:

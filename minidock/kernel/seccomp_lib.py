@@ -12,7 +12,11 @@ import ctypes
 import errno
 import os
 
+FLTATR_ACT_BADARCH = 2
 FLTATR_CTL_NNP = 3
+ACT_ALLOW = 0x7FFF0000
+ACT_ERRNO = 0x00050000
+NATIVE_LAST = 511  # x86_64: 512-547 are x32 compat numbers; no native syscall lives above yet
 
 
 class ArgCmp(ctypes.Structure):
@@ -41,8 +45,9 @@ def open_library():
 
 
 def load(lib, default_action: int, architectures: list[str],
-         rules: list[tuple[str, int, list[tuple[int, int, int, int]]]]) -> int:
-    """Build the filter and seccomp_load() it; OSError names the failing step's errno."""
+         rules: list[tuple[str, int, list[tuple[int, int, int, int]]]], enosys_newer: bool = False) -> int:
+    """Build the filter and seccomp_load() it; OSError names the failing step's errno.
+    enosys_newer: then a second filter (see _enosys_stub)."""
     if lib is None:
         raise OSError(errno.ENOSYS, "libseccomp is not installed (apt-get install libseccomp2)")
     ctx = lib.seccomp_init(default_action)
@@ -55,10 +60,12 @@ def load(lib, default_action: int, architectures: list[str],
             if token:
                 lib.seccomp_arch_add(ctx, token)  # -EEXIST for the native one: fine
         added = 0
+        highest = 0
         for name, action, cmps in rules:
             nr = lib.seccomp_syscall_resolve_name(name.encode())
             if nr < 0:
                 continue  # a syscall this kernel/libseccomp does not know
+            highest = max(highest, nr)
             arr = (ArgCmp * len(cmps))(*(ArgCmp(*c) for c in cmps)) if cmps else None
             rc = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), arr)
             if rc == -errno.EEXIST:
@@ -69,6 +76,28 @@ def load(lib, default_action: int, architectures: list[str],
         rc = lib.seccomp_load(ctx)
         if rc < 0:
             raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
-        return added
+    finally:
+        lib.seccomp_release(ctx)
+    if enosys_newer and highest and default_action != ACT_ALLOW:
+        _enosys_stub(lib, highest)
+    return added
+
+
+def _enosys_stub(lib, highest: int) -> None:
+    """runc's rule: a syscall *newer* than every one the profile names fails with ENOSYS rather
+    than the default EPERM, so that programs fall back to an older call. A second filter, native
+    architecture only, default allow (other architectures too: the first filter decides for
+    them); among equal actions the kernel takes the most recently installed filter's answer."""
+    ctx = lib.seccomp_init(ACT_ALLOW)
+    if not ctx:
+        raise OSError(errno.EINVAL, "seccomp_init failed")
+    try:
+        lib.seccomp_attr_set(ctx, FLTATR_CTL_NNP, 0)
+        lib.seccomp_attr_set(ctx, FLTATR_ACT_BADARCH, ACT_ALLOW)
+        for nr in range(highest + 1, NATIVE_LAST + 1):
+            lib.seccomp_rule_add_array(ctx, ACT_ERRNO | errno.ENOSYS, nr, 0, None)
+        rc = lib.seccomp_load(ctx)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load (ENOSYS filter): {os.strerror(-rc)}")
     finally:
         lib.seccomp_release(ctx)

@@ -1,6 +1,6 @@
 """Seccomp: Docker's default profile (data: seccomp_default.json), Docker's profile format turned
 into the OCI `linux.seccomp` object (:func:`to_oci`), and the OCI object compiled to BPF by
-libseccomp (through ctypes, :func:`load`).
+libseccomp (through the kernel layer, :func:`load`).
 
 Docker's format adds to the OCI one an ``archMap`` (the native architecture and the ones its
 binaries may also use: x86 and x32 on x86_64) and, per rule, ``includes``/``excludes`` by
@@ -28,16 +28,14 @@ no_new_privs is left to the spec's `noNewPrivileges`.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 
 from minidock import kernel as k
-from minidock.errors import MinidockError
+from minidock.errors import KernelError, MinidockError
 
-try:
-    _lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-except OSError:
-    _lib = None
+# libseccomp is opened now, at import — the init imports this module before pivot_root, after
+# which the host's /usr/lib is gone (the kernel layer keeps the handle)
+_HAVE_LIB = k.seccomp_prepare()
 
 ACT_KILL_PROCESS = 0x80000000
 ACT_KILL_THREAD = 0x00000000
@@ -49,13 +47,6 @@ ACT_ALLOW = 0x7FFF0000
 ACT_NOTIFY = 0x7FC00000
 CMP = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
        "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-FLTATR_ACT_BADARCH = 2
-FLTATR_CTL_NNP = 3
-
-
-class ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
 
 
 def action(name: str, errno_ret: int | None = None) -> int:
@@ -71,30 +62,12 @@ def action(name: str, errno_ret: int | None = None) -> int:
     return table[name]
 
 
-def _setup():
-    _lib.seccomp_init.restype = ctypes.c_void_p
-    _lib.seccomp_init.argtypes = [ctypes.c_uint32]
-    _lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    _lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-    _lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-    _lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    _lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                            ctypes.POINTER(ArgCmp)]
-    _lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-    _lib.seccomp_load.argtypes = [ctypes.c_void_p]
-    _lib.seccomp_release.argtypes = [ctypes.c_void_p]
-
-
-if _lib is not None:
-    _setup()
-
-
-def _rules(entry: dict, default: int) -> list[tuple[int, list[ArgCmp]]]:
+def _rules(entry: dict, default: int) -> list[tuple[int, list[tuple[int, int, int, int]]]]:
     act = action(entry["action"], entry.get("errnoRet"))
     if act == default:
-        return []
+        return []  # (libseccomp refuses a rule whose action is the default)
     args = entry.get("args") or []
-    cmps = [ArgCmp(a["index"], CMP[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
+    cmps = [(a["index"], CMP[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
     indexes = [a["index"] for a in args]
     if len(set(indexes)) != len(indexes):  # libseccomp: one comparison per argument and rule
         return [(act, [c]) for c in cmps]
@@ -103,7 +76,7 @@ def _rules(entry: dict, default: int) -> list[tuple[int, list[ArgCmp]]]:
 
 def available() -> bool:
     """libseccomp is there and the kernel filters (a `Seccomp:` line in /proc/self/status)."""
-    if _lib is None:
+    if not _HAVE_LIB:
         return False
     try:
         with open("/proc/self/status") as f:
@@ -225,67 +198,18 @@ def load_profile_file(path: str) -> dict:
 
 def load(profile: dict) -> None:
     """Compile and install the filter for this process (inherited by everything it execs)."""
-    if _lib is None:
+    if not _HAVE_LIB:
         raise MinidockError("the container asks for a seccomp profile, but libseccomp is not installed",
                             "apt-get install libseccomp2")
     default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
-    ctx = _lib.seccomp_init(default)
-    if not ctx:
-        raise MinidockError("seccomp_init failed")
+    rules = []
+    for entry in profile.get("syscalls") or []:
+        for name in entry.get("names") or ([entry["name"]] if entry.get("name") else []):
+            rules += [(name, act, cmps) for act, cmps in _rules(entry, default)]
     try:
-        _lib.seccomp_attr_set(ctx, FLTATR_CTL_NNP, 0)
-        for arch in profile.get("architectures") or []:
-            token = _lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
-            if token:
-                _lib.seccomp_arch_add(ctx, token)  # -EEXIST for the native one: fine
-        n_rules = 0
-        max_nr = 0
-        for entry in profile.get("syscalls") or []:
-            for name in entry.get("names") or ([entry["name"]] if entry.get("name") else []):
-                nr = _lib.seccomp_syscall_resolve_name(name.encode())
-                if nr < 0:
-                    continue  # a syscall this kernel/libseccomp does not know
-                max_nr = max(max_nr, nr)
-                for act, cmps in _rules(entry, default):
-                    arr = (ArgCmp * len(cmps))(*cmps) if cmps else None
-                    rc = _lib.seccomp_rule_add_array(ctx, act, nr, len(cmps), arr)
-                    if rc == -_errno.EEXIST:
-                        continue  # the same rule twice (profiles repeat some): already there
-                    if rc < 0:
-                        raise MinidockError(f"seccomp: cannot add the rule for {name}: {_errno.errorcode.get(-rc, rc)}")
-                    n_rules += 1
-        k.tracer.record(k.Step("seccomp", f"load a filter: default {profile.get('defaultAction')}, "
-                               f"{n_rules} rules", "limit the system calls the container may make",
-                               "(no shell equivalent: libseccomp compiles the profile to BPF, "
-                               "seccomp(SECCOMP_SET_MODE_FILTER))"))
-        rc = _lib.seccomp_load(ctx)
-        if rc < 0:
-            raise MinidockError(f"seccomp_load failed: {_errno.errorcode.get(-rc, rc)}")
-    finally:
-        _lib.seccomp_release(ctx)
-    if default != ACT_ALLOW and max_nr > 0:
-        _enosys_stub(max_nr)
-
-
-_NATIVE_LAST = 511  # x86_64: 512-547 are x32 compat numbers; nothing native lives above yet
-
-
-def _enosys_stub(max_nr: int) -> None:
-    """runc's rule: a syscall newer than every one the profile knows gets ENOSYS, not EPERM."""
-    ctx = _lib.seccomp_init(ACT_ALLOW)
-    if not ctx:
-        raise MinidockError("seccomp_init failed")
-    try:
-        _lib.seccomp_attr_set(ctx, FLTATR_CTL_NNP, 0)
-        _lib.seccomp_attr_set(ctx, FLTATR_ACT_BADARCH, ACT_ALLOW)  # x86/x32 callers: the main filter decides
-        enosys = ACT_ERRNO | _errno.ENOSYS
-        for nr in range(max_nr + 1, _NATIVE_LAST + 1):
-            _lib.seccomp_rule_add_array(ctx, enosys, nr, 0, None)
-        k.tracer.record(k.Step("seccomp", f"load a filter: ENOSYS for syscalls {max_nr + 1}..{_NATIVE_LAST}",
-                               "syscalls newer than the profile fail with ENOSYS so programs fall back "
-                               "(runc's rule)", "(no shell equivalent)"))
-        rc = _lib.seccomp_load(ctx)
-        if rc < 0:
-            raise MinidockError(f"seccomp_load failed: {_errno.errorcode.get(-rc, rc)}")
-    finally:
-        _lib.seccomp_release(ctx)
+        k.seccomp_load(default, profile.get("architectures") or [], rules,
+                       detail=f"default {profile.get('defaultAction')}, {len(rules)} rules; syscalls newer "
+                              "than the profile: ENOSYS", enosys_newer=True,
+                       why="limit the system calls the container may make")
+    except KernelError as e:
+        raise MinidockError(f"cannot load the seccomp profile: {e}") from None
