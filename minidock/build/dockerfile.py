@@ -35,7 +35,7 @@ __all__ = [
     "DockerfileSyntaxError", "Heredoc", "Instruction", "Stage", "Dockerfile", "parse", "parse_ast",
     "dump", "expand", "expand_words", "parse_flags", "parse_mount", "Mount", "platform_args",
     "global_scope", "resolve_stage_arg", "PROXY_ARGS", "EXPANDED", "go_quote", "parse_duration",
-    "copy_sources",
+    "copy_sources", "check_instruction",
 ]
 
 INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
@@ -992,6 +992,17 @@ def _check(inst: Instruction) -> None:
                                     [x.upper() for x in INSTRUCTIONS], False))
 
 
+def check_instruction(inst: Instruction, filename: str = "Dockerfile", source: list[str] | None = None) -> None:
+    """One instruction checked like BuildKit's ParseInstruction (e.g. an ONBUILD trigger when a
+    child build runs it); raises DockerfileSyntaxError."""
+    try:
+        _check(inst)
+    except (_Err, ShellWordError) as e:
+        msg = e.message if isinstance(e, ShellWordError) else str(e)
+        raise DockerfileSyntaxError(msg, filename, inst.line, inst.end_line, source,
+                                    inst.keyword.upper()) from None
+
+
 def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
     """The whole Dockerfile checked like BuildKit checks it before building anything."""
     insts, directives, escape, warnings = parse_ast(text, filename)
@@ -999,12 +1010,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
     global_args: list[Instruction] = []
     stages: list[Stage] = []
     for inst in insts:
-        try:
-            _check(inst)
-        except (_Err, ShellWordError) as e:
-            msg = e.message if isinstance(e, ShellWordError) else str(e)
-            raise DockerfileSyntaxError(msg, filename, inst.line, inst.end_line, src,
-                                        inst.keyword.upper()) from None
+        check_instruction(inst, filename, src)
         if inst.cmd == "from":
             a = inst.args
             opts = parse_flags(inst)

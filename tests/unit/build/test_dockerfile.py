@@ -3,6 +3,8 @@ flags and mounts, and the errors (file, line, instruction) for what BuildKit ref
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from minidock.build import dockerfile as D
@@ -387,3 +389,47 @@ def test_buildkit_heredoc_cases():
 def test_json_forms_take_no_heredocs():
     text = 'FROM alpine:3.6\nRUN ["whoami"]\nRUN ["cat", "<<EOF"]\nCOPY ["<<EOF", "/dest"]\n'
     assert all(not i.heredocs for i in D.parse_ast(text)[0])
+
+
+# ---- BuildKit's instruction checks (instructions/parse_test.go), one instruction each -----------
+def _check_one(text):
+    D.check_instruction(D.parse_ast(text)[0][0])
+
+
+@pytest.mark.parametrize("cmd", ["MAINTAINER", "WORKDIR", "USER", "STOPSIGNAL"])
+def test_exactly_one_argument(cmd):
+    with pytest.raises(D.DockerfileSyntaxError, match=f"^Dockerfile:1: {cmd} requires exactly one argument"):
+        _check_one(cmd)
+
+
+@pytest.mark.parametrize("cmd", ["ENV", "LABEL", "ONBUILD", "HEALTHCHECK", "EXPOSE", "VOLUME"])
+def test_at_least_one_argument(cmd):
+    with pytest.raises(D.DockerfileSyntaxError, match=f"^Dockerfile:1: {cmd} requires at least one argument"):
+        _check_one(cmd)
+
+
+@pytest.mark.parametrize("cmd", ["ADD", "COPY"])
+def test_no_destination(cmd):
+    with pytest.raises(D.DockerfileSyntaxError, match=f"{cmd} requires at least two arguments, but only one "
+                                                      "was provided. Destination could not be determined"):
+        _check_one(cmd + " arg1")
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("COPY\t\n\t\tquux \\\n      bar", "COPY requires at least two arguments"),
+    ("ONBUILD FROM scratch", "FROM isn't allowed as an ONBUILD trigger"),
+    ("MAINTAINER --boo joe@example.com", "unknown flag: --boo"),
+    ("ONBUILD ONBUILD RUN touch foobar", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+    ("FOO bar", "unknown instruction: FOO"),
+    ("foo bar", "unknown instruction: foo"),
+])
+def test_buildkit_error_cases(text, msg):
+    with pytest.raises(D.DockerfileSyntaxError, match=re.escape(msg)):
+        _check_one(text)
+
+
+def test_healthcheck_intervals():
+    _check_one("HEALTHCHECK --interval=0ms CMD x")
+    _check_one("HEALTHCHECK --interval=1ms CMD x")
+    with pytest.raises(D.DockerfileSyntaxError, match="cannot be less than 1ms"):
+        _check_one("HEALTHCHECK --interval=50ns CMD x")
