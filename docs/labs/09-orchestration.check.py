@@ -23,7 +23,10 @@ spec:
       - name: web
         image: busybox
         env: [{name: VERSION, value: v1}]
-        command: ["sh", "-c", "mkdir -p /www && echo $(hostname) $VERSION > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        command:
+        - sh
+        - -c
+        - mkdir -p /www && echo $(hostname) $VERSION > /www/index.html && exec httpd -f -p 8080 -h /www
         ports: [{containerPort: 8080, name: http}]
         readinessProbe:
           httpGet: {path: /, port: http}
