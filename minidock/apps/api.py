@@ -232,6 +232,11 @@ def wait_status(ns: str, name: str, timeout: float | None, report) -> int:
                 f'Waiting for deployment "{name}" rollout to finish: '
                 f"{st['replicas'] - st['updatedReplicas']} old replicas are pending termination..."
             )
+        elif st.get("terminatingReplicas", 0):  # minidock waits for them: their exit rewrites hosts files
+            msg = (
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{st['terminatingReplicas']} old replicas are pending termination..."
+            )
         elif st.get("availableReplicas", 0) < st.get("updatedReplicas", 0) or st.get("updatedAvailable", 0) < desired:
             msg = (
                 f'Waiting for deployment "{name}" rollout to finish: {st.get("updatedAvailable", 0)} of '

@@ -470,6 +470,7 @@ class Controller:
         status.update(
             observedGeneration=dep["metadata"].get("generation", 1),
             replicas=len(live),
+            terminatingReplicas=sum(1 for p in self.live_pods() if p.get("terminating")),
             desired=desired,
             updatedReplicas=len(new),
             readyReplicas=sum(1 for p in live if p.get("ready")),
