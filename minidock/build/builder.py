@@ -800,10 +800,11 @@ class Builder:
                     plan["srcs"].append(["urlsum", v, urls[v][1]])
             self._copy_step(st, inst, fl, step, plan, sources, urls, dest_abs, created_by)
         finally:
-            import shutil
+            if downloads:
+                import shutil
 
-            for d in downloads:
-                shutil.rmtree(d, ignore_errors=True)
+                for d in downloads:
+                    shutil.rmtree(d, ignore_errors=True)
 
     def _copy_step(self, st, inst, fl, step, plan, sources, urls, dest_abs, created_by) -> None:
         scope = st.scope()
@@ -902,9 +903,13 @@ class Builder:
             [x["diff_id"] for x in st.layers]
         image_id = self.cache.image(key)
         if image_id and self.store.exists(image_id):
+            from minidock.image import reference
+
             self.progress._out(f"#{step.n} writing image {image_id} done")
+            repos = self.store._repos()
             for t in self.opts.tags:
-                self.store.tag(image_id, t)
+                if repos.get(str(reference.parse(t))) != image_id:  # a tag already right is not rewritten
+                    self.store.tag(image_id, t)
         else:
             for lay in st.layers:
                 lay.setdefault("unpacked", lay.get("size", 0))

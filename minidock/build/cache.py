@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import time
 
 from minidock import paths
+
+try:  # the builtin sha256: hashlib's OpenSSL binding costs ~2 ms to import, paid by every build
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 
 def root() -> str:
@@ -37,7 +44,7 @@ def root() -> str:
 def chain(parent: str, what) -> str:
     """The key of a step: its parent's key and a canonical rendering of its inputs."""
     data = what if isinstance(what, str) else json.dumps(what, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{parent}\n{data}".encode()).hexdigest()
+    return sha256(f"{parent}\n{data}".encode()).hexdigest()
 
 
 class Cache:
@@ -172,7 +179,7 @@ class FileHashes:
         old = self.known.get(path)
         if old and old[:4] == sig:
             return old[4]
-        h = hashlib.sha256()
+        h = sha256()
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)

@@ -13,10 +13,10 @@ file whose stat (size, mtime, inode, ctime) is unchanged since the last build is
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
+from minidock.build.cache import sha256
 from minidock.errors import MinidockError
 
 WILDCARDS = set("*?[")
@@ -36,6 +36,8 @@ def _has_wildcard(part: str) -> bool:
 
 
 def _unescape(part: str) -> str:
+    if "\\" not in part:
+        return part
     import re
 
     return re.sub(r"\\(.)", r"\1", part)
@@ -182,7 +184,7 @@ class Tree:
 
     def checksum(self, rels: list[str]) -> str:
         """Content checksum of these sources (see the module docstring)."""
-        h = hashlib.sha256()
+        h = sha256()
         for rel in rels:
             h.update(f"@{rel}\n".encode())
             for r, st in self.walk(rel):
@@ -198,7 +200,7 @@ class Tree:
 
 
 def _sha(path: str) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
