@@ -684,8 +684,12 @@ def wait_exit(cid: str, timeout: float | None = None) -> dict | None:
 
 
 def wait_condition(cid: str, condition: str = "not-running") -> int:
-    """Docker's `wait --condition`: not-running (now, or when it stops), next-exit (the next exit
-    from now, even of a stopped container started later), removed. Returns the exit code."""
+    """Docker's `wait --condition`, returning the exit code:
+
+    * not-running: at once if the container is not running, else at its next exit -- also an
+      exit the restart policy follows with a restart (Docker wakes waiters on "restarting" too);
+    * next-exit: the next exit from now, even of a stopped container started later;
+    * removed: when the container is removed (its last exit code)."""
     if condition not in ("not-running", "next-exit", "removed"):
         raise MinidockError(f"invalid condition: {condition!r}",
                             "Use not-running, next-exit or removed.", exit_code=125)
@@ -701,12 +705,16 @@ def wait_condition(cid: str, condition: str = "not-running") -> int:
         except NotFound:
             return last.get("ExitCode", 0)
         st = rec["State"]
-        last = st
-        if condition == "not-running" and not st.get("Running"):
+        if st.get("Running") or st.get("FinishedAt") != containers.ZERO_TIME:
+            last = st  # (not the blank state of a container being removed under us)
+        # an exit since we started waiting: a new FinishedAt while stopped or restarting, or a
+        # restart already done (a poll that came late: the code is then the last one seen)
+        exited = rec["RestartCount"] != mark[1] or (
+            st.get("FinishedAt") not in (mark[0], containers.ZERO_TIME)
+            and (not st.get("Running") or st.get("Restarting")))
+        if condition == "not-running" and (not st.get("Running") or exited):
             return st.get("ExitCode", 0)
-        if condition == "next-exit" and (st.get("FinishedAt"), rec["RestartCount"]) != mark \
-                and st.get("FinishedAt") != containers.ZERO_TIME and (
-                    not st.get("Running") or st.get("Restarting")):
+        if condition == "next-exit" and exited:
             return st.get("ExitCode", 0)
         time.sleep(delay)
         delay = min(delay * 2, 0.1)

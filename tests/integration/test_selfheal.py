@@ -103,8 +103,8 @@ def test_always_restarts_keeps_identity_and_stop_ends_the_loop(md, ctr):
     info = _until(lambda: (lambda i: i if i["RestartCount"] >= 2 else None)(_inspect(md, name)))
     assert info and info["Id"] == cid and info["Name"] == "/" + name
     # the writable layer is kept: the file grows by one line per run, the log goes on
-    lines = md("logs", name).stdout.split()
-    assert lines[:3] == ["1", "2", "3"], lines
+    lines = _until(lambda: (lambda ls: ls if len(ls) >= 3 else None)(md("logs", name).stdout.split()))
+    assert lines and lines[:3] == ["1", "2", "3"], lines
     ps = _until(lambda: "Restarting (1)" in (s := md("ps", "--filter", f"name={name}").stdout) and s)
     assert ps and " ago" in ps
     restarting = _until(lambda: (lambda s: s if s["Restarting"] else None)(_inspect(md, name)["State"]),
