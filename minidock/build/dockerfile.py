@@ -22,10 +22,9 @@ the scope that `global_scope()` and `resolve_stage_arg()` give.
 from __future__ import annotations
 
 import json as _json
-import platform as _platform
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from minidock.build.shell import Lexer, ShellWordError, expand, expand_words  # noqa: F401 (re-exported)
 from minidock.errors import InvalidArgument
@@ -101,13 +100,47 @@ class _Err(Exception):
 
 
 # ---- data ----------------------------------------------------------------------------------------
-@dataclass
-class Heredoc:
-    name: str
-    content: str = ""
-    expand: bool = True
-    chomp: bool = False
-    fd: int = 0
+class _Record:
+    """A plain record (like a dataclass, without the cost of generating one per class at import:
+    a cached rebuild parses the Dockerfile on every run). `_fields`: (name, default) pairs; a
+    list default is copied per instance."""
+
+    _fields: tuple = ()
+
+    def __init__(self, *args, **kw):
+        if len(args) > len(self._fields):
+            raise TypeError(f"{type(self).__name__}: too many arguments")
+        for i, (name, default) in enumerate(self._fields):
+            if i < len(args):
+                v = args[i]
+            elif name in kw:
+                v = kw.pop(name)
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}: missing {name}")
+            else:
+                v = list(default) if isinstance(default, list) else default
+            setattr(self, name, v)
+        if kw:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(kw)}")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, n) for n, _ in self._fields)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self._fields) + ")"
+
+
+_REQUIRED = object()
+class Heredoc(_Record):
+    # name: str
+    # content: str = ""
+    # expand: bool = True
+    # chomp: bool = False
+    # fd: int = 0
+    _fields = (("name", _REQUIRED), ("content", ""), ("expand", True), ("chomp", False), ("fd", 0),)
 
     @property
     def text(self) -> str:
@@ -115,20 +148,24 @@ class Heredoc:
         return re.sub(r"(?m)^\t+", "", self.content) if self.chomp else self.content
 
 
-@dataclass
-class Instruction:
-    cmd: str                      # lower-case keyword
-    args: list[str]               # see module docstring of each form; ENV/LABEL: [k1, v1, k2, v2]
-    json: bool = False            # exec (JSON) form
-    flags: list[str] = field(default_factory=list)
-    heredocs: list[Heredoc] = field(default_factory=list)
-    line: int = 0
-    end_line: int = 0
-    original: str = ""            # the logical line (continuations joined) as BuildKit keeps it
-    keyword: str = ""             # the keyword as written (case kept)
-    legacy_kv: bool = False       # ENV/LABEL written `ENV key value` (no `=`)
-    sub: Instruction | None = None  # ONBUILD's trigger
-    known: bool = True
+class Instruction(_Record):
+    # cmd: str                      # lower-case keyword
+    # args: list[str]               # see module docstring of each form; ENV/LABEL: [k1, v1, k2, v2]
+    # json: bool = False            # exec (JSON) form
+    # flags: list[str] = []
+    # heredocs: list[Heredoc] = []
+    # line: int = 0
+    # end_line: int = 0
+    # original: str = ""            # the logical line (continuations joined) as BuildKit keeps it
+    # keyword: str = ""             # the keyword as written (case kept)
+    # legacy_kv: bool = False       # ENV/LABEL written `ENV key value` (no `=`)
+    # sub: Instruction | None = None  # ONBUILD's trigger
+    # known: bool = True
+    _fields = (
+        ("cmd", _REQUIRED), ("args", _REQUIRED), ("json", False), ("flags", []), ("heredocs", []), ("line", 0),
+        ("end_line", 0), ("original", ""), ("keyword", ""), ("legacy_kv", False), ("sub", None),
+        ("known", True),
+    )
 
     # ARG: [(name, default or None)]
     @property
@@ -149,24 +186,30 @@ class Instruction:
         return parse_flags(self)
 
 
-@dataclass
-class Stage:
-    name: str | None
-    base: str                     # unexpanded: expand with global_scope() (FROM sees global ARGs)
-    platform: str | None
-    index: int
-    instructions: list[Instruction] = field(default_factory=list)
-    from_inst: Instruction | None = None
+class Stage(_Record):
+    # name: str | None
+    # base: str                     # unexpanded: expand with global_scope() (FROM sees global ARGs)
+    # platform: str | None
+    # index: int
+    # instructions: list[Instruction] = []
+    # from_inst: Instruction | None = None
+    _fields = (
+        ("name", _REQUIRED), ("base", _REQUIRED), ("platform", _REQUIRED), ("index", _REQUIRED),
+        ("instructions", []), ("from_inst", None),
+    )
 
 
-@dataclass
-class Dockerfile:
-    directives: dict[str, str]
-    escape: str
-    instructions: list[Instruction]
-    global_args: list[Instruction]
-    stages: list[Stage]
-    warnings: list[str] = field(default_factory=list)
+class Dockerfile(_Record):
+    # directives: dict[str, str]
+    # escape: str
+    # instructions: list[Instruction]
+    # global_args: list[Instruction]
+    # stages: list[Stage]
+    # warnings: list[str] = []
+    _fields = (
+        ("directives", _REQUIRED), ("escape", _REQUIRED), ("instructions", _REQUIRED),
+        ("global_args", _REQUIRED), ("stages", _REQUIRED), ("warnings", []),
+    )
 
     def stage(self, name_or_index: str | int) -> Stage:
         if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.isdigit()):
@@ -729,21 +772,25 @@ def parse_duration(s: str) -> float:
     return sign * total
 
 
-@dataclass
-class Mount:
-    type: str = "bind"
-    from_: str = ""
-    source: str = ""
-    target: str = ""
-    readonly: bool = False
-    size: int = 0
-    id: str = ""
-    sharing: str = ""
-    required: bool = False
-    env: str | None = None
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+class Mount(_Record):
+    # type: str = "bind"
+    # from_: str = ""
+    # source: str = ""
+    # target: str = ""
+    # readonly: bool = False
+    # size: int = 0
+    # id: str = ""
+    # sharing: str = ""
+    # required: bool = False
+    # env: str | None = None
+    # mode: int | None = None
+    # uid: int | None = None
+    # gid: int | None = None
+    _fields = (
+        ("type", "bind"), ("from_", ""), ("source", ""), ("target", ""), ("readonly", False), ("size", 0),
+        ("id", ""), ("sharing", ""), ("required", False), ("env", None), ("mode", None), ("uid", None),
+        ("gid", None),
+    )
 
 
 _MOUNT_KEYS = ["type", "from", "source", "target", "readonly", "id", "sharing", "required", "size",
@@ -1048,7 +1095,7 @@ _ARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "
 
 def host_platform() -> tuple[str, str, str]:
     """(os, architecture, variant) of this machine in OCI terms."""
-    arch, variant = _ARCH.get(_platform.machine(), (_platform.machine(), ""))
+    arch, variant = _ARCH.get(os.uname().machine, (os.uname().machine, ""))
     return "linux", arch, variant
 
 

@@ -433,3 +433,17 @@ def test_healthcheck_intervals():
     _check_one("HEALTHCHECK --interval=1ms CMD x")
     with pytest.raises(D.DockerfileSyntaxError, match="cannot be less than 1ms"):
         _check_one("HEALTHCHECK --interval=50ns CMD x")
+
+
+def test_records():
+    a, b = D.Instruction("run", ["x"]), D.Instruction(cmd="run", args=["x"])
+    assert a == b and a.flags == [] and a.flags is not b.flags
+    a.flags.append("--network=none")
+    assert a != b and b.flags == []
+    assert "Instruction(cmd='run'" in repr(a)
+    with pytest.raises(TypeError):
+        D.Heredoc()
+    with pytest.raises(TypeError):
+        D.Heredoc("EOF", bogus=1)
+    m = D.Mount()
+    assert (m.type, m.readonly, m.uid) == ("bind", False, None)
