@@ -128,10 +128,18 @@ def _options(image: str, command: tuple, kw: dict) -> RunOptions:
 @click.option("--explain", is_flag=True,
               help="Print every kernel step (namespaces, mounts, pivot_root, capabilities, cgroups) "
                    "with the equivalent shell command.")
+@click.option("-a", "--attach", "attach_streams", multiple=True,
+              type=click.Choice(["stdin", "stdout", "stderr"], case_sensitive=False),
+              help="Attach to STDIN, STDOUT or STDERR.")
+@click.option("--sig-proxy", type=bool, default=True, show_default=True,
+              help="Proxy received signals to the process (--sig-proxy=false: ^C leaves it running).")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(image, command, detach, explain, **kw):
+def run(image, command, detach, explain, attach_streams, sig_proxy, detach_keys, **kw):
     """Create and run a new container from an image."""
+    if detach and attach_streams:
+        raise InvalidArgument("Conflicting options: -a and -d")
     if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
         raise MinidockError("the input device is not a TTY", exit_code=1)
     if explain:
@@ -145,8 +153,19 @@ def run(image, command, detach, explain, **kw):
         lifecycle.run_detached(rec, interactive=opts.interactive)
         click.echo(rec["Id"])
         return 0
+    streams = [a.lower() for a in attach_streams] or ["stdin", "stdout", "stderr"]
+    interactive = opts.interactive and "stdin" in streams
+    if (not sig_proxy or detach_keys) and not opts.tty:
+        # the container must outlive this process (^C stops only the client): a monitor runs it,
+        # and we attach to it as `minidock attach` does
+        from minidock.engine import reattach
+
+        lifecycle.run_detached(rec, interactive=opts.interactive)
+        return reattach.attach(rec["Id"], no_stdin=not interactive, sig_proxy=sig_proxy,
+                               detach_keys=detach_keys, streams=streams)
     try:
-        return lifecycle.run_attached(rec, interactive=opts.interactive)
+        return lifecycle.run_attached(rec, interactive=interactive,
+                                      streams=[s for s in streams if s != "stdin"])
     except BaseException:  # --rm removes the container even when it failed to start
         if opts.auto_remove and os.path.exists(containers.cdir(rec["Id"])):
             lifecycle.remove(rec["Id"], force=True, volumes=True)
@@ -537,21 +556,86 @@ def container():
 
 @container.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def container_prune(force):
+@click.option("--filter", "filters", multiple=True,
+              help="Provide filter values (e.g. 'until=<timestamp>', 'label=k=v').")
+def container_prune(force, filters):
     """Remove all stopped containers."""
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
                       abort=True)
-    removed = lifecycle.prune()
+    if filters:
+        from minidock.cli.views import parse_time
+        from minidock.engine.ops import prune_filter
+
+        keep = prune_filter(list(filters))
+        removed = []
+        for cid in containers.all_ids():
+            try:
+                rec = lifecycle.refresh(cid)
+            except NotFound:
+                continue
+            if rec["State"].get("Running") or not keep(parse_time(rec["Created"]), rec["Config"].get("Labels")):
+                continue
+            lifecycle.remove(cid)
+            removed.append(cid)
+    else:
+        removed = lifecycle.prune()
     if removed:
         click.echo("Deleted Containers:")
         for cid in removed:
             click.echo(cid)
+        click.echo()
     click.echo(f"Total reclaimed space: {len(removed)} containers")
+
+
+# --- attach --------------------------------------------------------------------------------------------
+@click.command("attach")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q).")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--sig-proxy", type=bool, default=True, show_default=True,
+              help="Proxy all received signals to the process.")
+@click.argument("ref", metavar="CONTAINER")
+def attach_(detach_keys, no_stdin, sig_proxy, ref):
+    """Attach local standard input, output, and error streams to a running container."""
+    from minidock.engine import reattach
+
+    return reattach.attach(containers.resolve(ref), no_stdin=no_stdin, sig_proxy=sig_proxy,
+                           detach_keys=detach_keys)
+
+
+# --- pause, unpause, diff ------------------------------------------------------------------------------
+@click.command()
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def pause(refs):
+    """Pause all processes within one or more containers (the cgroup freezer)."""
+    from minidock.engine import ops
+
+    return _each(refs, lambda cid, ref: (ops.pause(cid), click.echo(ref)))
+
+
+@click.command()
+@click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
+def unpause(refs):
+    """Unpause all processes within one or more containers."""
+    from minidock.engine import ops
+
+    return _each(refs, lambda cid, ref: (ops.unpause(cid), click.echo(ref)))
+
+
+@click.command()
+@click.argument("ref", metavar="CONTAINER")
+def diff(ref):
+    """Inspect changes to files or directories on a container's filesystem (A added, C changed,
+    D deleted), read from its overlayfs upper directory."""
+    from minidock.engine import ops
+
+    for kind, path in ops.diff(containers.resolve(ref)):
+        click.echo(f"{kind} {path}")
 
 
 for _name, _cmd in (("run", run), ("create", create), ("start", start), ("stop", stop),
                     ("restart", restart), ("kill", kill), ("rm", rm), ("ps", ps), ("ls", ps),
                     ("logs", logs), ("exec", exec_), ("wait", wait), ("inspect", inspect),
-                    ("top", top), ("rename", rename)):
+                    ("top", top), ("rename", rename), ("pause", pause), ("unpause", unpause),
+                    ("diff", diff), ("attach", attach_)):
     container.add_command(_cmd, _name)

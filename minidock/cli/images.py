@@ -279,12 +279,30 @@ def image_inspect(refs, fmt):
 @click.command("prune", context_settings={"help_option_names": ["--help"]})
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def image_prune(all_, force):
+@click.option("--filter", "filters", multiple=True,
+              help="Provide filter values (e.g. 'until=<timestamp>', 'label=k=v').")
+def image_prune(all_, force, filters):
     """Remove unused images."""
     if not force:
         what = "all images without at least one container associated to them" if all_ else "all dangling images"
         click.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?", abort=True)
-    removed = _store().prune(all_=all_)
+    store = _store()
+    if filters:
+        from minidock.cli.views import parse_time
+        from minidock.engine.ops import prune_filter
+
+        keep = prune_filter(list(filters))
+        users = store._containers_using()
+        removed = []
+        for img in store.list():
+            if img.id in users or (img.repo_tags and not all_):
+                continue
+            if not keep(parse_time(img.record.get("Created", "")), _labels(img)):
+                continue
+            store.remove(img.id, force=True)
+            removed.append(img.id)
+    else:
+        removed = store.prune(all_=all_)
     if removed:
         click.echo("Deleted Images:")
         for i in removed:

@@ -33,6 +33,10 @@ COMMANDS: dict[str, str] = {
     "inspect": "minidock.cli.containers:inspect",
     "top": "minidock.cli.containers:top",
     "rename": "minidock.cli.containers:rename",
+    "pause": "minidock.cli.containers:pause",
+    "unpause": "minidock.cli.containers:unpause",
+    "diff": "minidock.cli.containers:diff",
+    "attach": "minidock.cli.containers:attach_",
     "container": "minidock.cli.containers:container",
     # resources (cgroups)
     "update": "minidock.cli.resources:update",

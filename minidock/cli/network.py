@@ -133,12 +133,27 @@ def rm(refs):
 
 @network.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def prune(force):
+@click.option("--filter", "filters", multiple=True,
+              help="Provide filter values (e.g. 'until=<timestamp>', 'label=k=v').")
+def prune(force, filters):
     """Remove all unused networks."""
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove all custom networks not used by at least one container.\n"
                       "Are you sure you want to continue?", abort=True)
-    removed = _net().prune()
+    if filters:
+        from minidock.cli.views import parse_time
+        from minidock.engine.ops import prune_filter
+
+        keep = prune_filter(list(filters))
+        removed = []
+        for n in _net().listing():
+            if n["Name"] in ("bridge", "host", "none") or n.get("Containers"):
+                continue
+            if keep(parse_time(n.get("Created", "")), n.get("Labels") or {}):
+                _net().remove(n["Name"])
+                removed.append(n["Name"])
+    else:
+        removed = _net().prune()
     if removed:
         click.echo("Deleted Networks:")
         for n in removed:

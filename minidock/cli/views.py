@@ -96,6 +96,7 @@ def sizes(rec: dict) -> tuple[int, int]:
 
 # --- Docker's go-units ---------------------------------------------------------------------------
 def parse_time(ts: str) -> float | None:
+    """An RFC 3339 time from a record (UTC, optional fraction) -> Unix seconds."""
     try:
         t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
     except (ValueError, TypeError):

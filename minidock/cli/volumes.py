@@ -124,16 +124,36 @@ def rm(force, names):
 @volume.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused volumes, not just anonymous ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def prune(all_, force):
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'label=k=v', 'all=true').")
+def prune(all_, force, filters):
     """Remove unused local volumes (anonymous ones; -a: all)."""
     if not force and sys.stdin.isatty():
         click.confirm("WARNING! This will remove anonymous local volumes not used by at least one container.\n"
                       "Are you sure you want to continue?", abort=True)
-    removed = _vol().prune(all_)
+    if filters:
+        from minidock.engine.ops import prune_filter
+        from minidock.volumes import is_anonymous
+
+        flt = [f for f in filters if not f.startswith("all=")]
+        all_ = all_ or any(f.lower() in ("all=true", "all=1") for f in filters)
+        if any(f.startswith("until=") for f in flt):
+            raise MinidockError("invalid filter 'until'", exit_code=1)  # Docker: not for volumes
+        keep = prune_filter(flt)
+        vol = _vol()
+        removed = []
+        for meta in vol.listing():
+            if vol.users(meta["Name"]) or not (all_ or is_anonymous(meta)):
+                continue
+            if keep(None, meta.get("Labels") or {}):
+                vol.remove(meta["Name"])
+                removed.append(meta["Name"])
+    else:
+        removed = _vol().prune(all_)
     if removed:
         click.echo("Deleted Volumes:")
         for n in removed:
             click.echo(n)
+        click.echo()
     click.echo(f"Total reclaimed space: {len(removed)} volumes")
 
 

@@ -24,6 +24,8 @@ import sys
 import termios
 import tty
 
+from minidock.errors import MinidockError
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
 
@@ -124,6 +126,9 @@ def pump(io: IO, pid: int, log=None, *, on_exit=None) -> int:
     for fd, name in sources.items():
         sel.register(fd, selectors.EVENT_READ, name)
     sel.register(wake_r, selectors.EVENT_READ, "wake")
+    fifo_fds = _open_stdin_fifo(io)  # `attach` writes a detached -i container's input here
+    if fifo_fds:
+        sel.register(fifo_fds[0], selectors.EVENT_READ, "fifo")
     status = None
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     try:
@@ -155,6 +160,18 @@ def pump(io: IO, pid: int, log=None, *, on_exit=None) -> int:
                     except BlockingIOError:
                         pass
                     continue
+                if what == "fifo":
+                    try:
+                        data = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    target = io.console_fd if io.tty else getattr(io, "_keep_open", None)
+                    if data and target is not None:
+                        try:
+                            _write_all(target, data)
+                        except OSError:
+                            pass
+                    continue
                 if what == "stdin":
                     try:
                         data = os.read(0, 65536)
@@ -181,7 +198,7 @@ def pump(io: IO, pid: int, log=None, *, on_exit=None) -> int:
                     continue
                 if log is not None:
                     log.write(what, data)
-                if io.attached:
+                if io.attached and what in getattr(io, "streams", ("stdout", "stderr")):
                     stream = out[what]
                     stream.write(data)
                     stream.flush()
@@ -191,10 +208,30 @@ def pump(io: IO, pid: int, log=None, *, on_exit=None) -> int:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         signal.set_wakeup_fd(old_wakeup)
+        for fd in fifo_fds:
+            os.close(fd)
         os.close(wake_r)
         os.close(wake_w)
         sel.close()
     return status
+
+
+def _open_stdin_fifo(io: IO) -> list[int]:
+    """The FIFO `minidock attach` writes to (read end, and a writer of our own so that a client
+    going away is not an EOF); [] when this container takes no input."""
+    path = getattr(io, "stdin_fifo", None)
+    if not path or io.attached or not io.interactive:
+        return []
+    try:
+        if not os.path.exists(path):
+            from minidock import kernel
+
+            kernel.mkfifo(path, 0o600, why="attach: a running container's input from `minidock attach`")
+        r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, MinidockError):
+        return []
+    return [r, w]
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -449,10 +449,11 @@ def _count_restart(cid: str) -> None:
 
 
 # --- starting ------------------------------------------------------------------------------------
-def run_attached(rec: dict, *, interactive: bool) -> int:
+def run_attached(rec: dict, *, interactive: bool, streams=("stdout", "stderr")) -> int:
     """A foreground run/start -a: we supervise; if the restart policy restarts the container, a
     monitor takes over (Docker's client also returns at the first exit)."""
     io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=True)
+    io.streams = tuple(streams)  # `run -a stdout`: only the streams asked for
     st = launch(rec, io)
     code = supervise(st)
     if st.restart_delay is not None:
@@ -520,6 +521,7 @@ def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff:
     code = 0
     while True:
         io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
+        io.stdin_fifo = str(containers.cdir(rec["Id"]) / "stdin")  # for `attach`
         try:
             st = launch(rec, io, user_start=user_start)
         except Exception as e:  # noqa: BLE001
@@ -665,6 +667,18 @@ def kill(cid: str, sig: int) -> None:
         _by_user(cid, sig)
     else:
         _signal(rec["State"].get("Pid") or 0, sig)
+    _thaw(rec)
+
+
+def _thaw(rec: dict) -> None:
+    """A paused (frozen) container only receives the signal once thawed, as Docker does."""
+    if rec["State"].get("Paused"):
+        try:
+            from minidock.runtime.cgroups import open_cgroup
+
+            open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}").thaw()
+        except Exception:  # noqa: BLE001 - the cgroup may already be gone with the container
+            pass
 
 
 def wait_exit(cid: str, timeout: float | None = None) -> dict | None:
@@ -734,6 +748,7 @@ def stop(cid: str, timeout: int | None = None, sig: str | None = None) -> None:
     if rec["State"].get("Pid"):
         events.container_event(rec, "kill", signal=signum)
     pid = _by_user(cid, signum)
+    _thaw(rec)
     if timeout < 0:
         wait_exit(cid)
     elif wait_exit(cid, timeout) is None:
@@ -758,6 +773,7 @@ def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
         if rec["State"].get("Pid"):
             events.container_event(rec, "kill", signal=int(signal.SIGKILL))
         _by_user(cid, signal.SIGKILL)
+        _thaw(rec)
         wait_exit(cid, 30)
         if not os.path.exists(containers.cdir(cid)):
             return  # its supervisor removed it (--rm)

@@ -1,0 +1,176 @@
+"""Docker-compatible verbs and output (issue 16): ps/images/inspect formats and filters, pause,
+diff, attach, run -a, prune --filter. The side-by-side comparison with Docker is in
+tests/conformance/."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.fixture
+def detached(md, busybox):
+    made = []
+
+    def start(*args, name=None):
+        name = name or f"c{os.urandom(4).hex()}"
+        r = md("run", "-d", "--name", name, *args)
+        assert r.returncode == 0, r.stderr
+        made.append(name)
+        return name, r.stdout.strip()
+
+    yield start
+    for n in made:
+        md("rm", "-f", n)
+
+
+def _wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ps_formats_filters_and_label_method(md, busybox, detached):
+    name, cid = detached("-l", "tier=web", "-l", "x=1", busybox, "sleep", "60")
+    other, _ = detached(busybox, "sleep", "60", name=name + "x")
+    r = md("ps", "--filter", f"name=^/{name}$", "--format", '{{.Names}} {{.Label "tier"}} {{.Labels}}')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"{name} web tier=web,x=1\n"
+    r = md("ps", "--filter", f"name={name}", "-q")
+    assert len(r.stdout.split()) == 2
+    rows = [json.loads(line) for line in md("ps", "--format", "json", "--filter", "label=tier").stdout.splitlines()]
+    assert [r["Names"] for r in rows] == [name]
+    assert {"Labels", "Mounts", "Networks", "LocalVolumes", "Size", "State", "Status"} <= set(rows[0])
+    out = md("ps", "--format", "table {{.ID}}\\t{{upper .Names}}", "--filter", "label=tier").stdout
+    assert out.splitlines() == ["CONTAINER ID   NAMES", f"{cid[:12]}   {name.upper()}"]
+    assert md("ps", "-n", "1", "-q").stdout.strip() == md("ps", "-l", "-q").stdout.strip()
+    assert "(virtual " in md("ps", "-s", "--filter", f"name=^/{name}$").stdout
+    bad = md("ps", "--format", "{{.Names")
+    assert bad.returncode == 64 and "template: :1: unclosed action" in bad.stderr
+    bad = md("ps", "--format", "{{.Nope}}")
+    assert bad.returncode == 1 and "can't evaluate field Nope" in bad.stderr
+    assert md("ps", "--filter", "bogus=1").returncode == 125
+
+
+def test_inspect_hostconfig_defaults_and_size(md, busybox, detached):
+    name, _ = detached(busybox, "sh", "-c", "echo hi > /f; sleep 60")
+    r = md("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.ShmSize}} {{json .HostConfig.CapAdd}} "
+           "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.PidsLimit}}", name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "0 67108864 null no <nil>\n"
+    assert _wait_for(lambda: int(md("inspect", "--size", "-f", "{{.SizeRw}}", name).stdout) > 0)
+    r = md("inspect", "-f", "{{.SizeRootFs}}", "--size", name)
+    assert int(r.stdout) > 1_000_000
+
+
+def test_images_reference_globs_list_only_matching_tags(md, busybox):
+    tags = ["cmp-repo:1", "cmp-repo:2", "cmp-other/cmp-repo:1"]
+    for t in tags:
+        assert md("tag", busybox, t).returncode == 0
+    try:
+        r = md("images", "cmp-repo", "--format", "{{.Repository}}:{{.Tag}}")
+        assert sorted(r.stdout.split()) == ["cmp-repo:1", "cmp-repo:2"]
+        r = md("images", "--filter", "reference=cmp-repo:1", "--format", "{{.Repository}}:{{.Tag}}")
+        assert r.stdout.split() == ["cmp-repo:1"]
+        r = md("images", "--filter", "reference=*/cmp-repo", "--format", "{{.Repository}}:{{.Tag}}")
+        assert r.stdout.split() == ["cmp-other/cmp-repo:1"]
+        # `images REPO -q | xargs rmi` removes only what matched: the ID is still tagged elsewhere
+        assert md("images", "cmp-repo", "-q").stdout.strip() == md("images", busybox, "-q").stdout.strip()
+    finally:
+        for t in tags:
+            md("rmi", t)
+
+
+def test_pause_unpause_freezes_the_container(md, busybox, detached):
+    name, _ = detached(busybox, "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /n; sleep 0.05; done")
+    assert md("pause", name).stdout == f"{name}\n"
+    assert md("ps", "--filter", f"name=^/{name}$", "--format", "{{.State}} {{.Status}}").stdout.startswith(
+        "paused Up ")
+    r = md("pause", name)
+    assert r.returncode == 1 and "is already paused" in r.stderr
+    r = md("exec", name, "true")
+    assert r.returncode != 0 and "paused" in r.stderr
+    assert md("unpause", name).returncode == 0
+    first = md("exec", name, "cat", "/n").stdout
+    assert _wait_for(lambda: md("exec", name, "cat", "/n").stdout != first)
+    r = md("unpause", name)
+    assert r.returncode == 1 and "is not paused" in r.stderr
+    md("pause", name)
+    assert md("rm", "-f", name).returncode == 0  # a frozen container is thawed to die
+
+
+def test_diff_lists_added_changed_deleted(md, busybox, detached):
+    name, _ = detached(busybox, "sh", "-c", "rm /bin/ls; mkdir /newdir; echo x > /newdir/f; "
+                                            "echo y >> /etc/passwd; sleep 60")
+    assert _wait_for(lambda: "A /newdir/f" in md("diff", name).stdout)
+    lines = md("diff", name).stdout.splitlines()
+    for want in ("C /bin", "D /bin/ls", "C /etc", "C /etc/passwd", "A /newdir", "A /newdir/f"):
+        assert want in lines
+    assert lines == sorted(lines, key=lambda s: s[2:])
+
+
+def test_attach_streams_input_detaches_and_returns_exit_code(md, md_env, busybox, detached):
+    name, _ = detached("-i", busybox, "sh", "-c",
+                       'while read l; do [ "$l" = quit ] && exit 7; echo "got $l"; done')
+    # the detach keys leave it running
+    r = md("attach", name, input="one\n\x10\x11")
+    assert r.returncode == 0 and "read escape sequence" in r.stderr
+    assert "running" in md("inspect", "-f", "{{.State.Status}}", name).stdout
+    r = md("attach", "--detach-keys", "ctrl-x", name, input="two\nquit\n")
+    assert r.returncode == 7, r.stderr
+    assert "got two" in r.stdout
+    r = md("attach", name)
+    assert r.returncode == 1 and "start it first" in r.stderr
+    assert md("attach", "--detach-keys", "bogus-key", name).returncode != 0
+
+
+def test_run_attach_selected_streams(md, busybox):
+    r = md("run", "--rm", "-a", "stdout", busybox, "sh", "-c", "echo out; echo err >&2")
+    assert (r.stdout, r.stderr) == ("out\n", "")
+    r = md("run", "--rm", "-a", "stderr", busybox, "sh", "-c", "echo out; echo err >&2")
+    assert (r.stdout, r.stderr) == ("", "err\n")
+    assert md("run", "-d", "-a", "stdout", busybox, "true").returncode == 125
+
+
+def test_sig_proxy_false_leaves_the_container_running(md_env, busybox, md):
+    name = f"sp{os.urandom(3).hex()}"
+    p = subprocess.Popen([sys.executable, "-m", "minidock", "run", "--name", name, "--sig-proxy=false", busybox,
+                          "sleep", "60"], env=md_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: md("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true")
+        time.sleep(0.3)
+        p.send_signal(2)
+        p.wait(timeout=20)
+        assert md("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+    finally:
+        p.kill()
+        md("rm", "-f", name)
+
+
+def test_prune_filters(md, busybox):
+    old = md("create", "--label", "keep=yes", busybox, "true").stdout.strip()
+    new = md("create", busybox, "true").stdout.strip()
+    try:
+        r = md("container", "prune", "-f", "--filter", "until=1h")
+        assert old not in r.stdout and new not in r.stdout
+        r = md("container", "prune", "-f", "--filter", "label!=keep")
+        assert new in r.stdout and old not in r.stdout
+        r = md("container", "prune", "-f", "--filter", "label=keep=yes")
+        assert old in r.stdout
+        assert md("container", "prune", "-f", "--filter", "nope=1").returncode == 125
+    finally:
+        md("rm", "-f", old, new)
+    assert md("volume", "create", "--label", "k=v", "cmpvol").returncode == 0
+    try:
+        r = md("volume", "prune", "-f", "--filter", "label=k=other", "--filter", "all=true")
+        assert "cmpvol" not in r.stdout
+        r = md("volume", "prune", "-f", "--filter", "label=k=v", "--filter", "all=true")
+        assert "cmpvol" in r.stdout
+    finally:
+        md("volume", "rm", "cmpvol")
