@@ -67,6 +67,7 @@ META = {
     "labels": ANY,
     "annotations": ANY,
     "generateName": "names are given, not generated",
+    "creationTimestamp": True,  # set by the server; podman's `kube generate` writes it (kept, not used)
 }
 PROBE = {
     "exec": {"command": True},
@@ -111,7 +112,8 @@ CONTAINER = {
             "containerPort": True,
             "protocol": True,
             "name": True,
-            "hostPort": "use a Service of type NodePort to publish on the host",
+            "hostPort": True,  # published on the host like -p hostPort:containerPort (podman does too)
+            "hostIP": True,
         }
     ],
     "resources": {"requests": {"cpu": True, "memory": True}, "limits": {"cpu": True, "memory": True}},
@@ -125,7 +127,15 @@ CONTAINER = {
     "volumeMounts": [
         {"name": True, "mountPath": True, "readOnly": True, "subPath": "subPath mounts are not implemented"}
     ],
-    "securityContext": "use the image's user; securityContext is not implemented",
+    "securityContext": {
+        "capabilities": {"add": True, "drop": True},
+        "privileged": True,
+        "runAsUser": True,
+        "runAsGroup": True,
+        "readOnlyRootFilesystem": True,
+        "seLinuxOptions": "SELinux labels are not implemented",
+        "seccompProfile": "per-pod seccomp profiles are not implemented (Docker's default profile applies)",
+    },
     "stdin": True,
     "tty": True,
 }
@@ -151,6 +161,8 @@ POD_SPEC = {
     "tolerations": "one machine: there are no taints",
     "hostNetwork": "pods always get their own network namespace",
     "serviceAccountName": "there is no API server to authenticate to",
+    "automountServiceAccountToken": True,  # only false is accepted (semantic check)
+    "enableServiceLinks": True,  # only false is accepted (semantic check)
 }
 SUBSET = {
     "Deployment": {
@@ -414,6 +426,13 @@ def _check_pod_spec(source, index, doc, spec: dict, base: str) -> None:
                     f"{base}.containers[{i}].volumeMounts[{j}].name",
                     f'Not found: "{m.get("name")}"',
                 )
+    if spec.get("automountServiceAccountToken"):
+        _fail(source, index, doc, f"{base}.automountServiceAccountToken",
+              "Unsupported value: true: there is no API server, so no service account token (use false)")
+    if spec.get("enableServiceLinks"):
+        _fail(source, index, doc, f"{base}.enableServiceLinks",
+              "Unsupported value: true: Service environment variables are not injected; use the "
+              "Service's name (it resolves in every pod), and false here")
     rp = spec.get("restartPolicy")
     if rp and rp not in ("Always", "OnFailure", "Never"):
         _fail(source, index, doc, f"{base}.restartPolicy", f'Unsupported value: "{rp}"')

@@ -173,6 +173,15 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
                 "minidock.apps/owner": owner,
             }
             resources, hc_fields = _resources(c)
+            sc = c.get("securityContext") or {}
+            user = None
+            if sc.get("runAsUser") is not None:
+                user = str(sc["runAsUser"]) + (f":{sc['runAsGroup']}" if sc.get("runAsGroup") is not None else "")
+            publish = []
+            if first is None:  # the pod's ports on the host: the network owner publishes them all
+                publish = [f"{p['hostIP'] + ':' if p.get('hostIP') else ''}{p['hostPort']}:{p['containerPort']}"
+                           f"/{p.get('protocol', 'TCP').lower()}"
+                           for cc in spec.get("containers") or [] for p in cc.get("ports") or [] if p.get("hostPort")]
             grace = spec.get("terminationGracePeriodSeconds")
             opts = RunOptions(
                 image=c["image"],
@@ -192,6 +201,12 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
                 pull_policy={"Always": "always", "Never": "never"}.get(c.get("imagePullPolicy", ""), "missing"),
                 resources=resources,
                 resource_flags=hc_fields,
+                publish=publish,
+                cap_add=[x.upper().removeprefix("CAP_") for x in (sc.get("capabilities") or {}).get("add") or []],
+                cap_drop=[x.upper().removeprefix("CAP_") for x in (sc.get("capabilities") or {}).get("drop") or []],
+                privileged=bool(sc.get("privileged")),
+                read_only=bool(sc.get("readOnlyRootFilesystem")),
+                user=user,
                 tty=bool(c.get("tty")),
                 interactive=bool(c.get("stdin")),
             )

@@ -425,3 +425,86 @@ def test_delete_retires_everything_and_the_controller_exits(k):
     assert "svc-default-web" not in chains and "sep-" not in chains
     r = k("get", "deployment", "web")
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_scale_pause_set_image_resume_recreate_and_pending(k):
+    apply(k, web_yaml(replicas=2))
+    rolled_out(k)
+    assert k("scale", "deployment/web", "--replicas", "3").stdout.strip() == "deployment.apps/web scaled"
+    rolled_out(k)
+    assert len(pods(k)) == 3
+    # paused: a new image waits; resume rolls it out
+    assert k("rollout", "pause", "deployment/web").stdout.strip() == "deployment.apps/web paused"
+    k("tag", "busybox", "busybox:v2", check=True)
+    r = k("set", "image", "deployment/web", "web=busybox:v2")
+    assert r.stdout.strip() == "deployment.apps/web image updated", r.stderr
+    time.sleep(3)
+    assert {p["spec"]["containers"][0]["image"] for p in pods(k)} == {"busybox"}
+    assert "DeploymentPaused" in k("describe", "deployment/web").stdout
+    assert k("rollout", "resume", "deployment/web").stdout.strip() == "deployment.apps/web resumed"
+    rolled_out(k)
+    assert {p["spec"]["containers"][0]["image"] for p in pods(k)} == {"busybox:v2"}
+    wide = k("get", "deployments", "-o", "wide").stdout
+    assert "busybox:v2" in wide and "app=web" in wide
+    # Recreate: every old pod is gone before a new one starts
+    recreate = web_yaml("v9", replicas=2).replace(
+        "  strategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n", "  strategy: {type: Recreate}\n")
+    apply(k, recreate)
+    seen = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        revs = {p["metadata"]["labels"]["minidock.apps/revision"] for p in pods(k)}
+        seen.append(revs)
+        if revs == {"3"} and len(pods(k)) == 2:
+            break
+        time.sleep(0.3)
+    assert not any(len(r) > 1 for r in seen), seen  # never old and new at once
+    rolled_out(k)
+    # a pod whose requests do not fit the machine stays Pending, with the scheduler's reason
+    big = web_yaml("v1", replicas=1, cpu_request="64", node_port=30081).replace("name: web", "name: big") \
+        .replace("app: web", "app: big").replace("{app: web}", "{app: big}")
+    apply(k, big, "big.yaml")
+    time.sleep(3)
+    bigpods = [p for p in pods(k) if p["metadata"]["name"].startswith("big-")]
+    assert len(bigpods) == 1 and bigpods[0]["status"]["phase"] == "Pending", bigpods
+    assert "Insufficient cpu" in bigpods[0]["status"]["message"]
+    assert "FailedScheduling" in k("describe", f"pod/{bigpods[0]['metadata']['name']}").stdout
+    assert "Pending" in k("get", "pods").stdout
+    k("delete", "deployment/big", "service/big")
+
+
+def test_a_failing_liveness_probe_replaces_the_pod(k):
+    live = web_yaml(replicas=1).replace(
+        "        readinessProbe:\n",
+        "        livenessProbe:\n          exec: {command: [test, -e, /tmp/alive]}\n"
+        "          initialDelaySeconds: 2\n          periodSeconds: 1\n          failureThreshold: 2\n"
+        "        readinessProbe:\n")
+    live = live.replace("mkdir -p /www &&", "touch /tmp/alive && mkdir -p /www &&")
+    apply(k, live)
+    rolled_out(k)
+    first = pods(k)[0]["metadata"]["name"]
+    assert k("exec", first, "rm", "/tmp/alive").returncode == 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        names = [p["metadata"]["name"] for p in pods(k)]
+        if first not in names and len(names) == 1:
+            break
+        time.sleep(0.5)
+    assert first not in [p["metadata"]["name"] for p in pods(k)]
+    rolled_out(k)
+    events = k("describe", f"pod/{first}").stdout + k("describe", "deployment/web").stdout
+    assert "Liveness probe failed" in events or "liveness" in events
+
+
+def test_kube_play_of_podmans_own_generated_yaml(k):
+    k("tag", "busybox", "localhost/busybox:latest", check=True)
+    src = REPO / "tests" / "unit" / "apps" / "podman-4.3-kube-generate.yaml"
+    r = k("kube", "play", src)
+    assert r.returncode == 0 and r.stdout.strip() == "pod/web-pod created", r.stdout + r.stderr
+    rec = json.loads(k("inspect", "web-pod", check=True).stdout)[0]
+    assert "GREETING=hi" in rec["Config"]["Env"]
+    assert sorted(rec["HostConfig"]["CapDrop"]) == ["CAP_AUDIT_WRITE", "CAP_MKNOD", "CAP_NET_RAW"] or \
+        sorted(rec["HostConfig"]["CapDrop"]) == ["AUDIT_WRITE", "MKNOD", "NET_RAW"]
+    assert rec["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == "8080"
+    r = k("kube", "down", src)
+    assert r.returncode == 0 and 'pod "web-pod" deleted' in r.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from minidock.apps import objects
@@ -104,3 +106,20 @@ def test_template_hash_is_stable_and_changes_with_the_template():
     assert h == objects.template_hash(dict(t)) and len(h) == 10
     t2 = {**t, "spec": {"containers": [{"name": "w", "image": "b"}]}}
     assert objects.template_hash(t2) != h
+
+
+PODMAN = Path(__file__).with_name("podman-4.3-kube-generate.yaml")
+
+
+def test_podmans_own_kube_generate_output_is_accepted():
+    docs = objects.load_and_validate(PODMAN.read_text(), str(PODMAN))
+    c = docs[0]["spec"]["containers"][0]
+    assert docs[0]["kind"] == "Pod" and c["ports"][0]["hostPort"] == 8080
+    assert c["securityContext"]["capabilities"]["drop"] == ["CAP_MKNOD", "CAP_NET_RAW", "CAP_AUDIT_WRITE"]
+
+
+def test_service_links_and_token_mounts_are_refused_when_asked_for():
+    text = PODMAN.read_text().replace("enableServiceLinks: false", "enableServiceLinks: true")
+    assert "spec.enableServiceLinks" in refused(text)
+    text = PODMAN.read_text().replace("automountServiceAccountToken: false", "automountServiceAccountToken: true")
+    assert "spec.automountServiceAccountToken" in refused(text)
