@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,11 +27,26 @@ pytest.importorskip("kubernetes_validate")
 pytest.importorskip("yaml")
 
 
-@pytest.fixture(scope="module")
-def netns(state_root):
+DOCKER_FIREWALL = """
+iptables -w -P FORWARD DROP
+iptables -w -N DOCKER-USER
+iptables -w -A DOCKER-USER -j RETURN
+iptables -w -I FORWARD 1 -j DOCKER-USER
+echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+"""
+
+
+def _make_netns(docker_firewall: bool = False):
     name = f"mdapps-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    if docker_firewall:  # what dockerd leaves on a host (as in test_network.py)
+        if not os.path.exists("/proc/sys/net/bridge") and shutil.which("modprobe"):
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+        if not os.path.exists("/proc/sys/net/bridge"):
+            subprocess.run(["ip", "netns", "del", name], check=True)
+            pytest.skip("br_netfilter is not loaded and cannot be (modprobe br_netfilter)")
+        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-ec", DOCKER_FIREWALL], check=True)
     yield name
     env = dict(os.environ, PYTHONPATH=str(REPO))
     base = ["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock"]
@@ -41,10 +57,17 @@ def netns(state_root):
     subprocess.run(["ip", "netns", "del", name], check=True)
 
 
-@pytest.fixture
-def k(md_env, netns, busybox, tmp_path):
-    """k("apply", "-f", FILE) runs minidock in the namespace; objects applied are deleted after."""
+@pytest.fixture(scope="module")
+def netns(state_root):
+    yield from _make_netns()
 
+
+@pytest.fixture(scope="module")
+def docker_netns(state_root):
+    yield from _make_netns(docker_firewall=True)
+
+
+def _kubectl_like(md_env, netns, tmp_path):
     def run(*args, check=False, timeout=120, input=None):
         env = dict(md_env, MINIDOCK_DEFAULT_NETWORK="bridge")
         return subprocess.run(["nsenter", f"--net=/run/netns/{netns}", sys.executable, "-m", "minidock",
@@ -58,6 +81,18 @@ def k(md_env, netns, busybox, tmp_path):
         names = run("get", kind, "-o", "name").stdout.split()
         if names:
             run("delete", *names, timeout=180)
+
+
+@pytest.fixture
+def k(md_env, netns, busybox, tmp_path):
+    """k("apply", "-f", FILE) runs minidock in the namespace; objects applied are deleted after."""
+    yield from _kubectl_like(md_env, netns, tmp_path)
+
+
+@pytest.fixture
+def kd(md_env, docker_netns, busybox, tmp_path):
+    """Like k, in a namespace with Docker's firewall (FORWARD policy DROP, br_netfilter)."""
+    yield from _kubectl_like(md_env, docker_netns, tmp_path)
 
 
 SERVE = 'mkdir -p /www && echo \\"$(hostname) $VERSION\\" > /www/index.html && exec httpd -f -p 8080 -h /www'
@@ -508,3 +543,16 @@ def test_kube_play_of_podmans_own_generated_yaml(k):
     assert rec["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == "8080"
     r = k("kube", "down", src)
     assert r.returncode == 0 and 'pod "web-pod" deleted' in r.stdout
+
+
+def test_services_work_behind_dockers_firewall(kd):
+    apply(kd, web_yaml())
+    rolled_out(kd)
+    names = sorted(p["metadata"]["name"] for p in pods(kd))
+    script = "for i in $(seq 90); do timeout 5 wget -qO- http://web/ || echo FAIL; done"
+    r = kd("run", "--rm", "--network", "minidock-apps", "busybox", "sh", "-c", script, timeout=300)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 90 and not [x for x in lines if x.startswith("FAIL")], r.stdout[-500:] + r.stderr
+    assert sorted(spread(lines)) == names
+    counts = spread(host_requests(kd, "http://127.0.0.1:30080/", 90))
+    assert sorted(counts) == names, counts
