@@ -138,6 +138,7 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
     """Create and start the pod's containers; its record is written first (phase Pending)."""
     from minidock.engine import lifecycle
     from minidock.engine.create import RunOptions, create_container
+    from minidock.state import containers
 
     spec = template.get("spec") or {}
     labels = dict((template.get("metadata") or {}).get("labels") or {}) | extra_labels
@@ -214,6 +215,9 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
                 # args without command: the image's ENTRYPOINT with these arguments (Kubernetes' rule)
                 opts.command = list(c["args"])
             rec = create_container(opts)
+            if first is not None:  # the pod's IPC namespace is the first container's (HostConfig.IpcMode)
+                rec["HostConfig"]["IpcMode"] = f"container:{first}"
+                containers.save(rec)
             pod["containers"].append({"name": c["name"], "id": rec["Id"]})
             store.put_pod(pod)
             lifecycle.run_detached(rec, interactive=bool(c.get("stdin")))

@@ -556,3 +556,28 @@ def test_services_work_behind_dockers_firewall(kd):
     assert sorted(spread(lines)) == names
     counts = spread(host_requests(kd, "http://127.0.0.1:30080/", 90))
     assert sorted(counts) == names, counts
+
+
+def test_a_pods_containers_share_network_and_ipc(k):
+    duo = """apiVersion: v1
+kind: Pod
+metadata: {name: duo, labels: {app: duo}}
+spec:
+  containers:
+  - {name: a, image: busybox, command: [sleep, "300"]}
+  - {name: b, image: busybox, command: [sleep, "300"]}
+"""
+    apply(k, duo, "duo.yaml")
+    ns = {}
+    for c in ("duo", "duo-b"):
+        r = k("exec", c, "sh", "-c", "for n in net ipc mnt; do readlink /proc/1/ns/$n; done")
+        assert r.returncode == 0, r.stderr
+        ns[c] = r.stdout.split()
+    assert ns["duo"][:2] == ns["duo-b"][:2]  # one network and one IPC namespace per pod
+    assert ns["duo"][2] != ns["duo-b"][2]  # each container its own filesystem
+    labels = json.loads(k("inspect", "duo-b", check=True).stdout)[0]["Config"]["Labels"]
+    assert labels["io.kubernetes.pod.name"] == "duo" and labels["io.kubernetes.container.name"] == "b"
+    assert "1/2" not in k("get", "pods").stdout and "2/2" in k("get", "pods").stdout
+    r = k("delete", "pod/duo")
+    assert r.stdout.strip() == 'pod "duo" deleted'
+    assert k("ps", "-aq").stdout.strip() == ""
