@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from minidock.cli import explain_opt
 from minidock.errors import InvalidArgument, MinidockError
 
 
@@ -43,11 +44,11 @@ def _kv(items, what: str) -> dict[str, str]:
               help="Networking mode for the RUN instructions during build (default: bridge).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
               help="Type of progress output (auto, plain, quiet).")
-@click.option("--explain", is_flag=True,
-              help="Print every kernel step of each RUN (namespaces, mounts, pivot_root, cgroups), like run --explain.")
+@explain_opt.options("Print every kernel step of each RUN (namespaces, mounts, pivot_root, cgroups), "
+                     "like run --explain.")
 @click.argument("context", metavar="PATH | -")
 def build(tags, file_, build_args, target, no_cache, pull, quiet, iidfile, labels, network, progress, explain,
-          context):
+          explain_format, context):
     """Build an image from a Dockerfile."""
     from minidock.build.builder import Options
     from minidock.build.builder import build as do_build
@@ -60,7 +61,7 @@ def build(tags, file_, build_args, target, no_cache, pull, quiet, iidfile, label
     if explain:
         from minidock import kernel
 
-        kernel.explain_to(2)
+        kernel.explain_to(2, explain_format)
     opts = Options(context=context, file=file_, tags=list(tags), build_args=_kv(build_args, "build-arg"),
                    target=target, no_cache=no_cache, pull=pull, quiet=quiet or progress == "quiet", iidfile=iidfile,
                    labels=_kv(labels, "label"), network=None if network in (None, "default") else network,

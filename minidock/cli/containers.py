@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from minidock.cli import explain_opt
 from minidock.engine import lifecycle
 from minidock.engine.create import RunOptions, create_container
 from minidock.errors import InvalidArgument, MinidockError, NotFound
@@ -125,9 +126,8 @@ def _options(image: str, command: tuple, kw: dict) -> RunOptions:
 @click.command(context_settings=RUN_CTX)
 @container_options
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
-@click.option("--explain", is_flag=True,
-              help="Print every kernel step (namespaces, mounts, pivot_root, capabilities, cgroups) "
-                   "with the equivalent shell command.")
+@explain_opt.options("Print every kernel step (namespaces, mounts, pivot_root, capabilities, cgroups) "
+                     "with the process that makes it and the equivalent shell command.")
 @click.option("-a", "--attach", "attach_streams", multiple=True,
               type=click.Choice(["stdin", "stdout", "stderr"], case_sensitive=False),
               help="Attach to STDIN, STDOUT or STDERR.")
@@ -136,7 +136,7 @@ def _options(image: str, command: tuple, kw: dict) -> RunOptions:
 @click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(image, command, detach, explain, attach_streams, sig_proxy, detach_keys, **kw):
+def run(image, command, detach, explain, explain_format, attach_streams, sig_proxy, detach_keys, **kw):
     """Create and run a new container from an image."""
     if detach and attach_streams:
         raise InvalidArgument("Conflicting options: -a and -d")
@@ -145,7 +145,7 @@ def run(image, command, detach, explain, attach_streams, sig_proxy, detach_keys,
     if explain:
         from minidock import kernel
 
-        kernel.explain_to(2)
+        kernel.explain_to(2, explain_format)
     opts = _options(image, command, kw)
     _warn(opts)
     rec = create_container(opts)
@@ -385,10 +385,10 @@ def logs(follow, tail, timestamps, ref):
 @click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("--privileged", is_flag=True, help="Give extended privileges to the command.")
-@click.option("--explain", is_flag=True, help="Print every kernel step (setns, capabilities, ...).")
+@explain_opt.options("Print every kernel step (setns, capabilities, ...).")
 @click.argument("ref", metavar="CONTAINER")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref, command):
+def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, explain_format, ref, command):
     """Execute a command in a running container."""
     from minidock.engine import execute
 
@@ -397,7 +397,7 @@ def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, ref
     if explain:
         from minidock import kernel
 
-        kernel.explain_to(2)
+        kernel.explain_to(2, explain_format)
     cid = containers.resolve(ref)
     return execute.exec_in(cid, list(command), interactive=interactive, tty=tty, detach=detach,
                            env=list(env), user=user, workdir=workdir, privileged=privileged)

@@ -132,10 +132,26 @@ def cli(root):
     paths.ensure_private()
 
 
+def _explain_format(args: list[str]) -> list[str]:
+    """`--explain=json` on a subcommand (see cli/explain_opt.py): only when it is there."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] == "--root" else 1
+    cmd = cli.get_command(None, args[i]) if i < len(args) else None
+    if cmd is None:
+        return args
+    from minidock.cli import explain_opt
+
+    return args[:i + 1] + explain_opt.rewrite(cmd, args[i + 1:])
+
+
 def main(argv=None) -> None:
     """Entry point: turn minidock errors into one clear line and Docker's exit codes."""
     try:
-        rv = cli.main(args=argv, prog_name="minidock", standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        if any(a.startswith("--explain=") for a in args):
+            args = _explain_format(args)
+        rv = cli.main(args=args, prog_name="minidock", standalone_mode=False)
     except MinidockError as e:
         click.echo(f"minidock: Error: {e.message}", err=True)
         if e.hint:

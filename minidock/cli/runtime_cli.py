@@ -26,6 +26,7 @@ import time
 
 import click
 
+from minidock.cli import explain_opt
 from minidock.errors import MinidockError
 
 DEFAULT_ROOT = "/run/minidock-runtime"
@@ -58,12 +59,19 @@ class Ctx:
                    "cgroupfs path (minidock does not talk to systemd).")
 @click.option("--criu", hidden=True)
 @click.option("--rootless", hidden=True)
+@explain_opt.options("Print every kernel step of create/run/exec (namespaces, mounts, pivot_root, cgroups, "
+                     "capabilities, seccomp) to stderr, with the process that makes it.")
 @click.version_option(package_name="minidock", prog_name="minidock-runtime",
                       message="%(prog)s version %(version)s\nspec: 1.1.0")
 @click.pass_context
-def cli(ctx, root, log, log_format, debug, systemd_cgroup, criu, rootless):
+def cli(ctx, root, log, log_format, debug, systemd_cgroup, criu, rootless, explain, explain_format):
     """A runc-compatible OCI runtime: an OCI bundle in, an isolated process out."""
     ctx.obj = Ctx(os.path.abspath(root), log, log_format, debug, systemd_cgroup)
+    if explain:
+        from minidock import kernel
+
+        kernel.explain_to(2, explain_format)
+        kernel.actor("minidock-runtime")
 
 
 def _load(ctx: Ctx, cid: str):
@@ -480,6 +488,10 @@ def main(argv=None) -> None:
         elif a.startswith("--log-format="):
             log_ctx.log_format = a[13:]
     try:
+        if any(a.startswith("--explain=") for a in args):
+            from minidock.cli import explain_opt
+
+            args = explain_opt.rewrite(cli, args)
         cli.main(args=args, prog_name="minidock-runtime", standalone_mode=False)
     except MinidockError as e:
         msg = e.message + (f" ({e.hint})" if e.hint else "")

@@ -475,6 +475,9 @@ def run_detached(rec: dict, *, interactive: bool = False, after: float | None = 
         os.close(r)
         code = 0
         try:
+            from minidock import kernel
+
+            kernel.actor("monitor", "host")
             os.setsid()
             _quiet_stdio(rec["Id"])
             for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):

@@ -32,8 +32,8 @@ from minidock.kernel.constants import *  # noqa: F403
 from minidock.kernel.constants import __all__ as _constants
 from minidock.kernel.fake import Call, FakeBackend
 from minidock.kernel.libc import LibcBackend
-from minidock.kernel.trace import Step, Tracer, alias, explain_to, note, trace_fd, tracer, tracing
+from minidock.kernel.trace import Step, Tracer, actor, alias, explain_to, note, trace_fd, tracer, tracing
 
 __all__ = [*_constants, *_calls, "Backend", "Call", "FakeBackend",
-           "LibcBackend", "Step", "Tracer", "alias", "explain_to", "note", "trace_fd", "tracer",
+           "LibcBackend", "Step", "Tracer", "actor", "alias", "explain_to", "note", "trace_fd", "tracer",
            "tracing"]

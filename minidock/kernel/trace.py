@@ -6,6 +6,7 @@ Only the calls in ``minidock.kernel`` record steps; other packages may name long
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -41,8 +42,32 @@ class Tracer:
     steps: list[Step] = field(default_factory=list)
     count: int = 0
     aliases: dict[str, str] = field(default_factory=dict)
+    fmt: str = "text"  # "json": one JSON object a line, for tools (--explain=json)
+    who: str = "minidock (CLI)"  # the process that makes the next steps (see actor())
+    where: str = "host"  # "host" or "container": which side of the isolation it stands on
 
     shared: object = None  # an anonymous shared mmap: the step counter survives fork()
+
+    def _emit(self, obj: dict, text: str) -> None:
+        if self.fd is None:
+            return
+        line = json.dumps(obj) if self.fmt == "json" else text
+        try:
+            os.write(self.fd, (line + "\n").encode())
+        except OSError:
+            pass
+
+    def _actor_changed(self) -> bool:
+        """Has another process (or this one, as another actor) written the last step? The last
+        writer's label lives in the shared page, so parent and children agree across fork()."""
+        me = f"{self.who}|{self.where}".encode()[:120]
+        if self.shared is None:
+            return False
+        last = bytes(self.shared[4:128]).rstrip(b"\0")
+        if last == me:
+            return False
+        self.shared[4:128] = me.ljust(124, b"\0")
+        return True
 
     def _next(self) -> int:
         if self.shared is None:
@@ -55,11 +80,7 @@ class Tracer:
         """Print ``path`` as $name from now on (long state paths drown the lesson)."""
         if self.enabled and path not in self.aliases:
             self.aliases[path] = name
-            if self.fd is not None:
-                try:
-                    os.write(self.fd, f"-- {name}={path}\n".encode())
-                except OSError:
-                    pass
+            self._emit({"alias": name, "path": path}, f"-- {name}={path}")
 
     def _short(self, text: str) -> str:
         for path, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):
@@ -72,35 +93,40 @@ class Tracer:
         if self.aliases:
             step = Step(step.op, self._short(step.detail), self._short(step.why), self._short(step.shell))
         self.steps.append(step)
+        if self._actor_changed():
+            side = "in the container" if self.where == "container" else "on the host"
+            self._emit({"actor": self.who, "where": self.where}, f"-- [{self.who}, {side}]")
         self.count = self._next()
-        if self.fd is not None:
-            text = f"[explain {self.count:>2}] {step.render()}\n"
-            try:
-                os.write(self.fd, text.encode())
-            except OSError:
-                pass
+        self._emit({"n": self.count, "op": step.op, "detail": step.detail, "why": step.why, "shell": step.shell,
+                    "who": self.who, "where": self.where},
+                   f"[explain {self.count:>2}] {step.render()}")
 
     def note(self, text: str) -> None:
         """A heading between steps (e.g. "in the container's init, PID 1")."""
-        if self.enabled and self.fd is not None:
-            try:
-                os.write(self.fd, f"-- {text}\n".encode())
-            except OSError:
-                pass
+        if self.enabled:
+            self._emit({"note": text}, f"-- {text}")
 
 
 tracer = Tracer()
 
 
-def explain_to(fd: int | None) -> None:
-    """Turn tracing on (writing to ``fd``) or off (``None``)."""
+def explain_to(fd: int | None, fmt: str = "text") -> None:
+    """Turn tracing on (writing to ``fd``, as text or JSON lines) or off (``None``)."""
     import mmap
 
     tracer.enabled = fd is not None
     tracer.fd = os.dup(fd) if fd is not None else None
-    tracer.shared = mmap.mmap(-1, 4) if fd is not None else None
+    tracer.fmt = fmt
+    tracer.shared = mmap.mmap(-1, 128) if fd is not None else None
     if tracer.fd is not None:
         os.set_inheritable(tracer.fd, False)
+
+
+def actor(who: str, where: str = "host") -> None:
+    """Name the process making the steps that follow (CLI, runtime parent, intermediate, init,
+    monitor) and its side (host or container): the trace shows a heading when it changes, and
+    every JSON step carries both."""
+    tracer.who, tracer.where = who, where
 
 
 def trace(op: str, detail: str, why: str, shell: str) -> None:

@@ -80,6 +80,7 @@ def intermediate(ctx) -> None:
         if not msg or msg.get("type") != "cgroup-ready":
             os._exit(1)
         k.note(f"in the intermediate process (host PID {os.getpid()})")
+        k.actor("intermediate", "host")
         if ctx.join_pid:
             _join(ctx.join_pid)
         # runc's order: a user namespace joined by path first (the others belong to it), then the
@@ -171,6 +172,7 @@ def container_init(ctx) -> None:
     code = 125
     try:
         k.note("in the container's init: PID 1 of the new PID namespace")
+        k.actor("init", "container")
         os.setsid()  # our own session: the caller's terminal signals reach us only if forwarded
         spec = ctx.spec
         linux = spec.get("linux", {})

@@ -333,3 +333,41 @@ def test_lab08_solution_passes_every_check(netns, labs_home, busybox):
         assert r.returncode == 0 and "4 passed, 0 failed" in r.stdout, r.stdout + r.stderr
     finally:
         _lab_cli(netns, g.name, "reset")
+
+
+def test_explain_json_and_the_runtime_explains_too(md, busybox, busybox_tar, tmp_path):
+    """--explain=json: one object a line (steps with who/where, aliases, actor changes);
+    minidock-runtime --explain traces create/start like run does."""
+    r = md("run", "--rm", "--network", "none", "--explain=json", busybox, "echo", "--explain=json")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "--explain=json"  # the container's own argument is left alone
+    objs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    steps = [o for o in objs if "op" in o]
+    assert [s["n"] for s in steps] == list(range(1, len(steps) + 1))
+    ops = [s["op"] for s in steps]
+    for op in ("mount", "unshare", "pivot_root", "sethostname", "capset"):
+        assert op in ops, op
+    inside = {s["op"] for s in steps if s["where"] == "container"}
+    assert "pivot_root" in inside and "unshare" not in inside
+    assert any("alias" in o and o["alias"] == "ROOTFS" for o in objs)
+    assert all(s["who"] and s["shell"] is not None for s in steps)
+    # the runtime, driven as an engine would
+    import tarfile
+
+    bundle = tmp_path / "b"
+    (bundle / "rootfs").mkdir(parents=True)
+    with tarfile.open(busybox_tar) as t:
+        t.extractall(bundle / "rootfs")
+    runtime = [sys.executable, "-c", "import sys; from minidock.cli.runtime_cli import main; "
+               "sys.argv[0] = 'minidock-runtime'; main()"]
+    env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
+    subprocess.run([*runtime, "spec"], cwd=bundle, check=True, env=env)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"].update(terminal=False, args=["true"])
+    (bundle / "config.json").write_text(json.dumps(spec))
+    r = subprocess.run([*runtime, "--root", str(tmp_path / "rt"), "--explain=json", "run", "-b", str(bundle),
+                        f"explain-{os.getpid()}"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert {"actor": "minidock-runtime", "where": "host"} in objs
+    assert "pivot_root" in [o.get("op") for o in objs]

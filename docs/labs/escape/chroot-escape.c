@@ -48,16 +48,18 @@ int main(int argc, char **argv)
 done:
     if (stat("/", &after) != 0) { perror("stat /"); return 1; }
     if (before.st_dev == after.st_dev && before.st_ino == after.st_ino) {
-        fprintf(stderr, "chroot-escape: still in the same root (dev %lu ino %lu): no escape\n",
+        printf("chroot-escape: still in the same root (dev %lu ino %lu): no escape\n",
                 (unsigned long)after.st_dev, (unsigned long)after.st_ino);
         return 2;
     }
-    fprintf(stderr, "chroot-escape: left the container's root: / was dev %lu ino %lu, now dev %lu ino %lu\n",
+    /* on stdout, flushed before the exec: it comes before the command's output, in order */
+    printf("chroot-escape: left the container's root: / was dev %lu ino %lu, now dev %lu ino %lu\n",
             (unsigned long)before.st_dev, (unsigned long)before.st_ino,
             (unsigned long)after.st_dev, (unsigned long)after.st_ino);
+    fflush(stdout);
     char *def[] = {"/bin/ls", "/", NULL};
     char **cmd = argc > 1 ? argv + 1 : def;
     execv(cmd[0], cmd);
-    fprintf(stderr, "chroot-escape: exec %s: %s\n", cmd[0], strerror(errno));
+    printf("chroot-escape: exec %s: %s\n", cmd[0], strerror(errno));  /* stdout: in order */
     return 1;
 }
