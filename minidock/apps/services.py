@@ -192,30 +192,55 @@ def _existing_chains() -> set[str]:
     return out
 
 
+BASE = [("map", "svc_ips"), ("map", "svc_nodeports"), ("chain", "svc_prerouting"), ("chain", "svc_output")]
+
+
+def _journal():
+    from minidock.state.journal import Journal
+
+    return Journal(store.root() / "services.journal")
+
+
 def sync() -> None:
-    """Rewrite the service rules and names from what is on disk (one transaction; idempotent)."""
+    """Rewrite the service rules and names from what is on disk (one transaction; idempotent).
+
+    The base maps and chains are journaled (``apps/services.journal``, kind ``nft``: the network
+    package's undo handler) before they are first made, and undone when the last Service goes;
+    per-service chains are swept by every sync; the whole table goes with the last network.
+    """
     from minidock.network import nat
 
     with store.lock(".svc.lock"):
         services = store.listing("services")
         _names(services)
-        if not services and not _existing_chains():
+        j = _journal()
+        if not services:
+            if j.path.exists():
+                _delete_chains(_existing_chains())
+                if not j.undo():
+                    j.path.unlink(missing_ok=True)
+                _route(delete=True)
             return
         if not _bridge():
             return  # no apps network yet: nothing can be routed; the first pod's sync does it
         nat.ensure_table()
+        if not j.path.exists():
+            for what, name in BASE:  # undone backwards: chains first, then the maps they use
+                j.record("nft", script=f"delete {what} ip minidock {name}\n")
         script, chains = ruleset()
         nat.nft(
             script, why="Services: virtual IPs and NodePorts DNAT'ed to ready endpoints (numgen into a verdict map)"
         )
-        stale = _existing_chains() - chains
-        if stale:
-            nat.nft(
-                "".join(f"delete chain ip minidock {c}\n" for c in sorted(stale)),
-                why="endpoints and services that are gone",
-                ignore_missing=True,
-            )
+        _delete_chains(_existing_chains() - chains)
         _route()
+
+
+def _delete_chains(chains: set[str]) -> None:
+    from minidock.network import nat
+
+    if chains:
+        nat.nft("".join(f"delete chain ip minidock {c}\n" for c in sorted(chains)),
+                why="endpoints and services that are gone", ignore_missing=True)
 
 
 def _bridge() -> str | None:
@@ -230,11 +255,13 @@ def _bridge() -> str | None:
         return br if nl.link_index(br) else None
 
 
-def _route() -> None:
-    """The service range via the apps bridge: the host itself reaches the VIPs (as on a node)."""
+def _route(delete: bool = False) -> None:
+    """The service range via the apps bridge: the host itself reaches the VIPs (as on a node).
+    (It goes with the bridge; deleted with the last Service.)"""
     br = _bridge()
     if br:
-        subprocess.run(["ip", "route", "replace", objects.SERVICE_CIDR, "dev", br], capture_output=True)
+        verb = "del" if delete else "replace"
+        subprocess.run(["ip", "route", verb, objects.SERVICE_CIDR, "dev", br], capture_output=True)
 
 
 def _names(services: list[dict]) -> None:

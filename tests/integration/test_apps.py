@@ -458,6 +458,8 @@ def test_delete_retires_everything_and_the_controller_exits(k):
             time.sleep(0.1)
     chains = in_ns(k, "nft", "list", "chains", "ip", "minidock").stdout
     assert "svc-default-web" not in chains and "sep-" not in chains
+    assert "svc_prerouting" not in chains and "svc_output" not in chains  # journaled, undone with the last Service
+    assert "10.96.0.0/16" not in in_ns(k, "ip", "route").stdout
     r = k("get", "deployment", "web")
     assert r.returncode == 1 and "not found" in r.stderr
 
