@@ -583,3 +583,45 @@ spec:
     r = k("delete", "pod/duo")
     assert r.stdout.strip() == 'pod "duo" deleted'
     assert k("ps", "-aq").stdout.strip() == ""
+
+
+def test_get_outputs_describe_service_restart_and_undo_to_revision(k):
+    import yaml
+
+    apply(k, web_yaml(replicas=2))
+    rolled_out(k)
+    doc = yaml.safe_load(k("get", "deployment", "web", "-o", "yaml", check=True).stdout)
+    assert doc["kind"] == "Deployment" and doc["status"]["readyReplicas"] == 2
+    wide = k("get", "pods", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] and len(wide) == 3
+    assert k("get", "pods", "-l", "app=nothing").stdout.strip() == ""
+    svc = k("describe", "service/web").stdout
+    ips = sorted(p["status"]["podIP"] for p in pods(k))
+    endpoints = next(line for line in svc.splitlines() if line.startswith("Endpoints:"))
+    assert sorted(x.split(":")[0] for x in endpoints.split()[1].split(",")) == ips
+    assert "NodePort:" in svc and "30080/TCP" in svc
+    # -w prints the table, then rows as they change (here: the restart's new pods)
+    watch = subprocess.Popen(["nsenter", f"--net=/run/netns/{k.netns}", sys.executable, "-m", "minidock", "get",
+                              "pods", "-w"], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        time.sleep(2)
+        before = {p["metadata"]["name"] for p in pods(k)}
+        assert k("rollout", "restart", "deployment/web").stdout.strip() == "deployment.apps/web restarted"
+        rolled_out(k)
+        after = {p["metadata"]["name"] for p in pods(k)}
+        assert not before & after and len(after) == 2
+        time.sleep(2)
+    finally:
+        watch.terminate()
+        out = watch.communicate(timeout=30)[0]
+    assert out.startswith("NAME") and all(name in out for name in after), out
+    # revisions: 1 (v1), 2 (restart); undo --to-revision 1 makes revision 3 from revision 1's template
+    r = k("rollout", "undo", "deployment/web", "--to-revision", "1")
+    assert r.returncode == 0, r.stderr
+    rolled_out(k)
+    hist = k("rollout", "history", "deployment/web").stdout.split()
+    assert hist[3::2] == ["2", "3"]
+    assert k("rollout", "undo", "deployment/web", "--to-revision", "9").returncode != 0
+    detail = k("rollout", "history", "deployment/web", "--revision", "3").stdout
+    assert "VERSION" in detail and "restartedAt" not in detail
