@@ -573,6 +573,10 @@ def parse_ast(text: str | bytes, filename: str = "Dockerfile"
     if isinstance(text, bytes):
         text = text.decode("utf-8", "surrogateescape")
     src = _split_lines(text)
+    for n, ln in enumerate(src, 1):
+        # BuildKit reads lines with a bufio.Scanner: 64 KiB per line, newline included
+        if len(ln) > 16384 and len(ln.encode("utf-8", "surrogateescape")) > 65536:
+            raise DockerfileSyntaxError("dockerfile line greater than max allowed size of 65535", filename, n)
     d = _Directives()
     out: list[Instruction] = []
     warnings: list[str] = []

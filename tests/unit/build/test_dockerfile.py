@@ -447,3 +447,10 @@ def test_records():
         D.Heredoc("EOF", bogus=1)
     m = D.Mount()
     assert (m.type, m.readonly, m.uid) == ("bind", False, None)
+
+
+def test_line_length_limit():
+    ok = "FROM x\nRUN echo " + "a" * (65536 - len("RUN echo ") - 1) + "\n"
+    D.parse(ok)
+    with pytest.raises(D.DockerfileSyntaxError, match="^Dockerfile:2: dockerfile line greater than max allowed size"):
+        D.parse("FROM x\nRUN echo " + "a" * 65536 + "\n")
