@@ -106,6 +106,19 @@ class Backend(abc.ABC):
 
     # --- the container's last steps
     @abc.abstractmethod
+    def memfd_sealed(self, name: str, data: bytes) -> int:
+        """memfd_create + write + F_ADD_SEALS (seal, shrink, grow, write): a read-only in-memory
+        file nobody can change; returns its descriptor (close-on-exec)."""
+
+    @abc.abstractmethod
+    def execve_fd(self, fd: int, argv: list[str], env: dict[str, str]) -> None:
+        """execveat(fd, "", AT_EMPTY_PATH): run the program the descriptor holds."""
+
+    @abc.abstractmethod
+    def join_session_keyring(self, name: str) -> int:
+        """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring; returns its serial."""
+
+    @abc.abstractmethod
     def seccomp_prepare(self) -> bool:
         """Open libseccomp now (before pivot_root); False where it is not installed."""
 

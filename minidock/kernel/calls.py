@@ -29,6 +29,7 @@ from minidock.kernel.constants import (
     PR_CAP_AMBIENT_RAISE,
     PR_CAPBSET_DROP,
     PR_SET_CHILD_SUBREAPER,
+    PR_SET_DUMPABLE,
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -177,6 +178,32 @@ def prctl(option: int, a2: int = 0, *, what: str, why: str = "", shell: str = ""
 def set_no_new_privs(*, why: str = "") -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS", why=why,
           shell="setpriv --no-new-privs ...")
+
+
+def set_dumpable(on: bool, *, why: str = "") -> None:
+    """PR_SET_DUMPABLE: a non-dumpable process's /proc/PID/exe, fds, mem and environ are closed to
+    processes without CAP_SYS_PTRACE (the CVE-2019-5736 class); execve makes it dumpable again."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0, what=f"PR_SET_DUMPABLE {1 if on else 0}", why=why)
+
+
+def memfd_sealed(name: str, data: bytes, *, why: str = "") -> int:
+    """An in-memory, sealed (unchangeable) file holding data; returns its close-on-exec fd."""
+    trace("memfd_create", f"{name} ({len(data)} bytes), sealed: no write, grow, shrink", why,
+          "(no shell equivalent: memfd_create + fcntl(F_ADD_SEALS))")
+    return _do("memfd_create", name, backend().memfd_sealed, name, bytes(data))
+
+
+def execve_fd(fd: int, argv: list[str], env: dict[str, str], *, why: str = "") -> None:
+    """execveat(fd, "", AT_EMPTY_PATH): replace this process with the program in a descriptor."""
+    trace("execveat", shlex.join(argv), why, shlex.join(argv))
+    _do("execveat", f"fd {fd}", backend().execve_fd, fd, list(argv), dict(env))
+
+
+def join_session_keyring(name: str, *, why: str = "") -> int:
+    """A new (anonymous, named) session keyring for this process and what it execs: the caller's
+    session keyring, and the keys in it, are out of reach (runc does the same)."""
+    trace("keyctl", f"KEYCTL_JOIN_SESSION_KEYRING {name}", why, f"keyctl session {name} ...")
+    return _do("keyctl", f"KEYCTL_JOIN_SESSION_KEYRING {name}", backend().join_session_keyring, name)
 
 
 def set_child_subreaper(*, why: str = "") -> None:

@@ -121,6 +121,12 @@ class FakeBackend(Backend):
     def _effect_run_tool(self, call: Call) -> tuple[int, str, str]:
         return 0, "", ""
 
+    def _effect_memfd_sealed(self, call: Call) -> int:
+        return 6000 + len(self.of("memfd_sealed"))
+
+    def _effect_join_session_keyring(self, call: Call) -> int:
+        return 5000 + len(self.of("join_session_keyring"))
+
     def _effect_seccomp_prepare(self, call: Call) -> bool:
         return True
 

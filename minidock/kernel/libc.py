@@ -18,6 +18,7 @@ from minidock.kernel.constants import (
     BPF_PROG_ATTACH,
     BPF_PROG_LOAD,
     BPF_PROG_TYPE_CGROUP_DEVICE,
+    KEYCTL_JOIN_SESSION_KEYRING,
     LINUX_CAPABILITY_VERSION_3,
     NLM_F_ACK,
     NLM_F_MULTI,
@@ -26,6 +27,7 @@ from minidock.kernel.constants import (
     NLMSG_ERROR,
     SYS_BPF,
     SYS_CAPSET,
+    SYS_KEYCTL,
     SYS_OPENAT2,
     SYS_PIVOT_ROOT,
 )
@@ -222,6 +224,25 @@ class LibcBackend(Backend):
 
         r = subprocess.run(argv, input=input, capture_output=True, text=True)
         return r.returncode, r.stdout, r.stderr
+
+    def memfd_sealed(self, name: str, data: bytes) -> int:
+        fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                        | fcntl.F_SEAL_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def execve_fd(self, fd: int, argv: list[str], env: dict[str, str]) -> None:
+        os.execve(fd, argv, env)  # fexecve: execveat(fd, "", AT_EMPTY_PATH)
+
+    def join_session_keyring(self, name: str) -> int:
+        return self._retry(self.libc.syscall, SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, name.encode())
 
     # --- seccomp
     def _libseccomp(self):

@@ -24,7 +24,7 @@ import termios
 
 from minidock import kernel as k
 from minidock.errors import CommandCannotRun, CommandNotFound, KernelError, MinidockError
-from minidock.runtime import hooks, security
+from minidock.runtime import hooks, security, trampoline
 from minidock.runtime import rootfs as rfs
 
 
@@ -81,6 +81,11 @@ def intermediate(ctx) -> None:
             os._exit(1)
         k.note(f"in the intermediate process (host PID {os.getpid()})")
         k.actor("intermediate", "host")
+        # CVE-2019-5736 class: from here until the container's execve this process (and the init
+        # it forks) is the host's Python interpreter inside the container's namespaces; not
+        # dumpable, its /proc/PID/exe, fds and memory are closed to the container's processes
+        k.set_dumpable(False, why="the container cannot open /proc/PID/exe (the host's interpreter), "
+                                  "our fds or memory while we enter it; execve makes the process dumpable again")
         if ctx.join_pid:
             _join(ctx.join_pid)
         # runc's order: a user namespace joined by path first (the others belong to it), then the
@@ -127,11 +132,15 @@ def intermediate(ctx) -> None:
 def _new_userns(ctx) -> None:
     """unshare(CLONE_NEWUSER), have the parent write our uid/gid maps, become root inside."""
     k.unshare(k.CLONE_NEWUSER, why="a user namespace: root in the container is an unprivileged uid on the host")
+    # a non-dumpable process's /proc/self files belong to the host's root: dumpable while the
+    # parent writes our maps and we read them (runc does the same), not dumpable again after
+    k.set_dumpable(True, why="let the parent write our uid/gid maps")
     send(ctx.sock, {"type": "userns"})
     msg, _ = recv(ctx.sock)
     if not msg or msg.get("type") != "userns-mapped":
         os._exit(1)
     _become_ns_root()
+    k.set_dumpable(False, why="closed again to the container's processes until execve")
 
 
 def _become_ns_root() -> None:
@@ -341,6 +350,8 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
         stdio = ctx.stdio or (0, 1, 2)
     if ctx.state and (spec.get("hooks") or {}).get("startContainer"):
         hooks.run(spec, "startContainer", dict(ctx.state, status="created"), fatal=True)
+    _new_session_keyring(ctx)
+    tramp = _trampoline()
     security.apply(process, spec.get("linux", {}).get("seccomp"))
     for i, fd in enumerate(stdio):
         if fd != i:
@@ -353,7 +364,7 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
             os.set_inheritable(fd, True)
         except OSError:
             raise MinidockError(f"--preserve-fds: file descriptor {fd} is not open") from None
-    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.trace_fd()} | extra)
+    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.trace_fd(), tramp} | extra)
     for sig in range(1, signal.NSIG):
         try:
             if signal.getsignal(sig) not in (signal.SIG_DFL, None):
@@ -362,10 +373,61 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    if tramp is not None:
+        _precheck(process["args"][0], path)
+        try:
+            k.execve_fd(tramp, ["minidock-exec", path, *process["args"]], envd,
+                        why="start the container's program from the sealed trampoline: while the kernel "
+                            "loads it, /proc/self/exe is never the host's interpreter (CVE-2019-5736)")
+        except MinidockError:
+            pass  # execveat refused (a custom seccomp profile?): exec directly, as before
     try:
         os.execve(path, process["args"], envd)
     except OSError as e:
         raise _exec_error(process["args"][0], path, e) from None
+
+
+def _trampoline() -> int | None:
+    """The sealed memfd holding the exec trampoline (see trampoline.py), or None on other arches."""
+    img = trampoline.image()
+    if img is None:
+        return None
+    return k.memfd_sealed("minidock-exec", img, why="the container's program is started by this sealed "
+                                                    "copy, not by the host's interpreter")
+
+
+def _precheck(name: str, path: str) -> None:
+    """What execve would refuse, refused here with Docker's messages (the trampoline can only
+    exit 126/127): not a program nor a script, a missing interpreter, or one under /proc (the
+    `#!/proc/self/exe` trick)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise _exec_error(name, path, e) from None
+    if head.startswith(b"#!"):
+        interp = _interpreter(path) or ""
+        real = os.path.realpath(interp) if interp else ""
+        if interp.startswith("/proc/") or real.startswith("/proc/") or os.path.realpath(interp) == "/proc/self/exe":
+            raise CommandCannotRun(f'exec: "{name}": bad interpreter {interp}: refused',
+                                   "A script's interpreter may not be a /proc path (the runtime's own binary).")
+        if not interp or not os.path.exists(interp):
+            raise _exec_error(name, path, OSError(errno.ENOENT, "No such file or directory"))
+    elif head != b"\x7fELF":
+        raise _exec_error(name, path, OSError(errno.ENOEXEC, "Exec format error"))
+
+
+def _new_session_keyring(ctx) -> None:
+    """A fresh session keyring for the container's process (runc's `_ses.<id>`): the caller's
+    session keyring (and, through it, the host user's keys) is no longer the one it searches.
+    Before seccomp, which forbids keyctl."""
+    cid = (ctx.state or {}).get("id") or ((ctx.spec.get("annotations") or {}).get("org.minidock.name")) or ""
+    try:
+        k.join_session_keyring(f"_ses.{cid}" if cid else "_ses",
+                               why="the container must not see the caller's session keyring")
+    except MinidockError as e:
+        if getattr(e, "errno", None) != errno.ENOSYS:
+            raise  # (ENOSYS: a kernel built without keys has none to hide; runc's rule too)
 
 
 def _close_fds(keep: set) -> None:

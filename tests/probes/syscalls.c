@@ -19,7 +19,7 @@ static long call(const char *name) {
     if (!strcmp(name, "unshare-mount")) return syscall(SYS_unshare, CLONE_NEWNS);
     if (!strcmp(name, "keyctl")) return syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
     if (!strcmp(name, "add_key")) return syscall(SYS_add_key, "user", "probe", "x", 1, KEY_SPEC_PROCESS_KEYRING);
-    if (!strcmp(name, "request_key")) return syscall(SYS_request_key, "user", "probe", 0, 0);
+    if (!strcmp(name, "request_key")) return syscall(SYS_request_key, "user", "minidock-test-secret", 0, 0);
     if (!strcmp(name, "perf_event_open")) {
         struct perf_event_attr a;
         memset(&a, 0, sizeof a);
