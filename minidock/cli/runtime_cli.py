@@ -50,7 +50,8 @@ class Ctx:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, help="Where container state is kept.")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="MINIDOCK_RUNTIME_ROOT",
+              help="Where container state is kept ($MINIDOCK_RUNTIME_ROOT; lab groups get their own).")
 @click.option("--log", "log", default=None, help="Log file (errors are written here for the engine).")
 @click.option("--log-format", default="text", type=click.Choice(["text", "json"]))
 @click.option("--debug", is_flag=True, help="Debug logging.")

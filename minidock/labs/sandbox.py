@@ -69,6 +69,7 @@ class Group:
         e.update({
             "MINIDOCK_ROOT": str(self.root), "MINIDOCK_CGROUP_PARENT": self.cgroup_parent,
             "MINIDOCK_BRIDGE": self.bridge, "MINIDOCK_LAB_GROUP": self.name,
+            "MINIDOCK_RUNTIME_ROOT": str(self.root / "runtime"),
             "MINIDOCK_LAB_CGROUP_BASE": self.cgroup_parent.split("/lab-")[0],
         })
         if self.subnet():
@@ -86,6 +87,7 @@ class Group:
 
     def exports(self) -> str:
         keys = ("MINIDOCK_ROOT", "MINIDOCK_CGROUP_PARENT", "MINIDOCK_BRIDGE", "MINIDOCK_BRIDGE_SUBNET",
+                "MINIDOCK_RUNTIME_ROOT",
                 "MINIDOCK_LAB_GROUP", "MINIDOCK_LAB_CGROUP_BASE", "LAB_PORT", "PYTHONPATH")
         e = self.env({})
         lines = [f"export {k}={e[k]}" for k in keys if k in e]
@@ -164,6 +166,12 @@ class Group:
     def reset(self) -> list[str]:
         """Remove this group's containers, images, networks, volumes, bridge and cgroups."""
         done = []
+        rt = self.root / "runtime"
+        if rt.is_dir():  # containers the group made with minidock-runtime (lab 07)
+            runtime = [sys.executable, "-c", "import sys; from minidock.cli.runtime_cli import main; main()"]
+            for cid in sorted(p.name for p in rt.iterdir() if p.is_dir()):
+                subprocess.run([*runtime, "delete", "-f", cid], capture_output=True, env=self.env(), timeout=60)
+                done.append(f"runtime container {cid}")
         if self.root.is_dir():
             ids = self.md("ps", "-aq").stdout.split()
             if ids:
