@@ -85,7 +85,20 @@ def container_options(f):
         click.option("--chroot", "chroot_only", is_flag=True,
                      help="Lab 02 only: enter the rootfs with a bare chroot(2), which a process with "
                           "CAP_SYS_CHROOT escapes."),
-        click.option("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)."),
+        click.option("--oom-score-adj", type=int, default=0,
+                     help="Tune host's OOM preferences (-1000 to 1000; < 0 needs CAP_SYS_RESOURCE)."),
+        click.option("--oom-kill-disable", is_flag=True, help="Disable OOM Killer (cgroup v1 only)."),
+        click.option("--pid", help="PID namespace to use (host, container:NAME)."),
+        click.option("--ipc", help="IPC mode to use (private, shareable, host, container:NAME, none)."),
+        click.option("--uts", help="UTS namespace to use (host)."),
+        click.option("--cgroupns", help="Cgroup namespace to use (host, private)."),
+        click.option("--device", "devices", multiple=True, help="Add a host device to the container."),
+        click.option("--device-cgroup-rule", "device_cgroup_rules", multiple=True,
+                     help="Add a rule to the cgroup allowed devices list (e.g. 'c 1:3 rwm')."),
+        click.option("--shm-size", help="Size of /dev/shm (e.g. 128m)."),
+        click.option("--cidfile", help="Write the container ID to the file."),
+        click.option("--platform", help="Set platform if server is multi-platform capable (os/arch)."),
+        click.option("--gpus", help="GPU devices to add to the container (not supported: refused)."),
         click.option("--restart", help="Restart policy: no, on-failure[:max-retries], always, unless-stopped."),
         click.option("--health-cmd", help="Command to run to check health."),
         click.option("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)."),
@@ -108,6 +121,15 @@ def container_options(f):
 
 def _warn(opts: RunOptions) -> None:
     """Docker's WARNING lines for settings the host cannot honour (the run goes on)."""
+    if opts.oom_kill_disable:
+        from minidock.runtime.cgroups import cgroup_version
+
+        if cgroup_version() == 2:
+            click.echo("WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded.", err=True)
+            opts.oom_kill_disable = False
+        elif not (opts.resource_flags or {}).get("Memory"):
+            click.echo("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit "
+                       "may be dangerous.", err=True)
     if opts.resource_flags:
         from minidock.engine.resources import warnings
 

@@ -44,8 +44,6 @@ def inspect_view(rec: dict, size: bool = False) -> dict:
     for k, default in HOST_CONFIG_DEFAULTS:
         v = hc.pop(k, default)
         out[k] = None if default is None and v == [] else v  # Docker: null for a flag never given
-    if out["CgroupParent"] and out["CgroupParent"] == _default_parent():
-        out["CgroupParent"] = ""  # Docker shows "" for the engine's default parent
     if not out["Privileged"] and out["MaskedPaths"] is None:
         from minidock.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
@@ -63,12 +61,6 @@ def inspect_view(rec: dict, size: bool = False) -> dict:
         rw, root = sizes(rec)
         view["SizeRw"], view["SizeRootFs"] = rw, root
     return view
-
-
-def _default_parent() -> str:
-    from minidock import paths
-
-    return paths.cgroup_parent()
 
 
 def sizes(rec: dict) -> tuple[int, int]:

@@ -278,6 +278,9 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
         linux["resources"]["devices"] = ocispec.DEFAULT_DEVICE_RULES
     if hc.get("Sysctls"):
         linux["sysctl"] = dict(hc["Sysctls"])
+    from minidock.engine import hostopts
+
+    hostopts.apply(spec, rec)  # --pid/--ipc/--uts/--cgroupns, devices, --shm-size, --oom-kill-disable
     spec["annotations"] = {"org.minidock.name": containers.name_of(rec)}
     return spec
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from minidock import paths
 from minidock.engine import secopts
-from minidock.errors import InvalidArgument, NotFound
+from minidock.errors import InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
 
@@ -62,6 +62,18 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
     oom_score_adj: int = 0
+    # namespaces shared with the host or another container, devices, limits (engine/hostopts.py)
+    pid: str | None = None
+    ipc: str | None = None
+    uts: str | None = None
+    cgroupns: str | None = None
+    devices: list[str] = field(default_factory=list)
+    device_cgroup_rules: list[str] = field(default_factory=list)
+    shm_size: str | None = None
+    cidfile: str | None = None
+    platform: str | None = None
+    oom_kill_disable: bool = False
+    gpus: str | None = None
     pull_policy: str = "missing"  # --pull always|missing|never
     no_pivot: bool = False
     chroot_only: bool = False  # lab 02: a bare chroot(2), no mount moved over / (escapable)
@@ -231,7 +243,29 @@ def _puller():
 
 def create_container(o: RunOptions) -> dict:
     parse_restart_policy(o.restart)  # bad flags fail before a pull
+    from minidock.engine import hostopts as ho
+
+    ho.refuse_gpus(o.gpus)
+    ns_modes = {
+        "PidMode": ho.check_mode("--pid", o.pid, ("", "host"), True),
+        "IpcMode": ho.check_mode("--ipc", o.ipc, ("", "host", "private", "shareable", "none"), True) or "private",
+        "UTSMode": ho.check_mode("--uts", o.uts, ("", "host"), False),
+        "CgroupnsMode": ho.check_mode("--cgroupns", o.cgroupns, ("", "host", "private"), False) or "private",
+    }
+    ho.check_oom_score_adj(o.oom_score_adj)
+    ulimits = ho.parse_ulimits(o.ulimits)
+    devices = [ho.parse_device(d) for d in o.devices]
+    cgroup_rules = [ho.parse_cgroup_rule(r) for r in o.device_cgroup_rules]
+    shm_size = ho.parse_size(o.shm_size, "--shm-size") if o.shm_size else 64 << 20
+    if o.cidfile and os.path.exists(o.cidfile):
+        raise InvalidArgument(f"Container ID file found, make sure the other container isn't running "
+                              f"or delete {o.cidfile}")
+    if o.oom_score_adj < 0 and not ho.can_lower_oom_score():
+        raise MinidockError(f"cannot set --oom-score-adj {o.oom_score_adj}: lowering a process's OOM score "
+                            "needs CAP_SYS_RESOURCE, which root on this host does not have",
+                            "Use a value >= 0, or run minidock where root has CAP_SYS_RESOURCE.")
     img = resolve_image(o.image, o.pull_policy)
+    ho.check_platform(o.platform, img.config or {}, o.image)
     icfg = (img.config or {}).get("config", {}) or {}
     restart_policy, healthcheck = _self_healing(o, icfg)
     entrypoint = icfg.get("Entrypoint")
@@ -304,7 +338,7 @@ def create_container(o: RunOptions) -> dict:
         "Tmpfs": _tmpfs(o.tmpfs),
         "Mounts": [_mount_spec(m) for m in o.mounts],
         "Init": o.init,
-        "Ulimits": parse_ulimits(o.ulimits),
+        "Ulimits": ulimits,
         "OomScoreAdj": o.oom_score_adj,
         "NoPivotRoot": o.no_pivot or o.chroot_only,
         "RootfsSwitch": "chroot" if o.chroot_only else "move+chroot" if o.no_pivot else "pivot_root",
@@ -312,7 +346,14 @@ def create_container(o: RunOptions) -> dict:
         "CgroupParent": paths.cgroup_parent(),
         "Resources": o.resources,
         **o.resource_flags,
+        **ns_modes,
+        "Devices": devices,
+        "DeviceCgroupRules": cgroup_rules or None,
+        "ShmSize": shm_size,
+        "ContainerIDFile": o.cidfile or "",
+        "OomKillDisable": True if o.oom_kill_disable else None,
     }
+    ho.check_sysctls(host_config["Sysctls"], host_config)
     if o.ip or o.aliases:
         host_config["_Endpoint"] = {"IPv4Address": o.ip, "Aliases": list(o.aliases)}
     rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
@@ -324,6 +365,8 @@ def create_container(o: RunOptions) -> dict:
             "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}
         rec["HostConfig"].pop("_Endpoint", None)
     containers.save(rec)
+    if o.cidfile:
+        ho.write_cidfile(o.cidfile, rec["Id"])
     from minidock.engine import events
 
     events.container_event(rec, "create")

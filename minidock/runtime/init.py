@@ -267,6 +267,9 @@ def _create_hooks(ctx) -> None:
 
 
 def _apply_sysctls(linux: dict) -> None:
+    from minidock.runtime.spec import check_sysctls
+
+    check_sysctls(linux)  # never a host-global key (the engine refuses them earlier, too)
     for key, value in (linux.get("sysctl") or {}).items():
         k.write_file("/proc/sys/" + key.replace(".", "/"), str(value),
                      why=f"sysctl {key} inside the container's namespaces")

@@ -164,6 +164,32 @@ def validate(spec: dict, bundle: str = ".") -> None:
         raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
     if not proc.get("cwd", "/").startswith("/"):
         raise InvalidArgument("config.json: process.cwd must be an absolute path")
+    check_sysctls(spec.get("linux") or {})
+
+
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                         "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
+
+
+def check_sysctls(linux: dict) -> None:
+    """runc's rule: a sysctl is written only if the container's own namespace holds it (IPC keys
+    and fs.mqueue.* with a new IPC namespace, net.* with a new network namespace,
+    kernel.domainname with a new UTS one). Anything else is the host's, and refused."""
+    kinds = {n.get("type"): n.get("path") for n in linux.get("namespaces") or []}
+    for key in linux.get("sysctl") or {}:
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if "ipc" in kinds:
+                continue
+            raise InvalidArgument(f'sysctl "{key}" is not allowed in the hosts ipc namespace')
+        if key.startswith("net."):
+            if "network" in kinds:
+                continue
+            raise InvalidArgument(f'sysctl "{key}" is not allowed in the hosts network namespace')
+        if key == "kernel.domainname" and "uts" in kinds:
+            continue
+        if key == "kernel.hostname" and "uts" in kinds:
+            raise InvalidArgument(f'sysctl "{key}" is not allowed as it conflicts with the OCI "hostname" field')
+        raise InvalidArgument(f'sysctl "{key}" is not in a separate kernel namespace')
 
 
 def rootfs_path(spec: dict, bundle: str) -> str:

@@ -174,3 +174,106 @@ def test_prune_filters(md, busybox):
         assert "cmpvol" in r.stdout
     finally:
         md("volume", "rm", "cmpvol")
+
+
+# --- run/create flags --------------------------------------------------------------------------
+def test_sysctl_outside_the_containers_namespaces_is_refused_and_the_host_untouched(md, busybox):
+    """The attack: `--sysctl kernel.panic=...` would be written to the host's /proc/sys (kernel.panic
+    is not namespaced). Refused before anything runs; the host's value stays."""
+    before = open("/proc/sys/kernel/panic").read()
+    for flag in ("kernel.panic=5", "vm.swappiness=1", "kernel.hostname=x", "fs.file-max=10"):
+        r = md("run", "--rm", "--sysctl", flag, busybox, "true")
+        assert r.returncode == 125 and "is not allowed" in r.stderr, (flag, r.stderr)
+    assert open("/proc/sys/kernel/panic").read() == before
+    r = md("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=0", busybox, "true")
+    assert r.returncode == 125 and "hosts network namespace" in r.stderr
+    r = md("run", "--rm", "--network", "none", "--sysctl", "kernel.shmmax=123456",
+           "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", busybox, "sh", "-c",
+           "cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_unprivileged_port_start")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["123456", "80"]
+
+
+def test_the_runtime_refuses_host_sysctls_too(tmp_path):
+    from minidock.errors import InvalidArgument
+    from minidock.runtime.spec import check_sysctls
+
+    with pytest.raises(InvalidArgument, match="not in a separate kernel namespace"):
+        check_sysctls({"namespaces": [{"type": "ipc"}, {"type": "uts"}], "sysctl": {"kernel.panic": "1"}})
+    with pytest.raises(InvalidArgument, match="hosts ipc namespace"):
+        check_sysctls({"namespaces": [], "sysctl": {"kernel.shmmax": "1"}})
+    check_sysctls({"namespaces": [{"type": "ipc"}, {"type": "network"}],
+                   "sysctl": {"kernel.shmmax": "1", "net.core.somaxconn": "5"}})
+
+
+def test_gpus_and_negative_oom_score_adj_are_refused_clearly(md, busybox):
+    r = md("run", "--rm", "--gpus", "all", busybox, "true")
+    assert r.returncode == 125 and "[[gpu]]" in r.stderr and "--device" in r.stderr
+    r = md("run", "--rm", "--oom-score-adj", "-5", busybox, "true")
+    assert r.returncode == 125 and "CAP_SYS_RESOURCE" in r.stderr
+    r = md("run", "--rm", "--oom-score-adj", "1001", busybox, "true")
+    assert r.returncode == 125 and "range for oom score adj" in r.stderr
+    r = md("run", "--rm", "--network", "none", "--oom-score-adj", "500", busybox, "cat", "/proc/self/oom_score_adj")
+    assert r.stdout.strip() == "500"
+
+
+def test_namespace_sharing_flags(md, busybox, detached):
+    r = md("run", "--rm", "--network", "none", "--pid", "host", busybox, "sh", "-c", "ls /proc | grep -c '^[0-9]'")
+    assert int(r.stdout) > 20
+    r = md("run", "--rm", "--network", "none", "--uts", "host", busybox, "hostname")
+    assert r.stdout.strip() == os.uname().nodename
+    donor, _ = detached("--ipc", "shareable", "--network", "none", busybox, "sleep", "60")
+    private, _ = detached("--network", "none", busybox, "sleep", "60")
+    ns = md("exec", donor, "readlink", "/proc/self/ns/ipc").stdout
+    r = md("run", "--rm", "--network", "none", "--ipc", f"container:{donor}", "--pid", f"container:{donor}",
+           busybox, "sh", "-c", "readlink /proc/self/ns/ipc; ps -o comm | grep -c sleep")
+    assert r.stdout.split() == [ns.strip(), "1"], r.stderr
+    r = md("run", "--rm", "--ipc", f"container:{private}", busybox, "true")
+    assert r.returncode == 125 and "non-shareable IPC" in r.stderr
+    for flag, bad in (("--pid", "bogus"), ("--uts", "container:x"), ("--cgroupns", "x"), ("--ipc", "nope")):
+        r = md("run", "--rm", flag, bad, busybox, "true")
+        assert r.returncode == 125 and "invalid" in r.stderr
+    r = md("run", "--rm", "--network", "none", "--cgroupns", "host", busybox, "cat", "/proc/self/cgroup")
+    assert "/" + os.environ.get("MINIDOCK_CGROUP_PARENT", "minidock") in r.stdout or "minidock" in r.stdout
+
+
+def test_devices_shm_ulimits_cidfile_platform(md, busybox, tmp_path):
+    r = md("run", "--rm", "--network", "none", "--device", "/dev/fuse:/dev/myfuse:r", busybox,
+           "ls", "-l", "/dev/myfuse")
+    assert r.returncode == 0 and "10, 229" in r.stdout, r.stderr
+    r = md("run", "--rm", "--network", "none", "--device-cgroup-rule", "c 10:229 rwm", busybox, "true")
+    assert r.returncode == 0, r.stderr
+    assert md("run", "--rm", "--device-cgroup-rule", "x 1:3 rwm", busybox, "true").returncode == 125
+    few = md("run", "--rm", "--network", "none", busybox, "ls", "/dev").stdout.split()
+    many = md("run", "--rm", "--network", "none", "--privileged", busybox, "ls", "/dev").stdout.split()
+    assert "fuse" not in few and "fuse" in many and len(many) > len(few)
+    r = md("run", "--rm", "--network", "none", "--shm-size", "16m", busybox, "df", "-k", "/dev/shm")
+    assert r.stdout.split()[-5] == "16384", r.stdout
+    r = md("run", "--rm", "--network", "none", "--ulimit", "nproc=100:200", "--ulimit", "core=unlimited",
+           busybox, "sh", "-c", "ulimit -u; ulimit -c")
+    assert r.stdout.split() == ["100", "unlimited"]
+    r = md("run", "--rm", "--ulimit", "bogus=1", busybox, "true")
+    assert r.returncode == 125 and "invalid ulimit type: bogus" in r.stderr
+    cid = tmp_path / "cid"
+    r = md("create", "--cidfile", cid, busybox, "true")
+    try:
+        assert cid.read_text() == r.stdout.strip()
+        r2 = md("create", "--cidfile", cid, busybox, "true")
+        assert r2.returncode == 125 and "Container ID file found" in r2.stderr
+    finally:
+        md("rm", r.stdout.strip())
+    native = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    r = md("run", "--rm", "--platform", "linux/s390x", busybox, "true")
+    assert r.returncode == 125 and "does not match the specified platform" in r.stderr
+    assert md("run", "--rm", "--network", "none", "--platform", f"linux/{native}", busybox, "true").returncode == 0
+
+
+def test_oom_kill_disable(md, busybox):
+    from minidock.runtime.cgroups import cgroup_version
+
+    r = md("run", "--rm", "--network", "none", "-m", "64m", "--oom-kill-disable", busybox, "cat",
+           "/sys/fs/cgroup/memory/memory.oom_control")
+    if cgroup_version() == 2:
+        assert "does not support OomKillDisable" in r.stderr
+    else:
+        assert "oom_kill_disable 1" in r.stdout, r.stderr

@@ -68,6 +68,9 @@ class CgroupV1(Base):
         mem = r.get("memory") or {}
         if "limit" in mem or "swap" in mem:
             self._memory(mem.get("limit"), mem.get("swap"))
+        if mem.get("disableOOMKiller"):
+            self._w("memory", "memory.oom_control", 1,
+                    "--oom-kill-disable: tasks over the limit wait instead of being OOM-killed")
         if mem.get("reservation") is not None:
             self._w("memory", "memory.soft_limit_in_bytes", mem["reservation"],
                     "--memory-reservation: a soft limit, enforced when memory is short")

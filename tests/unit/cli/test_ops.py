@@ -43,3 +43,36 @@ def test_detach_keys():
     for bad in ("", "ctrl-", "ctrl-pp", "shift-a"):
         with pytest.raises(InvalidArgument, match="Invalid detach keys"):
             reattach.parse_detach_keys(bad)
+
+
+def test_hostopts_parsing():
+    from minidock.engine import hostopts as ho
+
+    assert ho.parse_device("/dev/fuse") == {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse",
+                                            "CgroupPermissions": "rwm"}
+    assert ho.parse_device("/dev/sda:/dev/xvda:r")["PathInContainer"] == "/dev/xvda"
+    assert ho.parse_device("/dev/sda:r")["CgroupPermissions"] == "r"
+    assert ho.parse_cgroup_rule("c 1:* rw") == {"allow": True, "type": "c", "major": 1, "minor": None,
+                                                "access": "rw"}
+    for bad in ("x 1:3 rwm", "c 1 rwm", "c 1:3 rwx"):
+        with pytest.raises(InvalidArgument, match="invalid device cgroup format"):
+            ho.parse_cgroup_rule(bad)
+    assert ho.parse_size("64m", "--shm-size") == 64 << 20 and ho.parse_size("1g", "--shm-size") == 1 << 30
+    with pytest.raises(InvalidArgument, match="invalid size: 'x'"):
+        ho.parse_size("x", "--shm-size")
+    assert ho.parse_ulimits(["nofile=10:20", "core=unlimited", "nofile=5"]) == [
+        {"Name": "core", "Hard": -1, "Soft": -1}, {"Name": "nofile", "Hard": 5, "Soft": 5}]
+    for bad, msg in (("foo=1", "invalid ulimit type: foo"), ("nofile=2:1", "soft limit must be less"),
+                     ("nofile", "invalid ulimit argument"), ("nofile=x", "invalid ulimit argument")):
+        with pytest.raises(InvalidArgument, match=msg):
+            ho.parse_ulimits([bad])
+    ho.check_sysctls({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1", "fs.mqueue.msg_max": "1"},
+                     {"NetworkMode": "bridge"})
+    for key in ("kernel.panic", "vm.swappiness", "kernel.hostname", "fs.file-max", "kernel.core_pattern"):
+        with pytest.raises(InvalidArgument, match="is not allowed"):
+            ho.check_sysctls({key: "1"}, {})
+    with pytest.raises(InvalidArgument, match="hosts network namespace"):
+        ho.check_sysctls({"net.core.somaxconn": "1"}, {"NetworkMode": "host"})
+    with pytest.raises(InvalidArgument, match="invalid PID mode"):
+        ho.check_mode("--pid", "bogus", ("", "host"), True)
+    assert ho.check_mode("--pid", "container:x", ("", "host"), True) == "container:x"
