@@ -750,6 +750,14 @@ class Builder:
 
     def _copy(self, st: State, inst, fl: dict, *, add: bool) -> None:
         scope = st.scope()
+        fl = {k: (self._expand(v, scope) if k in ("chown", "chmod") and isinstance(v, str) else v)
+              for k, v in fl.items()}
+        if fl.get("chmod"):
+            try:
+                int(fl["chmod"], 8)
+            except ValueError:
+                raise BuildError(f"{self._where(inst)}: invalid chmod parameter: {fl['chmod']!r}",
+                                 "Give an octal mode, e.g. --chmod=644.") from None
         paths, docs, dest = D.copy_sources(inst)
         paths = [self._expand(p, scope) for p in paths]
         dest = self._expand(dest, scope)

@@ -301,7 +301,8 @@ def test_copy_chown_chmod_globs_and_add(md, busybox, ctx, tmp_path):
     (ctx / "pkg.tar.gz").write_bytes(buf.getvalue())
     write(ctx, {"Dockerfile": """\
 FROM busybox
-COPY --chown=nobody:nogroup --chmod=600 one.txt /dst/
+ARG OWNER=nobody
+COPY --chown=$OWNER:nogroup --chmod=600 one.txt /dst/
 COPY *.md /docs/
 COPY dir /dir-contents
 ADD pkg.tar.gz /opt/
