@@ -116,6 +116,8 @@ class Cache:
         """Forget every entry and cache mount; the store drops the layers nothing else uses."""
         from minidock.image.store import ImageStore
 
+        if not os.path.isdir(self.dir):
+            return {"entries": 0, "size": 0, "reclaimable": 0}  # nothing was ever built here
         store = ImageStore()
         before = self.usage()
         with self._locked() as index:
