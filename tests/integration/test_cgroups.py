@@ -20,7 +20,9 @@ def _cg(md, ref):
     from minidock.runtime.cgroups import open_cgroup
 
     info = json.loads(md("inspect", ref).stdout)[0]
-    return open_cgroup(f"{info['HostConfig']['CgroupParent']}/{info['Id']}"), info
+    # inspect shows "" for the engine's default parent, as Docker does; the tests' parent is in the env
+    parent = info["HostConfig"]["CgroupParent"] or os.environ.get("MINIDOCK_CGROUP_PARENT", "minidock")
+    return open_cgroup(f"{parent}/{info['Id']}"), info
 
 
 def _inspect(md, ref):
