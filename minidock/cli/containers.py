@@ -99,6 +99,9 @@ def container_options(f):
         click.option("--cidfile", help="Write the container ID to the file."),
         click.option("--platform", help="Set platform if server is multi-platform capable (os/arch)."),
         click.option("--gpus", help="GPU devices to add to the container (not supported: refused)."),
+        click.option("--log-driver", help="Logging driver for the container (json-file, local, none)."),
+        click.option("--log-opt", "log_opts", multiple=True,
+                     help="Log driver options (max-size=10m, max-file=3, compress=true)."),
         click.option("--restart", help="Restart policy: no, on-failure[:max-retries], always, unless-stopped."),
         click.option("--health-cmd", help="Command to run to check health."),
         click.option("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)."),
@@ -373,27 +376,34 @@ def _print_table(cols: list[str], rows: list[list[str]]) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Follow log output.")
 @click.option("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all").')
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.option("--since", help="Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).")
+@click.option("--until", help="Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs.")
 @click.argument("ref", metavar="CONTAINER")
-def logs(follow, tail, timestamps, ref):
+def logs(follow, tail, timestamps, since, until, details, ref):
     """Fetch the logs of a container."""
     from minidock.engine import logs as lg
+    from minidock.engine.ops import parse_time
 
-    if ref.partition("/")[0] in ("deployment", "deploy", "deployments", "pod", "po", "pods"):
-        from minidock.cli.apps import container_of  # kubectl's `logs deployment/NAME`
-
-        ref = container_of(ref)
     cid = containers.resolve(ref)
     rec = lifecycle.refresh(cid)
+    if ((rec["HostConfig"].get("LogConfig") or {}).get("Type") or "json-file") == "none":
+        raise MinidockError("configured logging driver does not support reading", exit_code=1)
     n = None
     if tail != "all":
         try:
             n = int(tail)
         except ValueError:
             raise InvalidArgument(f"invalid value for --tail: {tail!r}", "Use a number or 'all'.") from None
+        if n < 0:
+            n = None
+    t_since = parse_time(since) if since else None
+    t_until = parse_time(until) if until else None
     if follow:
-        lg.follow(rec["LogPath"], lambda: lifecycle.is_running(cid), tail=n, timestamps=timestamps)
+        lg.follow(rec["LogPath"], lambda: lifecycle.is_running(cid), tail=n, timestamps=timestamps,
+                  since=t_since, until=t_until)
         return
-    for stream, text in lg.read(rec["LogPath"], tail=n, timestamps=timestamps):
+    for stream, text in lg.read(rec["LogPath"], tail=n, timestamps=timestamps, since=t_since, until=t_until):
         (sys.stdout if stream == "stdout" else sys.stderr).write(text)
     sys.stdout.flush()
 

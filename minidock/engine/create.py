@@ -74,6 +74,8 @@ class RunOptions:
     platform: str | None = None
     oom_kill_disable: bool = False
     gpus: str | None = None
+    log_driver: str | None = None
+    log_opts: list[str] = field(default_factory=list)
     pull_policy: str = "missing"  # --pull always|missing|never
     no_pivot: bool = False
     chroot_only: bool = False  # lab 02: a bare chroot(2), no mount moved over / (escapable)
@@ -264,6 +266,9 @@ def create_container(o: RunOptions) -> dict:
         raise MinidockError(f"cannot set --oom-score-adj {o.oom_score_adj}: lowering a process's OOM score "
                             "needs CAP_SYS_RESOURCE, which root on this host does not have",
                             "Use a value >= 0, or run minidock where root has CAP_SYS_RESOURCE.")
+    from minidock.engine.logs import log_config as _log_config
+
+    log_config = _log_config(o.log_driver, o.log_opts)
     img = resolve_image(o.image, o.pull_policy)
     ho.check_platform(o.platform, img.config or {}, o.image)
     icfg = (img.config or {}).get("config", {}) or {}
@@ -352,6 +357,7 @@ def create_container(o: RunOptions) -> dict:
         "ShmSize": shm_size,
         "ContainerIDFile": o.cidfile or "",
         "OomKillDisable": True if o.oom_kill_disable else None,
+        "LogConfig": log_config,
     }
     ho.check_sysctls(host_config["Sysctls"], host_config)
     if o.ip or o.aliases:

@@ -175,7 +175,7 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
         path = bundle.write_bundle(rec, spec)
         from minidock.engine.logs import LogWriter
 
-        log = LogWriter(rec["LogPath"])
+        log = LogWriter(rec["LogPath"], hc.get("LogConfig"))
         rt = runtime.create(cid, path, stdio=io.stdio, journal=j, spec=spec,
                             no_pivot="chroot" if hc.get("RootfsSwitch") == "chroot" else bool(hc.get("NoPivotRoot")))
         io.console_fd = rt.console_fd

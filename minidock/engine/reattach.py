@@ -102,11 +102,21 @@ def attach(cid: str, *, no_stdin: bool = False, sig_proxy: bool = True,
     matched = 0
     detached = False
     try:
-        with open(log_path, "rb") as log:
+        with open(log_path, "rb") as first:
+            log = first
             log.seek(0, os.SEEK_END)
+            ino = os.fstat(log.fileno()).st_ino
             buf = b""
             while True:
                 chunk = log.read()
+                if not chunk:
+                    try:
+                        if os.stat(log_path).st_ino != ino:  # the log was rotated: follow the new file
+                            log = open(log_path, "rb")  # noqa: SIM115 - closed with the process
+                            ino = os.fstat(log.fileno()).st_ino
+                            continue
+                    except FileNotFoundError:
+                        pass
                 if chunk:
                     buf += chunk
                     *lines, buf = buf.split(b"\n")

@@ -277,3 +277,33 @@ def test_oom_kill_disable(md, busybox):
         assert "does not support OomKillDisable" in r.stderr
     else:
         assert "oom_kill_disable 1" in r.stdout, r.stderr
+
+
+def test_log_drivers_and_logs_since_until(md, busybox):
+    name = f"lg{os.urandom(3).hex()}"
+    r = md("run", "--name", name, "--network", "none", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
+           "--log-opt", "compress=true", busybox, "sh", "-c",
+           'i=0; while [ $i -lt 300 ]; do echo "line $i"; i=$((i+1)); done')
+    try:
+        assert r.returncode == 0, r.stderr
+        out = md("logs", name).stdout.splitlines()
+        assert out[-1] == "line 299" and len(out) < 300
+        nums = [int(x.split()[1]) for x in out]
+        assert nums == list(range(nums[0], 300))
+        assert md("logs", "--since", "1h", name).stdout.splitlines() == out
+        assert md("logs", "--until", "2000-01-01T00:00:00Z", name).stdout == ""
+        assert md("logs", "--since", "2999-01-01", name).stdout == ""
+        assert md("logs", "--since", "nonsense", name).returncode != 0
+        assert md("inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "
+                  '"max-file"}}', name).stdout == "json-file 3\n"
+    finally:
+        md("rm", name)
+    r = md("run", "--name", name, "--network", "none", "--log-driver", "none", busybox, "echo", "hi")
+    try:
+        assert r.stdout == "hi\n"
+        r = md("logs", name)
+        assert r.returncode == 1 and "does not support reading" in r.stderr
+    finally:
+        md("rm", name)
+    r = md("run", "--rm", "--log-driver", "syslog", busybox, "true")
+    assert r.returncode == 125 and "no log driver named 'syslog'" in r.stderr
