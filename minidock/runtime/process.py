@@ -408,10 +408,20 @@ def _with_device_allowances(linux: dict) -> dict:
         return res
     nodes = [(typ, major, minor) for _, typ, major, minor, _ in DEFAULT_DEVICES]
     nodes += [(d.get("type", "c"), d.get("major", 0), d.get("minor", 0)) for d in linux.get("devices") or []]
-    res["devices"] = list(res["devices"]) + [
-        {"allow": True, "type": typ if typ in ("c", "b") else "c", "major": major, "minor": minor, "access": "rwm"}
-        for typ, major, minor in nodes] + [{"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
-                                           {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]
+    extra = [{"allow": True, "type": typ if typ in ("c", "b") else "c", "major": major, "minor": minor,
+              "access": "rwm"} for typ, major, minor in nodes]
+    extra += [{"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
+              {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"}]
+
+    def key(r):
+        return (r.get("allow"), r.get("type"), r.get("major"), r.get("minor"), r.get("access"))
+
+    seen = {key(r) for r in res["devices"]}
+    res["devices"] = list(res["devices"])
+    for r in extra:  # each rule once: the spec's own defaults often include these already
+        if key(r) not in seen:
+            seen.add(key(r))
+            res["devices"].append(r)
     return res
 
 
