@@ -520,7 +520,8 @@ def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff:
         if not _wait_restart(cid, after):
             return 0
         _count_restart(cid)
-        rec = containers.load(cid)
+        last, rec = rec, containers.load(cid)
+        _prefer_addresses(rec, last)
     code = 0
     while True:
         io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
@@ -556,7 +557,18 @@ def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff:
             rec = containers.load(cid)  # `update --restart` may have changed the policy
         except NotFound:
             return code
+        _prefer_addresses(rec, st.rec)
         user_start = False
+
+
+def _prefer_addresses(rec: dict, last: dict) -> None:
+    """A restart asks for the addresses of the last run (cleared from the record at its exit,
+    as Docker shows a stopped container): the network package prefers them when still free."""
+    old = (last.get("NetworkSettings") or {}).get("Networks") or {}
+    nets = (rec.setdefault("NetworkSettings", {})).setdefault("Networks", {})
+    for name, ep in old.items():
+        if ep.get("IPAddress") and name in nets and not nets[name].get("IPAddress"):
+            nets[name] = dict(nets[name], IPAddress=ep["IPAddress"])
 
 
 def _quiet_stdio(cid: str) -> None:
@@ -607,7 +619,7 @@ def refresh(cid: str, *, restart: bool = True) -> dict:
                    backoff=Backoff() if restart else None)
     if delay is not None:
         try:
-            run_detached(containers.load(cid), after=delay)
+            run_detached(rec, after=delay)  # (rec: as it ran, with its addresses to ask for again)
         except MinidockError:
             pass
     return containers.full(cid) if os.path.exists(containers.cdir(cid) / "config.json") else rec

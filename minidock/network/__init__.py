@@ -92,7 +92,10 @@ def _endpoint(net: dict, rec: dict, cfg: dict, j) -> dict:
     """Allocate an address on ``net`` for the container (lock held); journaled first."""
     cid = rec["Id"]
     wanted = (cfg.get("IPAMConfig") or {}).get("IPv4Address") or None
-    ip = store.allocate(net, cid, wanted)
+    # a restarted container asks for its previous address (selfheal, issue 11: identity kept
+    # where the network allows it); taken meanwhile, it gets another
+    before = ((rec.get("NetworkSettings") or {}).get("Networks") or {}).get(net["Name"]) or {}
+    ip = store.allocate(net, cid, wanted, preferred=before.get("IPAddress") or None)
     j.record("ipam", network=net["Name"], cid=cid, ip=ip)
     plen = store.subnet(net).prefixlen
     mac = store.mac_for(ip)

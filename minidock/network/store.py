@@ -209,10 +209,18 @@ def get_or_create(name: str) -> dict:
 
 
 # --- IPAM -----------------------------------------------------------------------------------------
-def allocate(net: dict, cid: str, wanted: str | None = None) -> str:
-    """A free address in the network for container ``cid`` (caller holds the lock and saves)."""
+def allocate(net: dict, cid: str, wanted: str | None = None, preferred: str | None = None) -> str:
+    """A free address in the network for container ``cid`` (caller holds the lock and saves);
+    ``preferred`` (its previous address) when it is still free, else the lowest free one."""
     sub = subnet(net)
     used = {gateway(net)} | {e["IPv4Address"].split("/")[0] for c, e in net["Containers"].items() if c != cid}
+    if preferred and not wanted and preferred not in used:
+        try:
+            addr = ipaddress.IPv4Address(preferred)
+        except ValueError:
+            addr = None
+        if addr is not None and addr in sub and addr not in (sub.network_address, sub.broadcast_address):
+            return preferred
     if wanted:
         if not net.get("UserSubnet"):
             raise InvalidArgument("user specified IP address is supported only when connecting to "

@@ -84,8 +84,7 @@ def test_on_failure_max_retries_count_logs_and_backoff(md, ctr):
     gaps = [t[i + 1] - t[i] for i in range(2, len(t) - 1, 2)]
     assert len(gaps) == 3
     for g, nominal in zip(gaps, (0.1, 0.2, 0.4)):
-        assert g >= nominal * 0.95, gaps
-    assert gaps[0] < gaps[2], gaps
+        assert g >= nominal * 0.95, gaps  # (a lower bound only: a busy machine adds start time)
 
 
 def test_on_failure_does_not_restart_a_clean_exit(md, ctr):
@@ -413,3 +412,44 @@ def test_system_boot_brings_back_the_right_containers(md, ctr):
     assert _inspect(md, made["unless_stopped"])["State"]["Status"] == "exited"
     # a second boot changes nothing
     assert md("system", "boot").stdout == ""
+
+
+# --- identity on the network -----------------------------------------------------------------------
+@pytest.fixture
+def bridged(md_env):
+    """md() inside a throwaway network namespace, the default bridge as the default network."""
+    import uuid
+
+    ns = f"mdheal-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    env = dict(md_env, MINIDOCK_DEFAULT_NETWORK="bridge")
+
+    def run(*args, timeout=60):
+        return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "minidock",
+                               *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+
+    made = []
+    run.made = made
+    yield run
+    for n in made:
+        run("rm", "-f", n)
+    run("system", "prune", "-f", timeout=120)
+    subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+def test_restart_keeps_the_network_address(bridged, busybox):
+    first, second, later = _name(), _name(), _name()
+    bridged.made += [first, second, later]
+    assert bridged("run", "-d", "--name", first, busybox, "sleep", "300").returncode == 0
+    r = bridged("run", "-d", "--name", second, "--restart", "always", busybox, "sh", "-c",
+                "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 1; exit 1")
+    assert r.returncode == 0, r.stderr
+    assert bridged("rm", "-f", first).returncode == 0  # a lower address is free now
+    assert _until(lambda: len(bridged("logs", second).stdout.split()) >= 3)
+    addrs = bridged("logs", second).stdout.split()
+    assert len(set(addrs)) == 1, addrs  # every restart asked for, and got, its address again
+    r = bridged("run", "-d", "--name", later, busybox, "sleep", "300")
+    assert r.returncode == 0, r.stderr
+    ip_later = bridged("inspect", "-f", "{{.NetworkSettings.IPAddress}}", later).stdout.strip()
+    assert ip_later and ip_later + "/" not in addrs[0] + "/"
