@@ -944,7 +944,7 @@ def copy_sources(inst: Instruction) -> tuple[list[str], list[Heredoc], str]:
     return paths, docs, dest
 
 
-def _check(inst: Instruction) -> None:
+def _check(inst: Instruction, escape: str = "\\") -> None:
     """BuildKit's instructions.ParseInstruction checks, in its order."""
     c, a = inst.cmd, inst.args
     up = c.upper()
@@ -962,9 +962,13 @@ def _check(inst: Instruction) -> None:
         if len(a) < 2:
             raise _Err(f"{up} requires at least two arguments, but only one was provided. "
                        "Destination could not be determined")
-        parse_flags(inst)
+        opts = parse_flags(inst)
         if parse_heredoc_marker(a[-1]) is not None:
             raise _Err(f"{up} cannot accept a heredoc as a destination")
+        frm = opts.get("from")
+        if frm and expand(frm, {}, escape) != frm:
+            raise _Err("variable expansion is not supported for --from, define a new stage with FROM using "
+                       "ARG from global scope as a workaround")
     elif c == "from":
         if len(a) == 3 and a[1].lower() == "as":
             if not _STAGE_NAME_RE.match(a[2].lower()):
@@ -1043,11 +1047,12 @@ def _check(inst: Instruction) -> None:
                                     [x.upper() for x in INSTRUCTIONS], False))
 
 
-def check_instruction(inst: Instruction, filename: str = "Dockerfile", source: list[str] | None = None) -> None:
+def check_instruction(inst: Instruction, filename: str = "Dockerfile", source: list[str] | None = None,
+                      escape: str = "\\") -> None:
     """One instruction checked like BuildKit's ParseInstruction (e.g. an ONBUILD trigger when a
     child build runs it); raises DockerfileSyntaxError."""
     try:
-        _check(inst)
+        _check(inst, escape)
     except (_Err, ShellWordError) as e:
         msg = e.message if isinstance(e, ShellWordError) else str(e)
         raise DockerfileSyntaxError(msg, filename, inst.line, inst.end_line, source,
@@ -1061,7 +1066,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
     global_args: list[Instruction] = []
     stages: list[Stage] = []
     for inst in insts:
-        check_instruction(inst, filename, src)
+        check_instruction(inst, filename, src, escape)
         if inst.cmd == "from":
             a = inst.args
             opts = parse_flags(inst)

@@ -118,6 +118,8 @@ def test_bom_crlf_and_comment_inside_continuation():
     ("FROM x\nRUN --mount=type=bind,target=/c,uid=1 x\n", 'uid not allowed for "bind" type mounts'),
     ("FROM x\nRUN --mount=type=cache,from=$X,target=/c x\n", "doesn't support variable expansion"),
     ("FROM x\nCMD [\"a\", 1]\n", "arrays must be comprised of strings only"),
+    ("FROM x AS a\nFROM x\nARG S=a\nCOPY --from=$S /f /f\n", "variable expansion is not supported for --from"),
+    ("FROM x AS a\nFROM x\nCOPY --from=${S:-a} /f /f\n", "variable expansion is not supported for --from"),
     ("FROM x\nVOLUME [\"\"]\n", "VOLUME specified can not be an empty string"),
 ])
 def test_refused_like_buildkit(text, msg):
