@@ -218,6 +218,8 @@ def wait_status(ns: str, name: str, timeout: float | None, report) -> int:
         gen_ok = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 1)
         if gen_ok and st.get("deadlineExceeded"):
             report(f'error: deployment "{name}" exceeded its progress deadline', err=True)
+            if st.get("lastReason"):
+                report(f"reason: {st['lastReason']}", err=True)
             return 1
         msg = None
         if not gen_ok:

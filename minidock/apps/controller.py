@@ -375,6 +375,14 @@ class Controller:
         status["hpaReplicas"] = new
         return new
 
+    def progress(self, status: dict, cur: dict, count: int, now: float) -> None:
+        """More new pods than ever for this revision is progress (Kubernetes: the new ReplicaSet
+        scaled up); a failed pod replaced by another is not, so a bad image meets the deadline."""
+        high = status.get("newHigh") or {}
+        if count > high.get(cur["hash"], 0):
+            status["newHigh"] = {cur["hash"]: count}
+            status["progressTime"] = now
+
     # one pass ----------------------------------------------------------------------------------------
     def reconcile(self, dep: dict) -> None:
         now = time.time()
@@ -421,7 +429,7 @@ class Controller:
             if len(new) < desired:
                 for _ in range(desired - len(new)):
                     self.new_pod(cur)
-                status["progressTime"] = now
+                self.progress(status, cur, len(new) + desired - len(new), now)
             elif len(new) > desired:
                 retire_some(new, len(new) - desired)
         elif not cfg["paused"]:
@@ -429,7 +437,8 @@ class Controller:
             room = min(desired + surge - total, desired - len(new))
             for _ in range(max(room, 0)):
                 self.new_pod(cur)
-                status["progressTime"] = now
+            if room > 0:
+                self.progress(status, cur, len(new) + room, now)
             if len(new) > desired:
                 retire_some(new, len(new) - desired)
             min_avail = desired - unavail
@@ -466,7 +475,15 @@ class Controller:
                     f'ReplicaSet "{self.name}-{cur["hash"]}" has timed out progressing.',
                     "Warning",
                 )
-        reasons = [p["message"] for p in new if p.get("reason") and p["phase"] in ("Failed", "Pending")]
+        reasons = [f"{p['reason']}: {p['message']}" for p in new
+                   if p.get("reason") and p["phase"] in ("Failed", "Pending")]
+        if not reasons and not complete:
+            # a failed pod is retried (and its record goes): keep the last reason until the rollout ends
+            reasons = [status.get("lastReason")] if status.get("lastReason") else []
+        if not reasons and not complete:
+            unready = [p for p in new if not p.get("ready") and p.get("probes")]
+            if unready:
+                reasons = [f"pod {unready[0]['name']} is not ready (readiness probe)"]
         status.update(
             observedGeneration=dep["metadata"].get("generation", 1),
             replicas=len(live),

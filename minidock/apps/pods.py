@@ -29,6 +29,10 @@ APPS_NETWORK = "minidock-apps"
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+class _PullError(MinidockError):
+    """The image could not be found or pulled (the kubelet's ErrImagePull)."""
+
+
 def ensure_network() -> None:
     from minidock import network
     from minidock.network import store as netstore
@@ -137,7 +141,7 @@ def _resources(c: dict) -> tuple[dict, dict]:
 def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *, hostname: str | None = None) -> dict:
     """Create and start the pod's containers; its record is written first (phase Pending)."""
     from minidock.engine import lifecycle
-    from minidock.engine.create import RunOptions, create_container
+    from minidock.engine.create import RunOptions, create_container, resolve_image
     from minidock.state import containers
 
     spec = template.get("spec") or {}
@@ -214,6 +218,10 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
             if c.get("args") and c.get("command") is None:
                 # args without command: the image's ENTRYPOINT with these arguments (Kubernetes' rule)
                 opts.command = list(c["args"])
+            try:
+                resolve_image(opts.image, opts.pull_policy)
+            except MinidockError as e:
+                raise _PullError(e.message) from None
             rec = create_container(opts)
             if first is not None:  # the pod's IPC namespace is the first container's (HostConfig.IpcMode)
                 rec["HostConfig"]["IpcMode"] = f"container:{first}"
@@ -228,14 +236,7 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
         pod["ip"] = ip_of(pod)
     except MinidockError as e:
         pod["phase"] = "Failed"
-        pod["reason"] = (
-            "ErrImagePull"
-            if "pull" in e.message.lower()
-            or "No such image" in e.message
-            or "not found" in e.message
-            and "image" in e.message.lower()
-            else "CreateContainerError"
-        )
+        pod["reason"] = "ErrImagePull" if isinstance(e, _PullError) else "CreateContainerError"
         pod["message"] = e.message
     store.put_pod(pod)
     return pod

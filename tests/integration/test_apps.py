@@ -625,3 +625,18 @@ def test_get_outputs_describe_service_restart_and_undo_to_revision(k):
     assert k("rollout", "undo", "deployment/web", "--to-revision", "9").returncode != 0
     detail = k("rollout", "history", "deployment/web", "--revision", "3").stdout
     assert "VERSION" in detail and "restartedAt" not in detail
+
+
+def test_rollout_to_an_image_that_cannot_be_pulled_stops_with_the_reason(k):
+    apply(k, web_yaml("v1", replicas=2, deadline=6))
+    rolled_out(k)
+    r = k("set", "image", "deployment/web", "web=127.0.0.1:1/nothing:here")  # nothing listens on port 1
+    assert r.returncode == 0, r.stderr
+    r = k("rollout", "status", "deployment/web", timeout=120)
+    assert r.returncode == 1 and "exceeded its progress deadline" in r.stderr, r.stdout + r.stderr
+    assert "ErrImagePull" in r.stderr, r.stderr
+    d = k("describe", "deployment/web").stdout
+    assert "ProgressDeadlineExceeded" in d and "ErrImagePull" in d, d
+    ready = [p for p in pods(k) if p["status"]["conditions"][0]["status"] == "True"]
+    assert len(ready) == 2 and all(p["spec"]["containers"][0]["image"] == "busybox" for p in ready)
+    assert len(spread(host_requests(k, "http://127.0.0.1:30080/", 20))) == 2  # the old replicas keep serving
