@@ -79,7 +79,7 @@ def step(pod: dict, now: float | None = None) -> list[tuple[str, str, str]]:
     now = time.time() if now is None else now
     out = []
     states = pod.setdefault("probes", {})
-    started = pod.get("started") or now
+    started = pod["started"] if pod.get("started") is not None else now
     for c, cspec in zip(pod["containers"], pod["spec"].get("containers") or []):
         st = states.setdefault(c["name"], {})
         startup_ok = True
