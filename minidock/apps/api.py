@@ -40,13 +40,16 @@ def split_ref(ref: str, kind: str | None = None) -> tuple[str, str]:
     return plural_of(kind), ref
 
 
+def not_found(plural: str, name: str) -> NotFound:
+    group = GROUP[plural].partition(".")[2]
+    return NotFound(f'Error from server (NotFound): {plural}{"." + group if group else ""} "{name}" not found',
+                    exit_code=1)
+
+
 def require(plural: str, ns: str, name: str) -> dict:
     obj = store.get(plural, ns, name)
     if obj is None:
-        group = GROUP[plural].partition(".")[2]
-        raise NotFound(
-            f'Error from server (NotFound): {plural}{"." + group if group else ""} "{name}" not found', exit_code=1
-        )
+        raise not_found(plural, name)
     return obj
 
 

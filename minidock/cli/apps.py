@@ -390,7 +390,7 @@ def get(output, watch, all_namespaces, selector, namespace, what):
     if output in ("yaml", "json", "name"):
         items = [full_object(p, o) for p in plurals for o in select(p, _listing(p, ns))]
         if name and not items:
-            raise MinidockError(f'Error from server (NotFound): {plurals[0]} "{name}" not found', exit_code=1)
+            raise api.not_found(plurals[0], name)
         if output == "name":
             for p in plurals:
                 for o in select(p, _listing(p, ns)):
@@ -426,7 +426,7 @@ def get(output, watch, all_namespaces, selector, namespace, what):
     blocks = render(True)
     if not blocks and not watch:
         if name:
-            raise MinidockError(f'Error from server (NotFound): {plurals[0]} "{name}" not found', exit_code=1)
+            raise api.not_found(plurals[0], name)
         click.echo(f"No resources found in {ns or 'any'} namespace.", err=True)
         return
     click.echo("\n\n".join("\n".join(b) for b in blocks))
