@@ -580,6 +580,11 @@ spec:
     labels = json.loads(k("inspect", "duo-b", check=True).stdout)[0]["Config"]["Labels"]
     assert labels["io.kubernetes.pod.name"] == "duo" and labels["io.kubernetes.container.name"] == "b"
     assert "1/2" not in k("get", "pods").stdout and "2/2" in k("get", "pods").stdout
+    gen = k("kube", "generate", "duo", check=True).stdout  # a pod gives back its spec, schema-checked
+    import yaml
+
+    doc = next(d for d in yaml.safe_load_all(gen) if d)
+    assert doc["kind"] == "Pod" and [c["name"] for c in doc["spec"]["containers"]] == ["a", "b"]
     r = k("delete", "pod/duo")
     assert r.stdout.strip() == 'pod "duo" deleted'
     assert k("ps", "-aq").stdout.strip() == ""
