@@ -49,7 +49,9 @@ LOCAL_BASES = {"busybox", "busybox:latest", "mirror.gcr.io/busybox", "mirror.gcr
 CI_SAMPLE = ("copy file to workdir", "copy directory to root without explicit slash", "directory",
              "environment", "run with JSON", "wildcard", "add-archive-1", "env-escaped-list",
              "multi-stage-derived", "copyglob-1", "dockerignore-is-even-there",
-             "build-arg overrides header arg for FROM", "mount-cache-by-ownership")
+             "build-arg overrides header arg for FROM", "mount-cache-by-ownership",
+             "minidock: global ARGs, platform ARGs, proxy ARGs",
+             "minidock: CMD ENTRYPOINT SHELL HEALTHCHECK ONBUILD config")
 
 
 def corpus_dir() -> Path | None:
@@ -84,9 +86,42 @@ class Case:
         return self.raw.get("dockerfile") or "Dockerfile"
 
 
+# minidock's own cases, compared with Docker the same way: the language's corners that the
+# buildah table leaves out (RUN writes what it sees into files, so the file comparison checks it)
+EXTRA_CASES = [
+    {"name": "minidock: ARG and ENV precedence", "buildArgs": {"V": "cli"}, "dockerfileContents": (
+        "FROM busybox\nENV V=env\nARG V=arg\nRUN echo \"V=$V\" > /v\nARG W=arg\nENV W=env\n"
+        "RUN echo \"W=$W\" > /w\nARG X=argx\nRUN echo \"X=$X\" > /x\nARG Y\nRUN echo \"Y=$Y.\" > /y\n")},
+    {"name": "minidock: global ARGs, platform ARGs, proxy ARGs",
+     "buildArgs": {"TAG": "latest", "HTTP_PROXY": "http://proxy.invalid:3128", "UNUSED": "1"},
+     "dockerfileContents": (
+        "ARG BASE=busybox\nARG TAG\nFROM --platform=$BUILDPLATFORM ${BASE}:${TAG:-nope} AS one\n"
+        "RUN echo \"[$BASE] [$TAG] [$TARGETARCH]\" > /before\n"
+        "ARG BASE\nARG TARGETARCH\nARG TARGETPLATFORM\nARG BUILDPLATFORM\n"
+        "RUN echo \"[$BASE] [$TARGETARCH] [$TARGETPLATFORM] [$BUILDPLATFORM] [$HTTP_PROXY]\" > /after\n"
+        "FROM one\nRUN cat /before /after > /both\n")},
+    {"name": "minidock: expansion in ENV LABEL WORKDIR USER EXPOSE VOLUME STOPSIGNAL COPY",
+     "dockerfileContents": (
+        "FROM busybox\nENV A=a B=\"b c\" D=${NOPE:-dflt} E=${A:+alt} F='$A' G=\"$A\\$\" H=x\\ y\n"
+        "ENV P=\"80 443/udp\" DIR=/work SIG=SIGUSR1 U=nobody\n"
+        "LABEL l1=$A \"l 2\"=\"${B}\" l3=${D}\nWORKDIR $DIR/${A}\nEXPOSE $P 53\nVOLUME $DIR/vol /x\n"
+        "STOPSIGNAL $SIG\nCOPY Dockerfile ${DIR}/copied\nUSER $U\n"
+        "RUN env | grep -E '^[A-H]=' | sort > /tmp/env\n")},
+    {"name": "minidock: escape directive, continuations, comments",
+     "dockerfileContents": (
+        "# escape=`\n\nFROM busybox\nRUN echo one `\n# a comment\n\n    two > /cont\n"
+        "ENV WIN=C:\\dir\\sub\nRUN echo \"$WIN\" > /win\n")},
+    {"name": "minidock: CMD ENTRYPOINT SHELL HEALTHCHECK ONBUILD config",
+     "dockerfileContents": (
+        "FROM busybox\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo shell form\nENTRYPOINT [\"/bin/echo\"]\n"
+        "HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q -O- localhost || exit 1\n"
+        "ONBUILD RUN echo child\nONBUILD COPY . /src\nLABEL maintainer=me\nMAINTAINER someone\n")},
+]
+
+
 def load_cases(data: Path | None = None) -> list[Case]:
     data = data or corpus_dir()
-    table = json.loads((HERE / "cases.json").read_text())["cases"]
+    table = json.loads((HERE / "cases.json").read_text())["cases"] + EXTRA_CASES
     out = []
     for raw in table:
         c = Case(raw["name"], raw)
