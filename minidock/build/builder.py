@@ -73,6 +73,31 @@ class Progress:
         self.quiet = mode == "quiet"
         self.stream = stream or sys.stderr
         self.n = 0
+        self._shm = self._lockf = None
+
+    def share(self) -> None:
+        """Number steps from a counter shared with forked stage builders (parallel stages)."""
+        if self._shm is None:
+            import mmap
+            import tempfile
+
+            self._shm = mmap.mmap(-1, 8)
+            self._lockf = tempfile.TemporaryFile()
+            self._shm[:8] = self.n.to_bytes(8, "little")
+
+    def _next(self) -> int:
+        if self._shm is None:
+            self.n += 1
+            return self.n
+        import fcntl
+
+        fcntl.lockf(self._lockf, fcntl.LOCK_EX)  # POSIX locks: per process, also after fork
+        try:
+            self.n = int.from_bytes(self._shm[:8], "little") + 1
+            self._shm[:8] = self.n.to_bytes(8, "little")
+        finally:
+            fcntl.lockf(self._lockf, fcntl.LOCK_UN)
+        return self.n
 
     def _out(self, text: str) -> None:
         if not self.quiet:
@@ -80,9 +105,9 @@ class Progress:
             self.stream.flush()
 
     def step(self, title: str) -> Step:
-        self.n += 1
-        self._out(f"#{self.n} {title}")
-        return Step(self, self.n, title)
+        n = self._next()
+        self._out(f"#{n} {title}")
+        return Step(self, n, title)
 
 
 class Step:
@@ -319,8 +344,7 @@ class Builder:
         stages = self.needed(target)
         self.check(stages)
         try:
-            for i in stages:
-                self.states[i] = self.build_stage(self.df.stages[i])
+            self.build_stages(stages)
             return self.export(self.states[target])
         except BaseException:
             if self._lease_cm is not None:
@@ -334,6 +358,107 @@ class Builder:
             unused = [a for a in self.opts.build_args if a not in self.used_args and a not in PROXY_ARGS]
             if unused:
                 self.progress._out(f"[Warning] One or more build-args {unused} were not consumed")
+
+    # ---- stages in waves: independent ones in parallel --------------------------------------------
+    def build_stages(self, stages: list[int]) -> None:
+        """Build the stages in dependency order. Stages that are ready together (all they need is
+        built) and independent of each other build in parallel, each in a forked process of its
+        own (the engine's output pump needs a main thread: one process per stage, not threads),
+        up to one per CPU; a lone ready stage builds in this process."""
+        deps = {i: (self._deps(self.df.stages[i]) & set(stages)) - {i} for i in stages}
+        done: set[int] = set()
+        width = max(1, min(os.cpu_count() or 1, 4))
+        while len(done) < len(stages):
+            ready = [i for i in stages if i not in done and deps[i] <= done]
+            if len(ready) == 1 or width == 1 or os.environ.get("MINIDOCK_BUILD_SERIAL"):
+                i = ready[0]
+                self.states[i] = self.build_stage(self.df.stages[i])
+                done.add(i)
+                continue
+            for k in range(0, len(ready), width):
+                wave = ready[k:k + width]
+                self.states.update(self._parallel(wave))
+                done |= set(wave)
+                self.cache._index = None  # the stage builders wrote entries: read the index again
+
+    def _parallel(self, wave: list[int]) -> dict[int, State]:
+        import signal as _signal
+
+        self.progress.share()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        kids: dict[int, tuple[int, int]] = {}
+        try:
+            for i in wave:
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # a stage builder
+                    os.close(r)
+                    self._stage_child(i, w)  # never returns
+                os.close(w)
+                kids[pid] = (i, r)
+            out, errors = {}, []
+            for pid, (i, r) in kids.items():
+                chunks = []
+                while chunk := os.read(r, 1 << 16):
+                    chunks.append(chunk)
+                os.close(r)
+                os.waitpid(pid, 0)
+                msg = json.loads(b"".join(chunks) or b'{"error": "the stage builder died"}')
+                if "error" in msg:
+                    errors.append(msg)
+                    continue
+                d = msg["state"]
+                out[i] = State(d["name"], d["key"], d["layers"], d["config"], d["base_id"], d["args"],
+                               d["cmd_set"], set(d["unset"]))
+                self.used_args |= set(msg.get("used_args", []))
+            kids.clear()
+            if errors:
+                raise BuildError(errors[0]["error"], errors[0].get("hint"))
+            return out
+        except BaseException:
+            for pid in kids:  # Ctrl-C reached them too; make sure, and wait for their clean-up
+                try:
+                    os.kill(pid, _signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+            for pid in kids:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            raise
+
+    def _stage_child(self, i: int, w: int) -> None:
+        code = 0
+        self._lease = self._lease_cm = None  # the parent's lease stays the parent's
+        try:
+            st = self.build_stage(self.df.stages[i])
+            if self._lease_cm is not None:
+                self._lease_cm.__exit__(None, None, None)
+            msg = {"state": {"name": st.name, "key": st.key, "layers": st.layers, "config": st.config,
+                             "base_id": st.base_id, "args": st.args, "cmd_set": st.cmd_set,
+                             "unset": sorted(st.unset)},
+                   "used_args": sorted(self.used_args)}
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+            if self._lease_cm is not None:
+                self._lease_cm.__exit__(*sys.exc_info())
+            if isinstance(e, MinidockError):
+                msg = {"error": e.message, "hint": e.hint}
+            elif isinstance(e, KeyboardInterrupt):
+                msg = {"error": "interrupted"}
+            else:
+                msg = {"error": f"internal error: {type(e).__name__}: {e}"}
+            code = 1
+        try:
+            self.hashes.save()
+            data = json.dumps(msg).encode()
+            while data:
+                data = data[os.write(w, data):]
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
     @property
     def lease(self):

@@ -165,6 +165,34 @@ RUN ["/bin/sh", "-c", "echo final > /final"]
     assert r.returncode == 1 and "failed to reach build target nosuch" in r.stderr
 
 
+def test_independent_stages_build_in_parallel(md, busybox, ctx):
+    """Stages a and b meet through a shared cache mount: each waits (up to 60 s) for the other's
+    mark. Built one after the other, the first would give up (exit 9); in parallel both pass."""
+    import uuid
+
+    rv = uuid.uuid4().hex[:8]
+    wait = "i=0; while [ ! -e /s/{0} ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done"
+    write(ctx, {"Dockerfile": f"""\
+FROM busybox AS a
+RUN --mount=type=cache,id={rv},target=/s touch /s/a; {wait.format("b")}; echo a saw b > /done-a
+FROM busybox AS b
+RUN --mount=type=cache,id={rv},target=/s touch /s/b; {wait.format("a")}; echo b saw a > /done-b
+FROM busybox
+COPY --from=a /done-a /
+COPY --from=b /done-b /
+"""})
+    r = build(md, ctx, "-t", "bpar:1", timeout=180)
+    assert md("run", "--rm", "bpar:1", "cat", "/done-a", "/done-b").stdout == "a saw b\nb saw a\n"
+    numbers = [line.split()[0] for line in r.stderr.splitlines() if line.startswith("#") and "] " in line]
+    assert len(numbers) == len(set(numbers))  # one step number per step, across the stage builders
+    # a failure in one parallel stage fails the build, and nothing is left behind
+    write(ctx, {"Dockerfile": "FROM busybox AS a\nRUN sleep 1\nFROM busybox AS b\nRUN exit 4\n"
+                              "FROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n"})
+    r = build(md, ctx, "-t", "bpar:2", ok=False)
+    assert r.returncode == 1 and "exit code: 4" in r.stderr
+    assert md("ps", "-aq").stdout.split() == []
+
+
 def test_heredocs(md, busybox, ctx):
     write(ctx, {"Dockerfile": """\
 FROM busybox
