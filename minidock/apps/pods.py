@@ -142,7 +142,6 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
     """Create and start the pod's containers; its record is written first (phase Pending)."""
     from minidock.engine import lifecycle
     from minidock.engine.create import RunOptions, create_container, resolve_image
-    from minidock.state import containers
 
     spec = template.get("spec") or {}
     labels = dict((template.get("metadata") or {}).get("labels") or {}) | extra_labels
@@ -199,6 +198,7 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
                 workdir=c.get("workingDir"),
                 hostname=(hostname or name) if i == 0 else None,
                 network=APPS_NETWORK if first is None else f"container:{first}",
+                ipc="shareable" if first is None else f"container:{first}",  # one IPC namespace per pod
                 labels=[f"{k}={v}" for k, v in clabels.items()],
                 volumes=_volume_args(ns, name, spec, c),
                 init=True,  # PID 1 gets SIGTERM from the controller (a bare httpd as PID 1 would ignore it)
@@ -223,9 +223,6 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
             except MinidockError as e:
                 raise _PullError(e.message) from None
             rec = create_container(opts)
-            if first is not None:  # the pod's IPC namespace is the first container's (HostConfig.IpcMode)
-                rec["HostConfig"]["IpcMode"] = f"container:{first}"
-                containers.save(rec)
             pod["containers"].append({"name": c["name"], "id": rec["Id"]})
             store.put_pod(pod)
             lifecycle.run_detached(rec, interactive=bool(c.get("stdin")))

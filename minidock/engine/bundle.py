@@ -256,13 +256,6 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
         nss.append({"type": "network", "path": netns_path})
     else:
         nss.append({"type": "network"})
-    ipc = hc.get("IpcMode") or ""
-    if ipc.startswith("container:"):  # a pod's containers share its first one's IPC namespace
-        other = containers.full(containers.resolve(ipc[10:]))
-        if not other["State"].get("Running") or not other["State"].get("Pid"):
-            raise MinidockError(f"cannot join IPC of a non running container: {ipc[10:]}")
-        nss = [{"type": "ipc", "path": f"/proc/{other['State']['Pid']}/ns/ipc"} if n["type"] == "ipc" else n
-               for n in nss]
     linux["namespaces"] = nss
     if hc.get("Privileged") or sec.systempaths_unconfined:
         linux["maskedPaths"], linux["readonlyPaths"] = [], []
