@@ -166,13 +166,13 @@ def cp(archive, follow_link, src, dest):
     """Copy files/folders between a container and the local filesystem.
 
     \b
-    minidock cp CONTAINER:SRC_PATH DEST_PATH
-    minidock cp SRC_PATH CONTAINER:DEST_PATH
+    minidock cp CONTAINER:SRC_PATH DEST_PATH|-
+    minidock cp SRC_PATH|- CONTAINER:DEST_PATH
+
+    `-` is a tar stream (stdout / stdin). Copies to the host belong to you, copies into the
+    container to its root, unless -a keeps the original uid/gid.
     """
+    from minidock.engine.lifecycle import rootfs_mounted
     from minidock.volumes.cp import cp as do_cp
 
-    if src == "-" or dest == "-":
-        raise MinidockError("cp with a tar stream (-) is not supported by minidock yet")
-    from minidock.engine.lifecycle import rootfs_mounted
-
-    do_cp(src, dest, rootfs_mounted=rootfs_mounted)
+    do_cp(src, dest, rootfs_mounted=rootfs_mounted, archive=archive, follow_link=follow_link)

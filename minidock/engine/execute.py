@@ -10,7 +10,7 @@ import os
 import time
 
 from minidock.engine import attach, bundle, lifecycle
-from minidock.errors import Conflict
+from minidock.errors import Conflict, MinidockError
 from minidock.state import containers
 
 
@@ -59,10 +59,16 @@ def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detac
         io.stdio = (os.open(os.devnull, os.O_RDWR),) * 3
     from minidock.runtime.process import exec_process
 
-    p = exec_process(rt, process, stdio=io.stdio)
-    io.console_fd = p.console_fd
     try:
+        p = exec_process(rt, process, stdio=io.stdio)
+        io.console_fd = p.console_fd
         p.start()
+    except MinidockError as e:
+        if e.exit_code not in (126, 127) or not e.message.startswith("exec: "):
+            raise
+        # Docker 28's words for an exec that cannot start (exit 127 / 126)
+        raise MinidockError(f"OCI runtime exec failed: exec failed: unable to start container process: "
+                            f"{e.message}: unknown", e.hint, exit_code=e.exit_code) from None
     finally:
         io.child_started()
     if detach:

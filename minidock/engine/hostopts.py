@@ -300,3 +300,65 @@ def check_platform(platform: str | None, image_config: dict, ref: str) -> None:
     if have_os != parts[0] or have_arch != want_arch or (len(parts) > 2 and variant and variant != parts[2]):
         raise Conflict(f"image with reference {ref} was found but its platform ({have}) does not match "
                        f"the specified platform ({platform})")
+
+
+# --- files the engine puts in every container (Docker's "init layer") ---------------------------
+INIT_FILES = ("/etc/mtab", "/run/.containerenv")
+
+
+def write_init_files(rootfs: str, rec: dict) -> None:
+    """/etc/mtab -> /proc/mounts (as Docker's init layer makes it) where the image has none, and
+    /run/.containerenv: minidock's marker that a process runs in a container (podman writes the
+    same file; Docker's is /.dockerenv), with the engine, the container's name and ID and its
+    image. Both are created through in-root descriptors: an image's symlinks cannot redirect them
+    to the host. `diff` does not list them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from minidock.volumes.cp import Root
+
+    try:
+        __version__ = version("minidock")
+    except PackageNotFoundError:
+        __version__ = "dev"
+
+    root = Root(rootfs)
+    try:
+        etc = root.open("etc", os.O_PATH | os.O_DIRECTORY)
+        try:
+            try:
+                os.stat("mtab", dir_fd=etc, follow_symlinks=False)
+            except FileNotFoundError:
+                os.symlink("/proc/mounts", "mtab", dir_fd=etc)
+        finally:
+            os.close(etc)
+    except OSError:
+        pass  # an image without /etc (scratch): nothing to point from
+    try:
+        try:
+            run = root.open("run", os.O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            top = root.open("", os.O_PATH | os.O_DIRECTORY)
+            try:
+                os.mkdir("run", 0o755, dir_fd=top)
+            finally:
+                os.close(top)
+            run = root.open("run", os.O_PATH | os.O_DIRECTORY)
+        try:
+            body = (f'engine="minidock-{__version__}"\nname="{containers.name_of(rec)}"\nid="{rec["Id"]}"\n'
+                    f'image="{rec.get("ImageRef", "")}"\nimageid="{rec.get("Image", "").removeprefix("sha256:")}"\n'
+                    f'rootless=0\n')
+            try:
+                os.unlink(".containerenv", dir_fd=run)
+            except FileNotFoundError:
+                pass
+            fd = os.open(".containerenv", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=run)
+            try:
+                os.write(fd, body.encode())
+            finally:
+                os.close(fd)
+        finally:
+            os.close(run)
+    except OSError:
+        pass
+    finally:
+        root.close()

@@ -154,6 +154,9 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
             network.check_ports(rec)
         layers = _image_layers(rec)
         rootfs = bundle.mount_rootfs(rec, layers)
+        from minidock.engine.hostopts import write_init_files
+
+        write_init_files(rootfs, rec)  # /etc/mtab, /run/.containerenv
         extra_mounts = []
         if hc.get("Binds") or hc.get("Mounts") or hc.get("Tmpfs") or hc.get("VolumesFrom") or \
                 rec["Config"].get("Volumes"):

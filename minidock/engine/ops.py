@@ -84,6 +84,14 @@ def diff(cid: str) -> list[tuple[str, str]]:
                         for hidden in os.listdir(lower_dir):
                             if not os.path.lexists(os.path.join(full, hidden)):
                                 out.append(("D", "/" + os.path.join(rel, hidden)))
+    # the engine's own files (Docker's init layer) are not changes; nor is a directory that only
+    # holds them
+    from minidock.engine.hostopts import INIT_FILES
+
+    out = [(k, p) for k, p in out if p not in INIT_FILES]
+    init_parents = {os.path.dirname(f) for f in INIT_FILES}
+    out = [(k, p) for k, p in out if not (k == "C" and p in init_parents and not any(
+        q.startswith(p + "/") for _, q in out))]
     # a changed file makes its parent directories "changed" too (Docker lists them)
     seen = {p for _, p in out}
     for _, p in list(out):

@@ -193,9 +193,12 @@ def _host_stat(path: str):
 
 
 # --- into the container ---------------------------------------------------------------------------
-def copy_in(src: str, ref: str, cpath: str, *, rootfs_mounted) -> None:
+def copy_in(src: str, ref: str, cpath: str, *, rootfs_mounted, archive: bool = False,
+            follow: bool = False) -> None:
+    """Host -> container. Docker's ownership: the copies belong to the container's root (0:0),
+    or keep the host's uid/gid with -a; -L copies what a source symlink points to."""
     try:
-        src_st = os.stat(src)
+        src_st = os.stat(src) if follow or not os.path.islink(src) else os.lstat(src)
     except FileNotFoundError:
         raise NotFound(f"lstat {src}: no such file or directory") from None
     with container_files(ref, rootfs_mounted) as c:
@@ -203,10 +206,18 @@ def copy_in(src: str, ref: str, cpath: str, *, rootfs_mounted) -> None:
         plan = _place(stat.S_ISDIR(src_st.st_mode), src, cpath, c.stat(cpath), c.stat(parent),
                       lambda: os.listdir(src))
         for name, cdest in plan:
-            _put(c, os.path.join(src, name) if name else src, cdest)
+            if name or not follow or not os.path.islink(src):
+                _put(c, os.path.join(src, name) if name else src, cdest, archive=archive)
+            else:
+                _put(c, os.path.realpath(src), cdest, archive=archive)
 
 
-def _put(c: Container, src: str, cdest: str) -> None:
+def _own(pfd: int, name: str, st: os.stat_result, archive: bool) -> None:
+    uid, gid = (st.st_uid, st.st_gid) if archive else (0, 0)
+    os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+
+
+def _put(c: Container, src: str, cdest: str, archive: bool = False) -> None:
     """Copy a host entry (recursively) to a container path; every open is relative and in-root."""
     root, rel = c.locate(cdest)
     parent, name = os.path.split(rel.rstrip("/"))
@@ -217,13 +228,16 @@ def _put(c: Container, src: str, cdest: str) -> None:
     try:
         if stat.S_ISDIR(st.st_mode):
             _put_dir(root, pfd, name, rel, st, cdest)
+            _own(pfd, name, st, archive)
             for child in sorted(os.listdir(src)):
-                _put(c, os.path.join(src, child), cdest.rstrip("/") + "/" + child)
+                _put(c, os.path.join(src, child), cdest.rstrip("/") + "/" + child, archive=archive)
         elif stat.S_ISREG(st.st_mode):
             _put_file(pfd, name, src, st, cdest)
+            _own(pfd, name, st, archive)
         elif stat.S_ISLNK(st.st_mode):
             _replace(pfd, name, cdest)
             os.symlink(os.readlink(src), name, dir_fd=pfd)  # a link is copied as a link
+            _own(pfd, name, st, archive)
         else:
             raise InvalidArgument(f"cannot copy special file {src} into a container")
     finally:
@@ -278,19 +292,23 @@ def _put_dir(root: Root, pfd: int, name: str, rel: str, st: os.stat_result, cdes
 
 
 # --- out of the container ------------------------------------------------------------------------
-def copy_out(ref: str, cpath: str, dest: str, *, rootfs_mounted) -> None:
+def copy_out(ref: str, cpath: str, dest: str, *, rootfs_mounted, archive: bool = False,
+             follow_link: bool = False) -> None:
+    """Container -> host. The copies belong to the caller (as Docker's client extracts them),
+    or keep the container's uid/gid with -a; -L follows a symlink at SRC_PATH."""
     with container_files(ref, rootfs_mounted) as c:
         root, rel = c.locate(cpath)
-        follow = _contents_only(cpath) or cpath.endswith("/")
+        follow = _contents_only(cpath) or cpath.endswith("/") or follow_link
         st = root.stat(rel) if follow else root.lstat(rel)
         if st is None:
             raise NotFound(f"Could not find the file {cpath} in container {ref}")
         parent = os.path.dirname(os.path.normpath(dest)) or "."
         plan = _place(stat.S_ISDIR(st.st_mode), cpath, dest, _host_stat(dest), _host_stat(parent),
                       lambda: _names(root, rel))
+        owner = None if archive else (os.getuid(), os.getgid())
         for name, hdest in plan:
             cp = os.path.join(_abs(cpath), name) if name else _abs(cpath)
-            _get(c, cp, hdest, follow=follow and not name)
+            _get(c, cp, hdest, follow=follow and not name, owner=owner)
 
 
 def _names(root: Root, rel: str) -> list[str]:
@@ -301,7 +319,7 @@ def _names(root: Root, rel: str) -> list[str]:
         os.close(fd)
 
 
-def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False) -> None:
+def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False, owner=None) -> None:
     """Copy a container entry (recursively) to a host path, reading through in-root descriptors."""
     root, rel = c.locate(cpath)
     fd = root.open(rel, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
@@ -311,7 +329,7 @@ def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False) -> None:
             if os.path.lexists(hdest) and not os.path.isdir(hdest):
                 os.unlink(hdest)
             os.symlink(os.readlink("", dir_fd=fd), hdest)
-            os.lchown(hdest, st.st_uid, st.st_gid)
+            os.lchown(hdest, *(owner or (st.st_uid, st.st_gid)))
             return
         if stat.S_ISREG(st.st_mode):
             with os.fdopen(root.open(rel, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW)), "rb") as f, \
@@ -321,10 +339,10 @@ def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False) -> None:
         elif stat.S_ISDIR(st.st_mode):
             os.makedirs(hdest, exist_ok=True)
             for name in _names(root, rel):
-                _get(c, cpath.rstrip("/") + "/" + name, os.path.join(hdest, name))
+                _get(c, cpath.rstrip("/") + "/" + name, os.path.join(hdest, name), owner=owner)
         elif not _special(st, hdest):
             return
-        os.chown(hdest, st.st_uid, st.st_gid)
+        os.chown(hdest, *(owner or (st.st_uid, st.st_gid)))
         os.chmod(hdest, stat.S_IMODE(st.st_mode))
         os.utime(hdest, ns=(st.st_atime_ns, st.st_mtime_ns))
     finally:
@@ -342,18 +360,164 @@ def _special(st: os.stat_result, hdest: str) -> bool:
     return True
 
 
-def cp(src: str, dst: str, *, rootfs_mounted) -> None:
-    """Docker's cp; ``rootfs_mounted`` is engine.lifecycle.rootfs_mounted (see container_files)."""
+def cp(src: str, dst: str, *, rootfs_mounted, archive: bool = False, follow_link: bool = False) -> None:
+    """Docker's cp; ``rootfs_mounted`` is engine.lifecycle.rootfs_mounted (see container_files).
+    `-` as SRC reads a tar stream from stdin; `-` as DEST writes one to stdout."""
+    import sys
+
     sref, spath = split_arg(src)
     dref, dpath = split_arg(dst)
+    if src == "-" and dst == "-":
+        raise InvalidArgument("must specify at least one container source")
+    if dst == "-":
+        if not sref:
+            raise InvalidArgument("must specify at least one container source")
+        tar_out(sref, spath, sys.stdout.buffer, rootfs_mounted=rootfs_mounted, follow_link=follow_link)
+        return
+    if src == "-":
+        if not dref:
+            raise InvalidArgument("must specify at least one container source")
+        tar_in(sys.stdin.buffer, dref, dpath, rootfs_mounted=rootfs_mounted, archive=archive)
+        return
     if sref and dref:
         raise InvalidArgument("copying between containers is not supported")
     if not sref and not dref:
         raise InvalidArgument("must specify at least one container source")
     try:
         if sref:
-            copy_out(sref, spath, dpath, rootfs_mounted=rootfs_mounted)
+            copy_out(sref, spath, dpath, rootfs_mounted=rootfs_mounted, archive=archive, follow_link=follow_link)
         else:
-            copy_in(spath, dref, dpath, rootfs_mounted=rootfs_mounted)
+            copy_in(spath, dref, dpath, rootfs_mounted=rootfs_mounted, archive=archive, follow=follow_link)
     except PermissionError as e:
         raise KernelError("cp", e.filename or dst, e.errno) from None
+
+
+# --- tar streams ----------------------------------------------------------------------------------
+def tar_out(ref: str, cpath: str, out, *, rootfs_mounted, follow_link: bool = False) -> None:
+    """`cp CTR:PATH -`: a tar of PATH (named by its base name, as Docker does) on ``out``, read
+    through in-root descriptors; owners numeric, links as links."""
+    import tarfile
+
+    with container_files(ref, rootfs_mounted) as c:
+        root, rel = c.locate(cpath)
+        follow = follow_link or cpath.endswith("/") or _contents_only(cpath)
+        st = root.stat(rel) if follow else root.lstat(rel)
+        if st is None:
+            raise NotFound(f"Could not find the file {cpath} in container {ref}")
+        base = os.path.basename(os.path.normpath(_abs(cpath))) or "."
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            if _contents_only(cpath):
+                _tar_add(tar, c, _abs(cpath), ".", follow=True)
+            else:
+                _tar_add(tar, c, _abs(cpath), base, follow=follow)
+    out.flush()
+
+
+def _tar_add(tar, c: Container, cpath: str, name: str, *, follow: bool = False) -> None:
+    import tarfile
+
+    root, rel = c.locate(cpath)
+    fd = root.open(rel, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+    try:
+        st = os.fstat(fd)
+        ti = tarfile.TarInfo(name)
+        ti.mode, ti.uid, ti.gid, ti.mtime = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)
+        if stat.S_ISLNK(st.st_mode):
+            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
+            tar.addfile(ti)
+        elif stat.S_ISREG(st.st_mode):
+            ti.size = st.st_size
+            with os.fdopen(root.open(rel, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW)), "rb") as f:
+                tar.addfile(ti, f)
+        elif stat.S_ISDIR(st.st_mode):
+            ti.type = tarfile.DIRTYPE
+            tar.addfile(ti)
+            for child in _names(root, rel):
+                _tar_add(tar, c, cpath.rstrip("/") + "/" + child, f"{name}/{child}" if name != "." else child)
+        elif stat.S_ISFIFO(st.st_mode):
+            ti.type = tarfile.FIFOTYPE
+            tar.addfile(ti)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            tar.addfile(ti)
+    finally:
+        os.close(fd)
+
+
+def tar_in(stream, ref: str, cdir: str, *, rootfs_mounted, archive: bool = False) -> None:
+    """`cp - CTR:DIR`: extract a tar stream into DIR (a directory that exists, as Docker
+    requires). Every entry is created relative to in-root descriptors: a name with `..`, an
+    absolute name or a symlink in the archive cannot lead the extraction outside the container.
+    Owners: the archive's with -a, else the container's root."""
+    import tarfile
+
+    with container_files(ref, rootfs_mounted) as c:
+        if not _is_dir(c.stat(cdir)):
+            raise NotFound(f"Could not find the file {cdir} in container {ref}"
+                           if c.stat(cdir) is None else f"extraction point is not a directory: {cdir}")
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for m in tar:
+                name = os.path.normpath(m.name.lstrip("/"))
+                if name in (".", "") and m.isdir():
+                    continue
+                if name.startswith("..") or "/../" in f"/{name}/":
+                    raise InvalidArgument(f"invalid archive entry {m.name!r}: it leaves the destination")
+                target = _abs(cdir.rstrip("/") + "/" + name)
+                root, rel = c.locate(target)
+                parent, leaf = os.path.split(rel.rstrip("/"))
+                _mkdirs(root, parent)
+                pfd = root.open(parent, os.O_PATH | os.O_DIRECTORY)
+                try:
+                    _tar_entry(tar, m, root, pfd, leaf, rel, target)
+                    uid, gid = (m.uid, m.gid) if archive else (0, 0)
+                    os.chown(leaf, uid, gid, dir_fd=pfd, follow_symlinks=False)
+                    if not m.issym():
+                        fd = os.open(leaf, os.O_PATH | _NOFOLLOW, dir_fd=pfd)
+                        try:
+                            os.chmod(f"/proc/self/fd/{fd}", m.mode & 0o7777)
+                        finally:
+                            os.close(fd)
+                finally:
+                    os.close(pfd)
+
+
+def _mkdirs(root: Root, rel: str) -> None:
+    parts = [p for p in rel.strip("/").split("/") if p]
+    cur = ""
+    for p in parts:
+        pfd = root.open(cur, os.O_PATH | os.O_DIRECTORY)
+        try:
+            try:
+                os.mkdir(p, 0o755, dir_fd=pfd)
+            except FileExistsError:
+                pass
+        finally:
+            os.close(pfd)
+        cur = f"{cur}/{p}"
+
+
+def _tar_entry(tar, m, root: Root, pfd: int, leaf: str, rel: str, target: str) -> None:
+    if m.isdir():
+        try:
+            os.mkdir(leaf, 0o755, dir_fd=pfd)
+        except FileExistsError:
+            if not _is_dir(root.lstat(rel)):
+                raise InvalidArgument(f"cannot overwrite non-directory {target} with a directory") from None
+        return
+    _replace(pfd, leaf, target)
+    if m.issym():
+        os.symlink(m.linkname, leaf, dir_fd=pfd)
+    elif m.isfile() or m.islnk():
+        src = tar.extractfile(m)
+        fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o600, dir_fd=pfd)
+        try:
+            while src is not None and (chunk := src.read(1 << 20)):
+                os.write(fd, chunk)
+        finally:
+            os.close(fd)
+    elif m.isfifo():
+        os.mkfifo(leaf, 0o600, dir_fd=pfd)
+    elif m.ischr() or m.isblk():
+        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+        os.mknod(leaf, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)

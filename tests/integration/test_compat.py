@@ -307,3 +307,79 @@ def test_log_drivers_and_logs_since_until(md, busybox):
         md("rm", name)
     r = md("run", "--rm", "--log-driver", "syslog", busybox, "true")
     assert r.returncode == 125 and "no log driver named 'syslog'" in r.stderr
+
+
+# --- cp, container environment, exec errors -------------------------------------------------------
+def test_cp_tar_streams_ownership_and_follow_link(md, md_env, busybox, detached, tmp_path):
+    import tarfile
+
+    name, _ = detached("--network", "none", busybox, "sh", "-c",
+                       "mkdir -p /d/sub; echo hi > /d/f; echo deep > /d/sub/g; ln -s f /d/link; "
+                       "chown 123:456 /d/f; ln -s /d /dl; sleep 60")
+    assert _wait_for(lambda: md("exec", name, "test", "-L", "/dl").returncode == 0)
+    p = subprocess.run([sys.executable, "-m", "minidock", "cp", f"{name}:/d", "-"], env=md_env,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    tar = tarfile.open(fileobj=__import__("io").BytesIO(p.stdout))
+    members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {"d", "d/f", "d/link", "d/sub", "d/sub/g"}
+    assert (members["d/f"].uid, members["d/f"].gid) == (123, 456) and members["d/link"].linkname == "f"
+    # to the host: owned by the caller; -a keeps the container's owners
+    md("cp", f"{name}:/d", tmp_path / "plain", check=True)
+    assert os.stat(tmp_path / "plain" / "f").st_uid == os.getuid()
+    md("cp", "-a", f"{name}:/d", tmp_path / "arch", check=True)
+    assert (os.stat(tmp_path / "arch" / "f").st_uid, os.stat(tmp_path / "arch" / "f").st_gid) == (123, 456)
+    # -L follows a link at SRC_PATH, without it the link itself is copied
+    md("cp", f"{name}:/dl", tmp_path / "link", check=True)
+    md("cp", "-L", f"{name}:/dl", tmp_path / "followed", check=True)
+    assert os.path.islink(tmp_path / "link") and os.path.isdir(tmp_path / "followed")
+    # a tar stream in: owners from the archive with -a, the container's root without
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "x" / "a").write_text("a")
+    os.chown(src / "x" / "a", 7, 8)
+    data = subprocess.run(["tar", "cf", "-", "-C", str(src), "x"], capture_output=True, check=True).stdout
+    r = subprocess.run([sys.executable, "-m", "minidock", "cp", "-", f"{name}:/tmp"], input=data, env=md_env,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert md("exec", name, "stat", "-c", "%u:%g %s", "/tmp/x/a").stdout == "0:0 1\n"
+    r = subprocess.run([sys.executable, "-m", "minidock", "cp", "-a", "-", f"{name}:/root"], input=data,
+                       env=md_env, capture_output=True, timeout=60)
+    assert md("exec", name, "stat", "-c", "%u:%g", "/root/x/a").stdout == "7:8\n"
+
+
+def test_cp_tar_stream_cannot_escape(md, md_env, busybox, detached, tmp_path):
+    import io
+    import tarfile
+
+    name, _ = detached("--network", "none", busybox, "sleep", "60")
+    marker = f"cp-tar-escape-{os.getpid()}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        link = tarfile.TarInfo("up")
+        link.type, link.linkname = tarfile.SYMTYPE, "/tmp"
+        t.addfile(link)
+        f = tarfile.TarInfo(f"up/{marker}")
+        f.size = 1
+        t.addfile(f, io.BytesIO(b"x"))
+        bad = tarfile.TarInfo(f"../../{marker}")
+        bad.size = 1
+        t.addfile(bad, io.BytesIO(b"x"))
+    r = subprocess.run([sys.executable, "-m", "minidock", "cp", "-", f"{name}:/root"], input=buf.getvalue(),
+                       env=md_env, capture_output=True, timeout=60)
+    assert r.returncode != 0 and b"leaves the destination" in r.stderr
+    assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/{marker}")
+    assert md("exec", name, "cat", f"/tmp/{marker}").stdout == "x"  # the link resolved inside
+
+
+def test_container_marker_mtab_and_exec_errors(md, busybox, detached):
+    name, cid = detached("--network", "none", busybox, "sleep", "60")
+    r = md("exec", name, "cat", "/run/.containerenv")
+    assert f'id="{cid}"' in r.stdout and f'name="{name}"' in r.stdout and 'engine="minidock-' in r.stdout
+    assert md("exec", name, "readlink", "/etc/mtab").stdout == "/proc/mounts\n"
+    assert md("diff", name).stdout == ""  # the engine's own files are not changes
+    r = md("exec", name, "nosuch")
+    assert r.returncode == 127
+    assert ('OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": '
+            "executable file not found in $PATH: unknown") in r.stderr
+    assert md("exec", name, "/etc").returncode == 126
