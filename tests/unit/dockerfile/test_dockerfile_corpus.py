@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from minidock.build import dockerfile as dfmod
-from tests.unit.build.corpus import build_corpus, corpus_dir
+from tests.unit.dockerfile.corpus import build_corpus, corpus_dir
 
 _C = corpus_dir()
 _POS = sorted(p.name for p in (_C / "build/buildkit-parser/testfiles").iterdir()) if _C else []

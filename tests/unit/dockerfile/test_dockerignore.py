@@ -9,7 +9,7 @@ import pytest
 
 from minidock.build.dockerignore import Matcher, go_clean, go_dir, parse_dockerignore, read_dockerignore, walk_context
 from minidock.errors import InvalidArgument
-from tests.unit.build.corpus import build_corpus, corpus_dir
+from tests.unit.dockerfile.corpus import build_corpus, corpus_dir
 
 
 def _vectors():
