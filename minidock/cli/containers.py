@@ -579,6 +579,9 @@ def rename(ref, new_name):
         rec["Name"] = "/" + new_name
         containers.save(rec)
         containers.release_name(old, cid)
+    from minidock.engine import events  # selfheal (issue 11): Docker's rename event
+
+    events.container_event(rec, "rename", oldName="/" + old)
 
 
 @click.group()

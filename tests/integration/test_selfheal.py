@@ -453,3 +453,18 @@ def test_restart_keeps_the_network_address(bridged, busybox):
     assert r.returncode == 0, r.stderr
     ip_later = bridged("inspect", "-f", "{{.NetworkSettings.IPAddress}}", later).stdout.strip()
     assert ip_later and ip_later + "/" not in addrs[0] + "/"
+
+
+def test_oom_and_rename_events(md, ctr):
+    name, _ = ctr("-m", "16m", "busybox", "sh", "-c", 'x=$(head -c 100000000 /dev/zero | tr "\\0" a)')
+    st = _until(lambda: (lambda s: s if s["Status"] == "exited" else None)(_inspect(md, name)["State"]))
+    if not (st and st["OOMKilled"]):
+        pytest.skip("no memory controller here: the container was not OOM-killed")
+    new = name + "x"
+    assert md("rename", name, new).returncode == 0
+    evs = _events(md, f"container={new}")
+    acts = [e["Action"] for e in evs]
+    assert acts[-3:] == ["oom", "die", "rename"], acts
+    assert evs[-2]["Actor"]["Attributes"]["exitCode"] == "137"
+    assert evs[-1]["Actor"]["Attributes"]["oldName"] == "/" + name
+    md("rm", "-f", new)

@@ -153,6 +153,8 @@ def test_health_flags_and_messages():
     kw = dict(cmd=None, interval=None, timeout=None, retries=None, start_period=None,
               start_interval=None, none=False, image_check=None)
     assert health.from_flags(**kw) is None
+    assert health.from_flags(**{**kw, "cmd": "true", "start_interval": "250ms"}) == {
+        "Test": ["CMD-SHELL", "true"], "StartInterval": 250_000_000}
     assert health.from_flags(**{**kw, "none": True}) == {"Test": ["NONE"]}
     for change, msg in (({"interval": "0.1ms"}, "Interval in Healthcheck cannot be less than 1ms"),
                         ({"timeout": "-1s"}, "--health-timeout cannot be negative"),
@@ -196,3 +198,26 @@ def test_go_duration():
     assert [health.go_duration(n) for n in (30 * 10**9, 300_000_000, 1_500_000_000, 90 * 10**9,
                                              7200 * 10**9, 1_000_000)] == \
         ["30s", "300ms", "1.5s", "1m30s", "2h0m0s", "1ms"]
+
+
+def test_checker_waits_start_interval_during_the_start_period(monkeypatch):
+    """The first probes come every StartInterval while starting inside StartPeriod, then Interval."""
+    rec = {"Id": "c" * 64, "Name": "/x", "Config": {"Image": "busybox", "Healthcheck": {
+        "Test": ["CMD", "true"], "Interval": 10 * 10**9, "StartInterval": 10_000_000,
+        "StartPeriod": 60 * 10**9}}}
+    calls = []
+
+    def probe(cid, command, timeout):
+        calls.append(time.monotonic())
+        return health.ProbeResult(1, "", "s", "e")  # failing: stays "starting" in the start period
+
+    monkeypatch.setattr(health, "run_probe", probe)
+    monkeypatch.setattr(health.containers, "lock", lambda cid: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(health.containers, "load_state", lambda cid: {"Running": True})
+    monkeypatch.setattr(health.containers, "save_state", lambda cid, st: None)
+    c = health.Checker(rec, time.monotonic())
+    c.start()
+    time.sleep(0.5)
+    c.stop()
+    c.join(5)
+    assert len(calls) >= 5  # every 10 ms, not every 10 s
