@@ -34,7 +34,7 @@ __all__ = [
     "DockerfileSyntaxError", "Heredoc", "Instruction", "Stage", "Dockerfile", "parse", "parse_ast",
     "dump", "expand", "expand_words", "parse_flags", "parse_mount", "Mount", "platform_args",
     "global_scope", "resolve_stage_arg", "PROXY_ARGS", "EXPANDED", "go_quote", "parse_duration",
-    "copy_sources", "check_instruction",
+    "copy_sources", "check_instruction", "onbuild_expression",
 ]
 
 INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
@@ -927,6 +927,16 @@ def parse_mount(value: str, expander=None) -> Mount:
     if m.sharing and m.type != "cache":
         raise _Err(f"invalid cache sharing set for {m.type} mount")
     return m
+
+
+def onbuild_expression(inst: Instruction) -> str:
+    """The trigger an ONBUILD stores in the image config, as BuildKit writes it: the line without
+    its ONBUILD keyword, then each heredoc's body and terminator (so the child build can parse it
+    back with its heredocs)."""
+    expr = re.sub(r"(?i)^\s*ONBUILD\s*", "", inst.original, count=1)
+    for h in inst.heredocs:
+        expr += "\n" + h.content + h.name
+    return expr
 
 
 def copy_sources(inst: Instruction) -> tuple[list[str], list[Heredoc], str]:

@@ -456,3 +456,13 @@ def test_line_length_limit():
     D.parse(ok)
     with pytest.raises(D.DockerfileSyntaxError, match="^Dockerfile:2: dockerfile line greater than max allowed size"):
         D.parse("FROM x\nRUN echo " + "a" * 65536 + "\n")
+
+
+def test_onbuild_expression_keeps_heredocs():
+    ob = _one("FROM x\n  onbuild RUN cat <<EOF > /f\nline $X\nEOF\n")
+    expr = D.onbuild_expression(ob)
+    assert expr == "RUN cat <<EOF > /f\nline $X\nEOF"
+    # the child build parses it back to the same instruction and heredoc
+    again = D.parse_ast(expr)[0][0]
+    assert again.cmd == "run" and again.heredocs[0].content == "line $X\n"
+    assert D.onbuild_expression(_one("FROM x\nONBUILD COPY . /src\n")) == "COPY . /src"
