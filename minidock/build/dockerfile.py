@@ -662,7 +662,7 @@ FLAGS: dict[str, dict[str, str]] = {
             "exclude": _L},
     "copy": {"chown": _S, "from": _S, "chmod": _S, "link": _B, "exclude": _L, "parents": _B},
     "from": {"platform": _S},
-    "run": {"mount": _L, "network": _S, "security": _S},
+    "run": {"device": _L, "mount": _L, "network": _S, "security": _S},
     "healthcheck": {"interval": _S, "timeout": _S, "start-period": _S, "start-interval": _S,
                     "retries": _S},
 }
@@ -1001,6 +1001,15 @@ def _check(inst: Instruction, escape: str = "\\") -> None:
         for mv in opts.get("mount", []):
             # values with variables are checked again once expanded (by the builder)
             parse_mount(mv, None if "$" in mv else (lambda v: v))
+        if opts.get("device"):
+            # BuildKit hands these to CDI; minidock has no CDI devices to give
+            raise _Err(f"RUN --device is not supported by minidock (CDI device {go_quote(opts['device'][0])})")
+        net = opts.get("network", "default")
+        if net not in ("default", "none", "host"):
+            raise _Err(f"invalid network mode {go_quote(net)}")
+        sec = opts.get("security", "sandbox")
+        if sec not in ("insecure", "sandbox"):
+            raise _Err(f"security {go_quote(sec)} is not valid")
     elif c in ("cmd", "entrypoint"):
         parse_flags(inst)
     elif c == "healthcheck":
