@@ -23,7 +23,7 @@ import sys
 import termios
 
 from minidock import kernel as k
-from minidock.errors import CommandCannotRun, CommandNotFound, KernelError, MinidockError
+from minidock.errors import CommandCannotRun, CommandNotFound, InvalidArgument, KernelError, MinidockError
 from minidock.runtime import hooks, security, trampoline
 from minidock.runtime import rootfs as rfs
 
@@ -192,17 +192,14 @@ def container_init(ctx) -> None:
         fifo_fd = ctx.exec_fifo_fd  # opened (O_PATH) by the parent: no path to it need be reachable
         if ctx.join_pid:
             new_ns = set()  # exec: everything already exists, we only joined it
-        if "mount" in new_ns:
-            _setup_rootfs(ctx, spec, linux)
+        if not ctx.join_pid:  # (runc: the rootfs is set up in a new, a joined, or no mount namespace)
+            _setup_rootfs(ctx, spec, linux, mount_ns=any(ns["type"] == "mount" for ns in ctx.namespaces))
         if "uts" in new_ns and spec.get("hostname"):
             k.sethostname(spec["hostname"], why="the container's own hostname (UTS namespace)")
         if "uts" in new_ns and spec.get("domainname"):
             k.setdomainname(spec["domainname"], why="the container's own domain name")
         if "network" in new_ns:
             k.link_up("lo", why="a new network namespace starts with loopback down")
-        if "mount" not in new_ns and not ctx.join_pid:
-            _apply_sysctls(linux)  # (with a new mount namespace: done before /proc/sys turns read-only)
-            _create_hooks(ctx)
         env = process.get("env") or []  # runc's: no default PATH (engines put one in the spec)
         path = find_executable(process["args"][0], env, process.get("cwd", "/"))
         slave_fd = None
@@ -223,12 +220,19 @@ def container_init(ctx) -> None:
     os._exit(code)
 
 
-def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
+def _setup_rootfs(ctx, spec: dict, linux: dict, mount_ns: bool = True) -> None:
+    """Mounts, devices, hooks, the switch of root. Without a mount namespace (runc's behaviour):
+    the mounts are made in the caller's namespace (`delete` removes them) and the root is a
+    chroot; the host's propagation is left alone, and masked/read-only paths are refused."""
     root = ctx.rootfs
-    rfs.make_private(linux.get("rootfsPropagation"))
+    if mount_ns:
+        rfs.make_private(linux.get("rootfsPropagation"))
+    elif linux.get("maskedPaths") or linux.get("readonlyPaths"):
+        raise InvalidArgument("unable to restrict sys entries without a private MNT namespace",
+                              "Add a mount namespace to linux.namespaces, or drop maskedPaths/readonlyPaths.")
     userns = any(ns.get("type") == "user" for ns in ctx.namespaces)
     try:
-        rfs.bind_rootfs(root)
+        rfs.bind_rootfs(root, private_parent=mount_ns)
     except KernelError as e:
         if userns and e.errno == errno.EACCES:
             e.hint = ("In a user namespace the container's root is an unprivileged host uid: it must be "
@@ -240,7 +244,7 @@ def _setup_rootfs(ctx, spec: dict, linux: dict) -> None:
     if any(m.get("destination") == "/dev" for m in spec.get("mounts", [])):
         rfs.create_devices(root, linux.get("devices"), bind=userns)
     _create_hooks(ctx)
-    if ctx.no_pivot == "chroot":
+    if ctx.no_pivot == "chroot" or not mount_ns:
         rfs.chroot_only(root)
     elif ctx.no_pivot:
         rfs.chroot_into(root)

@@ -145,7 +145,8 @@ class Container:
     def save(self) -> None:
         data = {"id": self.id, "bundle": self.bundle, "pid": self.pid, "created": self.created,
                 "cgroup": self.cgroup_path, "init_start": self.init_start, "started": self.started,
-                "rootfs": ocispec.rootfs_path(self.spec, self.bundle)}
+                "rootfs": ocispec.rootfs_path(self.spec, self.bundle),
+                "spec": self.spec}  # the config as created: later edits of config.json change nothing (OCI)
         os.makedirs(self.dir, exist_ok=True)
         tmp = os.path.join(self.dir, "state.json.tmp")
         with open(tmp, "w") as f:
@@ -236,9 +237,24 @@ class Container:
                 open_cgroup(self.cgroup_path).destroy()
             except ImportError:
                 pass
+        if not any(ns.get("type") == "mount" for ns in self.spec.get("linux", {}).get("namespaces", [])):
+            _umount_rootfs(ocispec.rootfs_path(self.spec, self.bundle))
         state = self.state()
         paths.remove_tree(self.dir)
         hooks.run(self.spec, "poststop", state, fatal=False)
+
+
+def _umount_rootfs(rootfs: str) -> None:
+    """A container without a mount namespace made its mounts in ours (runc's way): take them
+    away with it, deepest first."""
+    real = os.path.realpath(rootfs)
+    with open("/proc/self/mountinfo") as f:
+        mps = [line.split()[4].replace("\\040", " ") for line in f]
+    for mp in sorted({m for m in mps if m == real or m.startswith(real + "/")}, key=len, reverse=True):
+        try:
+            k.umount(mp, k.MNT_DETACH, why="a container without a mount namespace left this mount in ours")
+        except MinidockError:
+            pass
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -262,8 +278,10 @@ def load(cid: str, root: str | None = None) -> Container:
             data = json.load(f)
     except FileNotFoundError:
         raise NotFound(f"container {cid} does not exist") from None
-    with open(os.path.join(data["bundle"], "config.json")) as f:
-        spec = json.load(f)
+    spec = data.get("spec")
+    if spec is None:  # a state written before the spec was kept
+        with open(os.path.join(data["bundle"], "config.json")) as f:
+            spec = json.load(f)
     return Container(id=cid, bundle=data["bundle"], spec=spec, root=root or str(paths.run_root() / "runtime"),
                      pid=data["pid"], cgroup_path=data.get("cgroup", ""), created=data.get("created", ""),
                      init_start=data.get("init_start"), started=data.get("started", False))

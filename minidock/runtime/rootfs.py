@@ -125,7 +125,27 @@ def make_private(propagation: str | None) -> None:
             why="so that mounts made for the container never propagate back to the host")
 
 
-def bind_rootfs(rootfs: str) -> None:
+def _parent_mount(path: str) -> tuple[str, bool]:
+    """The mount point holding path and whether it is shared (/proc/self/mountinfo)."""
+    best, shared = "/", False
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            mp = parts[4].replace("\\040", " ")
+            if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, shared = mp, any(o.startswith("shared:") for o in parts[6:parts.index("-")])
+    return best, shared
+
+
+def bind_rootfs(rootfs: str, private_parent: bool = True) -> None:
+    # runc's rootfsParentMountPrivate: with rootfsPropagation "shared" the mount holding the
+    # rootfs is shared, and pivot_root refuses a shared parent (EINVAL); the bind below must not
+    # propagate anywhere either (not done without a mount namespace of our own: that is the host's)
+    parent, shared = _parent_mount(rootfs)
+    if shared and private_parent:
+        k.mount(None, parent, None, k.MS_PRIVATE,
+                why="pivot_root refuses a new root whose parent mount is shared")
     k.mount(rootfs, rootfs, None, k.MS_BIND | k.MS_REC,
             why="pivot_root needs the new root to be a mount point")
 
@@ -250,7 +270,8 @@ def chroot_into(rootfs: str) -> None:
 
 
 def chroot_only(rootfs: str) -> None:
-    """Lab 02's broken mode (`run --chroot`): a bare chroot(2), nothing moved over /.
+    """Lab 02's broken mode (`run --chroot`), and runc's for a spec without a mount namespace:
+    a bare chroot(2), nothing moved over /.
 
     The host's root stays the root of the mount namespace, and chroot changes only how this
     process resolves "/": a process with CAP_SYS_CHROOT chroots into a subdirectory, keeps its

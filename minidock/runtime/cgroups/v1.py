@@ -18,9 +18,12 @@ import os
 
 from minidock import kernel as k
 from minidock.runtime.cgroups.base import Base, check_hugepage_limits, keyed, read, read_int
-from minidock.runtime.cgroups.hierarchy import mounts
+from minidock.runtime.cgroups.hierarchy import CgroupError, mounts
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices", "hugetlb")
+THROTTLES = {"throttleReadBpsDevice": "read_bps_device", "throttleWriteBpsDevice": "write_bps_device",
+             "throttleReadIOPSDevice": "read_iops_device", "throttleWriteIOPSDevice": "write_iops_device"}
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices", "hugetlb", "net_cls",
+               "net_prio")
 
 
 class CgroupV1(Base):
@@ -74,6 +77,12 @@ class CgroupV1(Base):
         if mem.get("reservation") is not None:
             self._w("memory", "memory.soft_limit_in_bytes", mem["reservation"],
                     "--memory-reservation: a soft limit, enforced when memory is short")
+        if mem.get("swappiness") is not None and 0 <= mem["swappiness"] <= 100:  # (runc: -1 = unset)
+            self._w("memory", "memory.swappiness", mem["swappiness"],
+                    "--memory-swappiness: how eagerly this cgroup's anonymous pages are swapped")
+        if mem.get("disableOOMKiller"):
+            self._w("memory", "memory.oom_control", 1,
+                    "--oom-kill-disable: tasks over the limit wait instead of being killed")
         cpu = r.get("cpu") or {}
         if cpu.get("shares"):
             self._w("cpu", "cpu.shares", cpu["shares"], "--cpu-shares: relative CPU weight under contention")
@@ -98,10 +107,54 @@ class CgroupV1(Base):
                 if d and os.path.exists(os.path.join(d, name)):
                     self._w("blkio", name, bio["weight"], "--blkio-weight: relative block IO weight")
                     break
+        self._blkio_devices(bio)
+        net = r.get("network") or {}
+        if net.get("classID") is not None:
+            self._need("net_cls", "network.classID")
+            self._w("net_cls", "net_cls.classid", net["classID"], "network.classID: tags the container's packets")
+        for prio in net.get("priorities") or []:
+            self._need("net_prio", "network.priorities")
+            self._w("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}",
+                    "network.priorities: the priority of the container's traffic on an interface")
         check_hugepage_limits(r.get("hugepageLimits"), self.dir("hugetlb") is not None)
         for lim in r.get("hugepageLimits") or []:
             self._w("hugetlb", f"hugetlb.{lim['pageSize']}.limit_in_bytes", lim["limit"],
                     "hugepageLimits: huge pages this container may use")
+
+    def _need(self, controller: str, what: str) -> None:
+        """A setting whose controller this host lacks is refused (runc: "container could not join
+        or create cgroup"), never silently dropped."""
+        if self.dir(controller) is None:
+            raise CgroupError(f"cannot set {what}: the {controller} cgroup controller is not mounted on this host",
+                              "Remove the setting, or mount the controller's v1 hierarchy.")
+
+    def _blkio_devices(self, bio: dict) -> None:
+        """Per-device weights and throttles (blkio.throttle.*, blkio[.bfq].weight_device). Leaf
+        weights left with the CFQ scheduler: where blkio.leaf_weight is missing they are refused, as
+        runc fails on them."""
+        d = self.dir("blkio")
+        leaf = bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or [])
+        if leaf:
+            if not d or not os.path.exists(os.path.join(d, "blkio.leaf_weight")):
+                raise CgroupError("cannot set blockIO leafWeight: this kernel has no blkio.leaf_weight "
+                                  "(leaf weights went with the CFQ I/O scheduler)", "Remove leafWeight.")
+            if bio.get("leafWeight"):
+                self._w("blkio", "blkio.leaf_weight", bio["leafWeight"], "blockIO.leafWeight")
+        for wd in bio.get("weightDevice") or []:
+            dev = f"{wd['major']}:{wd['minor']}"
+            if wd.get("weight"):
+                name = next((n for n in ("blkio.weight_device", "blkio.bfq.weight_device")
+                             if d and os.path.exists(os.path.join(d, n))), None)
+                if name is None:
+                    raise CgroupError("cannot set blockIO weightDevice: no blkio.weight_device on this kernel")
+                self._w("blkio", name, f"{dev} {wd['weight']}", "--blkio-weight-device: weight on one device")
+            if wd.get("leafWeight"):
+                self._w("blkio", "blkio.leaf_weight_device", f"{dev} {wd['leafWeight']}", "blockIO leaf weight")
+        for key, name in THROTTLES.items():
+            for t in bio.get(key) or []:
+                self._need("blkio", f"blockIO.{key}")
+                self._w("blkio", f"blkio.throttle.{name}", f"{t['major']}:{t['minor']} {t['rate']}",
+                        f"--device-{name.replace('_device', '').replace('_', '-')}: a throttle on one device")
 
     def _memory(self, limit, swap) -> None:
         d = self.dir("memory")
