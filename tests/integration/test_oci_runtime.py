@@ -430,3 +430,47 @@ def test_no_path_in_env_like_runc(bundle, tmp_path):
     for name, cmd in _runtimes(tmp_path):
         r = rt(cmd, "run", "-b", bundle.path, "p2")
         assert r.returncode == 0, (name, r.stderr)
+
+
+def test_config_edits_after_create_change_nothing(bundle, tmp_path):
+    """OCI: updates to config.json after create MUST NOT affect the container (the runtime keeps
+    the config it created the container with)."""
+    bundle(["sleep", "0"])
+    for name, cmd in _runtimes(tmp_path):
+        assert rt_detached(cmd, "create", "-b", bundle.path, "u1").returncode == 0
+        (bundle.path / "config.json").write_text(json.dumps({"ociVersion": "1.0.0"}))
+        r = rt(cmd, "start", "u1")
+        assert r.returncode == 0, (name, r.stderr)
+        assert json.loads(rt(cmd, "state", "u1").stdout)["id"] == "u1"
+        rt(cmd, "delete", "-f", "u1")
+        bundle(["sleep", "0"])
+
+
+def _mounts_under(prefix: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+
+
+def test_without_a_mount_namespace_like_runc(bundle, tmp_path):
+    """No mount namespace in the spec: runc sets the rootfs up in the caller's namespace and
+    chroots; minidock does the same, and its `delete` takes those mounts away again. Masked or
+    read-only paths need a mount namespace: both refuse them with runc's words."""
+    spec = bundle(["sh", "-c", "test -d /proc/self && echo in-rootfs"])
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] not in ("mount", "cgroup")]
+    rootfs = spec["root"]["path"]
+    for name, cmd in _runtimes(tmp_path):
+        s = dict(spec, linux={**spec["linux"], "maskedPaths": [], "readonlyPaths": []})
+        (bundle.path / "config.json").write_text(json.dumps(s))
+        try:
+            r = rt(cmd, "run", "-b", bundle.path, "n1")
+            assert (r.returncode, r.stdout) == (0, "in-rootfs\n"), (name, r.stderr)
+            if name == "minidock":
+                assert _mounts_under(rootfs) == []  # run = create, start, wait, delete
+            (bundle.path / "config.json").write_text(json.dumps(spec))
+            r = rt(cmd, "run", "-b", bundle.path, "n2")
+            assert r.returncode != 0 and "unable to restrict sys entries without a private MNT namespace" in r.stderr
+        finally:
+            rt(cmd, "delete", "-f", "n1")
+            rt(cmd, "delete", "-f", "n2")
+            for m in sorted(_mounts_under(rootfs), reverse=True):  # runc leaves its mounts behind
+                subprocess.run(["umount", "-l", m], capture_output=True)

@@ -59,7 +59,10 @@ def test_probe_picks_the_version_that_holds_the_controllers():
 V1_FILES = {
     "memory": {"memory.limit_in_bytes": "9223372036854771712", "memory.memsw.limit_in_bytes": "9223372036854771712",
                "memory.soft_limit_in_bytes": "9223372036854771712", "memory.usage_in_bytes": "0",
-               "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0", "memory.stat": ""},
+               "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0", "memory.stat": "",
+               "memory.swappiness": "60"},
+    "blkio": {"blkio.bfq.weight": "100", "blkio.bfq.weight_device": "", "blkio.throttle.io_service_bytes": "",
+              **{f"blkio.throttle.{n}_device": "" for n in ("read_bps", "write_bps", "read_iops", "write_iops")}},
     "cpu": {"cpu.shares": "1024", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1"},
     "cpuacct": {"cpuacct.usage": "0"},
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": ""},
@@ -314,3 +317,26 @@ def test_explain_shows_the_shell_equivalent(fake):
     knob = "memory.max" if fake.version == 2 else "memory.limit_in_bytes"
     assert any(s.startswith("echo 33554432 > ") and s.endswith(f"$CGROUP/{knob}") for s in shells), shells
     assert any(s.startswith("mkdir ") for s in shells)
+
+
+@pytest.mark.parametrize("fake", [1], indirect=True)
+def test_v1_oci_memory_blkio_network_like_runc(fake):
+    """swappiness, disableOOMKiller, per-device weights and throttles are written; what this
+    kernel cannot hold (leaf weights without CFQ, net_cls without its hierarchy) is refused."""
+    cg = cgroups.open_cgroup("minidock/b")
+    cg.create({"memory": {"swappiness": 10, "disableOOMKiller": True},
+               "blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 500}],
+                           "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                           "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 100}]}})
+    mem = os.path.join(fake.m["v1"]["memory"], "minidock/b")
+    assert (read(f"{mem}/memory.swappiness"), read(f"{mem}/memory.oom_control")) == ("10", "1")
+    blk = os.path.join(fake.m["v1"]["blkio"], "minidock/b")
+    assert read(f"{blk}/blkio.bfq.weight_device") == "8:0 500"
+    assert read(f"{blk}/blkio.throttle.read_bps_device") == "8:0 1048576"
+    assert read(f"{blk}/blkio.throttle.write_iops_device") == "8:16 100"
+    fake.calls.clear()
+    with pytest.raises(cgroups.CgroupError, match="leaf_weight"):
+        cg.update({"blockIO": {"leafWeight": 300}})
+    with pytest.raises(cgroups.CgroupError, match="net_cls cgroup controller is not mounted"):
+        cg.update({"network": {"classID": 1048577}})
+    assert fake.writes() == []  # refused before anything was written
