@@ -645,3 +645,20 @@ def test_rollout_to_an_image_that_cannot_be_pulled_stops_with_the_reason(k):
     ready = [p for p in pods(k) if p["status"]["conditions"][0]["status"] == "True"]
     assert len(ready) == 2 and all(p["spec"]["containers"][0]["image"] == "busybox" for p in ready)
     assert len(spread(host_requests(k, "http://127.0.0.1:30080/", 20))) == 2  # the old replicas keep serving
+
+
+def test_min_ready_seconds_and_revision_history_limit(k):
+    extra = "  minReadySeconds: 3\n  revisionHistoryLimit: 1\n"
+    apply(k, web_yaml("v1", replicas=1, extra_spec=extra))
+    t0 = time.monotonic()
+    rolled_out(k)
+    assert time.monotonic() - t0 >= 3  # ready is not available until minReadySeconds have passed
+    k("tag", "busybox", "busybox:r2", check=True)
+    k("tag", "busybox", "busybox:r3", check=True)
+    for image in ("busybox:r2", "busybox:r3"):
+        assert k("set", "image", "deployment/web", f"web={image}").returncode == 0
+        rolled_out(k)
+    hist = k("rollout", "history", "deployment/web").stdout.split()
+    assert hist[3::2] == ["2", "3"]  # revision 1 forgotten: one old revision kept
+    st = json.loads(k("get", "deployment", "web", "-o", "json").stdout)["status"]
+    assert st["availableReplicas"] == 1 and st["observedGeneration"] == 3
