@@ -155,6 +155,7 @@ class State:
     args: dict[str, str] = field(default_factory=dict)   # ARGs in scope (declared in the stage)
     cmd_set: bool = False               # CMD given in this stage (ENTRYPOINT then keeps it)
     unset: set[str] = field(default_factory=set)          # ARGs declared without a value
+    arg_last: set[str] = field(default_factory=set)       # ARGs declared after the last ENV of that name
 
     @property
     def cfg(self) -> dict:
@@ -164,8 +165,13 @@ class State:
         return dict(e.partition("=")[::2] for e in self.cfg.get("Env") or [])
 
     def scope(self) -> dict[str, str]:
-        """Variables for expansion: ARGs, then ENV (ENV wins, as in Docker)."""
-        return {**self.args, **self.env()}
+        """The variables a step sees (for expansion, and RUN's environment): the image's ENV,
+        then the stage's ENV and ARG lines in order, a later one replacing an earlier one of the
+        same name (BuildKit: `ENV V=env` then `ARG V` gives the ARG's value; `ARG W` then
+        `ENV W=env` gives env)."""
+        out = {**self.args, **self.env()}
+        out.update({k: self.args[k] for k in self.arg_last if k in self.args})
+        return out
 
     def shell(self) -> list[str]:
         return list(self.cfg.get("Shell") or DEFAULT_SHELL)
@@ -410,7 +416,7 @@ class Builder:
                     continue
                 d = msg["state"]
                 out[i] = State(d["name"], d["key"], d["layers"], d["config"], d["base_id"], d["args"],
-                               d["cmd_set"], set(d["unset"]))
+                               d["cmd_set"], set(d["unset"]), set(d["arg_last"]))
                 self.used_args |= set(msg.get("used_args", []))
             kids.clear()
             if errors:
@@ -438,7 +444,7 @@ class Builder:
                 self._lease_cm.__exit__(None, None, None)
             msg = {"state": {"name": st.name, "key": st.key, "layers": st.layers, "config": st.config,
                              "base_id": st.base_id, "args": st.args, "cmd_set": st.cmd_set,
-                             "unset": sorted(st.unset)},
+                             "unset": sorted(st.unset), "arg_last": sorted(st.arg_last)},
                    "used_args": sorted(self.used_args)}
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
             if self._lease_cm is not None:
@@ -551,7 +557,8 @@ class Builder:
         return f"{self.filename}:{inst.line}"
 
     def _pairs(self, st: State, inst) -> list[tuple[str, str]]:
-        """ENV/LABEL arguments, keys and values expanded (ENV sees its own earlier pairs)."""
+        """ENV/LABEL arguments, keys and values expanded, all of them with the variables as they
+        were before the instruction (`ENV A=a B=$A` leaves B as $A was before, as Docker does)."""
         scope = st.scope()
         out = []
         for k, v in inst.pairs:
@@ -559,8 +566,6 @@ class Builder:
             if not k:
                 raise BuildError(f"{self._where(inst)}: {inst.cmd.upper()} names can not be blank")
             out.append((k, v))
-            if inst.cmd == "env":
-                scope[k] = v
         return out
 
     def do_env(self, st, inst, fl):
@@ -568,6 +573,7 @@ class Builder:
         pairs = self._pairs(st, inst)
         env.update(pairs)
         st.cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
+        st.arg_last -= {k for k, _ in pairs}
         self._meta(st, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 
     def do_label(self, st, inst, fl):
@@ -592,6 +598,7 @@ class Builder:
             else:
                 st.args[name] = val
                 st.unset.discard(name)
+                st.arg_last.add(name)
             shown.append(f"{name}={val}" if val is not None else name)
         self._meta(st, "ARG " + " ".join(shown))
 
@@ -759,8 +766,8 @@ class Builder:
         argv = self._run_argv(st, inst)
         declared = dict(st.args)
         proxies = {k: v for k, v in self.opts.build_args.items() if k in PROXY_ARGS}
-        env = {**declared, **proxies, **st.env()}
         scope = st.scope()
+        env = {**proxies, **scope}
         mounts = [D.parse_mount(m, lambda v: self._expand(v, scope)) for m in fl.get("mount", [])]
         network = fl.get("network") or "default"
         shown = " ".join(inst.args) if not inst.json else _go_list(list(inst.args))

@@ -51,7 +51,9 @@ CI_SAMPLE = ("copy file to workdir", "copy directory to root without explicit sl
              "multi-stage-derived", "copyglob-1", "dockerignore-is-even-there",
              "build-arg overrides header arg for FROM", "mount-cache-by-ownership",
              "minidock: global ARGs, platform ARGs, proxy ARGs",
-             "minidock: CMD ENTRYPOINT SHELL HEALTHCHECK ONBUILD config")
+             "minidock: CMD ENTRYPOINT SHELL HEALTHCHECK ONBUILD config",
+             "minidock: ARG and ENV precedence",
+             "minidock: expansion in ENV LABEL WORKDIR USER EXPOSE VOLUME STOPSIGNAL COPY")
 
 
 def corpus_dir() -> Path | None:
