@@ -526,3 +526,35 @@ def test_pod_network_bridge(cri_node, handler):
         assert pod not in node.pods()
     finally:
         node.teardown_pod(pod)
+
+
+def test_systemd_cgroup_driver_minidock(cri_node):
+    """Handler `minidock-systemd` (SystemdCgroup = true: the shim passes --systemd-cgroup, and for
+    a `.slice` parent containerd gives cgroupsPath as slice:prefix:name). minidock-runtime does not
+    talk to systemd: it maps the path to the cgroupfs path slice/prefix-name.scope and applies the
+    limits there. (runc, the reference, needs a running systemd, which this machine lacks.) The
+    slice is `minidock.slice` at the hierarchies' root: removed again at the end."""
+    node = cri_node
+    pod, pod_cfg = node.run_pod("minidock-systemd", "sysd", cgroup_parent="minidock.slice")
+    try:
+        c = node.create(pod, pod_cfg, "c", ["sleep", "3600"], memory=48 * MiB)
+        node.start(c)
+        assert _limits(node, c)[0] == str(48 * MiB)
+        cgs = [json.loads(p.read_text())["cgroup"] for p in (node.w / "minidock").rglob("state.json")]
+        assert f"minidock.slice:cri-containerd:{c}" in cgs, cgs
+        code, out, _ = node.exec_sync(c, "cat", "/proc/self/cgroup")
+        assert f"/minidock.slice/cri-containerd-{c}.scope" in out
+    finally:
+        node.teardown_pod(pod)
+        for mp in _cgroup_mounts():
+            d = Path(mp, "minidock.slice")
+            for sub in sorted(d.rglob("*"), key=lambda p: len(str(p)), reverse=True) if d.is_dir() else []:
+                if sub.is_dir():
+                    sub.rmdir()
+            if d.is_dir():
+                d.rmdir()
+
+
+def _cgroup_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [ln.split()[4] for ln in f if ln.split()[ln.split().index("-") + 1] in ("cgroup", "cgroup2")]
