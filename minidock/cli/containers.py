@@ -481,8 +481,10 @@ def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:
             click.echo(f"{prefix}{e.message}", err=True)
             failed = True
     if tmpl is not None:
+        from minidock.cli.views import template_view
+
         for obj in out:
-            click.echo(tmpl.execute(obj))
+            click.echo(tmpl.execute(template_view(obj)))
     else:
         click.echo(json.dumps(out, indent=4))
     return 1 if failed else 0

@@ -905,8 +905,10 @@ def _json(v) -> str:
     def conv(x):
         if x is MISSING or isinstance(x, Nil):
             return None
-        if isinstance(x, dict):
+        if isinstance(x, Struct):
             return {str(k): conv(y) for k, y in x.items() if not callable(y)}
+        if isinstance(x, dict):  # a Go map: encoding/json sorts its keys
+            return {str(k): conv(x[k]) for k in sorted(x, key=str) if not callable(x[k])}
         if isinstance(x, (list, tuple)):
             return [conv(y) for y in x]
         if isinstance(x, float) and x.is_integer() and abs(x) < 1e21:

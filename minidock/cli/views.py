@@ -28,7 +28,7 @@ HOST_CONFIG_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("BlkioDeviceReadIOps", []), ("BlkioDeviceWriteIOps", []), ("CpuPeriod", 0), ("CpuQuota", 0),
     ("CpuRealtimePeriod", 0), ("CpuRealtimeRuntime", 0), ("CpusetCpus", ""), ("CpusetMems", ""),
     ("Devices", []), ("DeviceCgroupRules", None), ("DeviceRequests", None), ("MemoryReservation", 0),
-    ("MemorySwap", 0), ("MemorySwappiness", None), ("OomKillDisable", None), ("PidsLimit", None),
+    ("MemorySwap", 0), ("MemorySwappiness", None), ("OomKillDisable", False), ("PidsLimit", None),
     ("Ulimits", []), ("CpuCount", 0), ("CpuPercent", 0), ("IOMaximumIOps", 0), ("IOMaximumBandwidth", 0),
     ("MaskedPaths", None), ("ReadonlyPaths", None),
 )
@@ -43,6 +43,8 @@ def inspect_view(rec: dict, size: bool = False) -> dict:
     out = {}
     for k, default in HOST_CONFIG_DEFAULTS:
         v = hc.pop(k, default)
+        if v is None and default is not None:
+            v = default
         out[k] = None if default is None and v == [] else v  # Docker: null for a flag never given
     if not out["Privileged"] and out["MaskedPaths"] is None:
         from minidock.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
@@ -60,6 +62,50 @@ def inspect_view(rec: dict, size: bool = False) -> dict:
     if size:
         rw, root = sizes(rec)
         view["SizeRw"], view["SizeRootFs"] = rw, root
+    return view
+
+
+# Docker's struct types in a container's inspect data: a template sees them as structs (an unknown
+# field is an error, `{{.State}}` prints `{...}`, json keeps field order); their maps stay maps
+_CONFIG_FIELDS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
+                  "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes",
+                  "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+                  "StopTimeout", "Shell")
+_STATE_FIELDS = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error",
+                 "StartedAt", "FinishedAt", "Health")
+
+
+def template_view(obj):
+    """A container's inspect data as Docker's typed structs, for `inspect -f` (JSON output is
+    unchanged). Other objects (images, networks, volumes) are returned as they are."""
+    from minidock.cli.gotemplate import Nil
+
+    if not (isinstance(obj, dict) and "HostConfig" in obj and "State" in obj):
+        return obj
+
+    def struct(d, fields=(), name="struct"):
+        out = Struct(type_name=name)
+        for f in fields:
+            out[f] = d.get(f) if f in d else _zero(f)
+        for k, v in d.items():
+            out[k] = v
+        return out
+
+    def _zero(f):
+        return {"Health": Nil("ptr"), "Healthcheck": Nil("ptr"), "StopTimeout": Nil("ptr"), "ArgsEscaped": False,
+                "NetworkDisabled": False, "MacAddress": "", "StopSignal": "", "Shell": None, "OnBuild": None,
+                "ExposedPorts": None, "Volumes": None, "Init": Nil("ptr"), "Mounts": Nil("slice"),
+                "Sysctls": Nil("map"), "Tmpfs": Nil("map"), "StorageOpt": Nil("map")}.get(f)
+
+    view = struct(obj, (), "types.ContainerJSON")
+    view["Config"] = struct(obj.get("Config") or {}, _CONFIG_FIELDS, "*container.Config")
+    view["State"] = struct(obj.get("State") or {}, _STATE_FIELDS, "*types.ContainerState")
+    view["HostConfig"] = struct(obj.get("HostConfig") or {}, HOST_CONFIG_OPTIONAL, "*container.HostConfig")
+    for k in ("NetworkSettings", "GraphDriver"):
+        if isinstance(obj.get(k), dict):
+            view[k] = struct(obj[k], (), f"*types.{k}")
+    for k in ("SizeRw", "SizeRootFs"):
+        view.setdefault(k, Nil("ptr"))
     return view
 
 
@@ -259,7 +305,7 @@ def ps_row(rec: dict, trunc: bool = True, size: bool = False) -> Struct:
 
 def ps_json(row: Struct) -> dict:
     """`ps --format json`: Docker marshals every field as a string, keys sorted."""
-    return {k: row[k] for k in sorted(row) if not callable(row[k]) and k != "Platform"}
+    return {k: row[k] for k in sorted(row) if not callable(row[k])}
 
 
 # --- ps --filter -----------------------------------------------------------------------------------

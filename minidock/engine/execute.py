@@ -66,9 +66,10 @@ def exec_in(cid: str, command: list[str], *, interactive: bool, tty: bool, detac
     except MinidockError as e:
         if e.exit_code not in (126, 127) or not e.message.startswith("exec: "):
             raise
-        # Docker 28's words for an exec that cannot start (exit 127 / 126)
+        # Docker 28's words for an exec that cannot start, and its exit code: 126 for both (a
+        # missing binary is 127 for `run`, 126 for `exec`)
         raise MinidockError(f"OCI runtime exec failed: exec failed: unable to start container process: "
-                            f"{e.message}: unknown", e.hint, exit_code=e.exit_code) from None
+                            f"{e.message}: unknown", e.hint, exit_code=126) from None
     finally:
         io.child_started()
     if detach:

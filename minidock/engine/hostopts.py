@@ -60,7 +60,7 @@ def check_sysctls(sysctls: dict, host_config: dict) -> None:
 
 
 def parse_ulimits(items: list[str]) -> list[dict]:
-    """--ulimit NAME=SOFT[:HARD] for every rlimit Docker knows; -1 or `unlimited` for no limit."""
+    """--ulimit NAME=SOFT[:HARD] for every rlimit Docker knows; -1 for no limit."""
     out = []
     for u in items:
         name, sep, val = u.partition("=")
@@ -83,10 +83,8 @@ def parse_ulimits(items: list[str]) -> list[dict]:
 
 
 def _limit(text: str) -> int:
-    if text in ("unlimited", "-1"):
-        return -1
-    v = int(text)
-    if v < 0:
+    v = int(text)  # go-units: integers only ("unlimited" is refused, -1 means no limit)
+    if v < -1:
         raise ValueError(text)
     return v
 

@@ -8,10 +8,10 @@ json-file (the default) is Docker's format, one JSON object per line:
 format) with Docker's local defaults: rotated at 20 MB, 5 files, compressed. `none` stores
 nothing (`logs` then says so, as Docker does).
 
---log-opt max-size=10m max-file=3 compress=true: before a line would take the file past
-max-size, the file is rotated (ctr.log -> ctr.log.1[.gz] -> ... up to max-file files in all)
-and the line goes whole into the new file: a rotation never splits or drops the line being
-written. `logs` reads the rotated files oldest first, and `logs -f` follows across rotations.
+--log-opt max-size=10m max-file=3 compress=true: once a line has brought the file to max-size,
+the file is rotated (ctr.log -> ctr.log.1[.gz] -> ... up to max-file files in all), as Docker's
+json-file does; lines are written whole, one write each, so a rotation never splits or drops
+the line being written. `logs` reads the rotated files oldest first, and `logs -f` follows across rotations.
 
 The supervisor of a container (the monitor of a detached one, or the `run` process of a
 foreground one) appends; `minidock logs` reads, with --tail, -t, -f, --since and --until.
@@ -109,10 +109,10 @@ class LogWriter:
     def _append(self, data: bytes) -> None:
         if self.fd is None:
             return
-        if self.max_size and self.size and self.size + len(data) > self.max_size:
-            self._rotate()
         os.write(self.fd, data)  # one write per line: a reader never sees half a line
         self.size += len(data)
+        if self.max_size and self.size >= self.max_size:  # Docker's rule: rotate once the file is full
+            self._rotate()
 
     def _rotate(self) -> None:
         """ctr.log -> ctr.log.1 -> ... (max-file files in all; the oldest dropped)."""
@@ -143,7 +143,8 @@ class LogWriter:
         self.size = 0
 
     def _entry(self, stream: str, data: bytes) -> str:
-        return json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": now()}) + "\n"
+        return json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": now()},
+                          separators=(",", ":")) + "\n"  # Docker's bytes on disk
 
     def close(self) -> None:
         for stream, rest in self.partial.items():

@@ -60,10 +60,11 @@ def test_hostopts_parsing():
     assert ho.parse_size("64m", "--shm-size") == 64 << 20 and ho.parse_size("1g", "--shm-size") == 1 << 30
     with pytest.raises(InvalidArgument, match="invalid size: 'x'"):
         ho.parse_size("x", "--shm-size")
-    assert ho.parse_ulimits(["nofile=10:20", "core=unlimited", "nofile=5"]) == [
+    assert ho.parse_ulimits(["nofile=10:20", "core=-1", "nofile=5"]) == [
         {"Name": "core", "Hard": -1, "Soft": -1}, {"Name": "nofile", "Hard": 5, "Soft": 5}]
     for bad, msg in (("foo=1", "invalid ulimit type: foo"), ("nofile=2:1", "soft limit must be less"),
-                     ("nofile", "invalid ulimit argument"), ("nofile=x", "invalid ulimit argument")):
+                     ("nofile", "invalid ulimit argument"), ("nofile=x", "invalid ulimit argument"),
+                     ("core=unlimited", "invalid ulimit argument")):
         with pytest.raises(InvalidArgument, match=msg):
             ho.parse_ulimits([bad])
     ho.check_sysctls({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1", "fs.mqueue.msg_max": "1"},

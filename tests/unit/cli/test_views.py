@@ -79,7 +79,7 @@ def test_ps_row_fields_and_label_method():
     assert t("{{.ID}}") == "ab" * 6
     j = views.ps_json(row)
     assert sorted(j) == ["Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names",
-                         "Networks", "Ports", "RunningFor", "Size", "State", "Status"]
+                         "Networks", "Platform", "Ports", "RunningFor", "Size", "State", "Status"]
     with pytest.raises(gotemplate.TemplateError, match="can't evaluate field Nope"):
         t("{{.Nope}}")
 
