@@ -117,6 +117,15 @@ class CgroupV2(Base):
             else:  # io.weight is 1..10000; blkio weight 10..1000
                 self._w("io.weight", f"default {1 + (bio['weight'] - 10) * 9999 // 990}",
                         "--blkio-weight converted to io.weight")
+        for wd in bio.get("weightDevice") or []:  # (leaf weights have no v2 file: ignored, as runc)
+            if wd.get("weight") and os.path.exists(os.path.join(self.leaf, "io.bfq.weight")):
+                self._w("io.bfq.weight", f"{wd['major']}:{wd['minor']} {wd['weight']}",
+                        "--blkio-weight-device (BFQ scheduler)")
+        for key, word in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                          ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+            for t in bio.get(key) or []:
+                self._w("io.max", f"{t['major']}:{t['minor']} {word}={t['rate']}",
+                        f"blockIO.{key}: a throttle on one device")
 
         check_hugepage_limits(r.get("hugepageLimits"),
                               "hugetlb" in read(os.path.join(self.leaf, "cgroup.controllers")).split())

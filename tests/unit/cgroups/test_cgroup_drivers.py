@@ -72,7 +72,7 @@ V1_FILES = {
 V2_FILES = {"memory.max": "max", "memory.swap.max": "max", "memory.low": "0", "memory.current": "0",
             "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0", "memory.stat": "",
             "cpu.max": "max 100000", "cpu.weight": "100", "cpu.stat": "usage_usec 0",
-            "pids.max": "max", "pids.current": "0", "io.weight": "default 100", "cgroup.freeze": "0"}
+            "pids.max": "max", "pids.current": "0", "io.weight": "default 100", "io.max": "", "cgroup.freeze": "0"}
 
 
 class FakeCgroupfs(k.FakeBackend):
@@ -340,3 +340,11 @@ def test_v1_oci_memory_blkio_network_like_runc(fake):
     with pytest.raises(cgroups.CgroupError, match="net_cls cgroup controller is not mounted"):
         cg.update({"network": {"classID": 1048577}})
     assert fake.writes() == []  # refused before anything was written
+
+
+@pytest.mark.parametrize("fake", [2], indirect=True)
+def test_v2_blkio_throttles_in_io_max(fake):
+    cg = cgroups.open_cgroup("minidock/t")
+    cg.create({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                           "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]}})
+    assert [d for p, d in fake.writes("io.max")] == ["8:0 rbps=1048576", "8:0 wiops=100"]
