@@ -37,10 +37,11 @@ def resource_options(f):
     return f
 
 
-def _cgroup(rec: dict):
-    from minidock.runtime.cgroups import open_cgroup
+def _runtime(rec: dict):
+    """The runtime's Container of a created/running container: update() and stats() its cgroup."""
+    from minidock.runtime import load
 
-    return open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}")
+    return load(rec["Id"])
 
 
 @click.command(context_settings={"help_option_names": ["--help"]})
@@ -70,7 +71,7 @@ def update(refs, restart, **flags):
                 for w in warnings(hc):
                     click.echo(f"WARNING: {w}", err=True)
                 if rec["State"].get("Running"):
-                    _cgroup(rec).update(to_oci(hc))
+                    _runtime(rec).update(to_oci(hc))
                 saved = containers.load(cid)
                 saved["HostConfig"].update(hc)
                 merged = {k: saved["HostConfig"].get(k) for k in (
@@ -117,7 +118,7 @@ def _net(pid: int) -> tuple[int, int]:
 
 
 def sample(rec: dict) -> dict:
-    st = _cgroup(rec).stats()
+    st = _runtime(rec).stats()
     st["net_rx"], st["net_tx"] = _net(rec["State"]["Pid"])
     st["t"] = time.monotonic()
     return st

@@ -284,11 +284,7 @@ def ps(ctx, fmt, cid, ps_args):
 
 def _procs(c) -> list[int]:
     if c.cgroup_path:
-        from minidock.runtime.cgroups import open_cgroup
-
-        cg = open_cgroup(c.cgroup_path)
-        if cg.exists():
-            return cg.procs()
+        return c.procs()
     return [c.pid] if c.status() != "stopped" else []
 
 
@@ -300,9 +296,7 @@ def pause(ctx, cid):
     c = _load(ctx, cid)
     if c.status() != "running":
         raise MinidockError(f"container {cid} is not running")
-    from minidock.runtime.cgroups import open_cgroup
-
-    open_cgroup(c.cgroup_path).freeze()
+    c.pause()
 
 
 @cli.command()
@@ -313,9 +307,7 @@ def resume(ctx, cid):
     c = _load(ctx, cid)
     if c.status() != "paused":
         raise MinidockError(f"container {cid} is not paused")
-    from minidock.runtime.cgroups import open_cgroup
-
-    open_cgroup(c.cgroup_path).thaw()
+    c.resume()
 
 
 @cli.command()
@@ -334,7 +326,6 @@ def update(ctx, resources_file, memory, memory_swap, cpu_quota, cpu_period, cpu_
            pids_limit, cid):
     """Update a container's resource limits."""
     from minidock.engine.resources import ram_in_bytes
-    from minidock.runtime.cgroups import open_cgroup
 
     c = _load(ctx, cid)
     r: dict = {}
@@ -349,7 +340,7 @@ def update(ctx, resources_file, memory, memory_swap, cpu_quota, cpu_period, cpu_
         r.setdefault("cpu", {}).update(cpu)
     if pids_limit is not None:
         r["pids"] = {"limit": pids_limit}
-    open_cgroup(c.cgroup_path).update(r)
+    c.update(r)
 
 
 @cli.command()
@@ -359,14 +350,11 @@ def update(ctx, resources_file, memory, memory_swap, cpu_quota, cpu_period, cpu_
 @click.pass_obj
 def events(ctx, stats, interval, cid):
     """Display container events (stats, OOM) as JSON lines."""
-    from minidock.runtime.cgroups import open_cgroup
-
     c = _load(ctx, cid)
-    cg = open_cgroup(c.cgroup_path)
     secs = float(interval.rstrip("s") or 5)
     oom_seen = False
     while True:
-        s = cg.stats()
+        s = c.stats()
         click.echo(json.dumps({"type": "stats", "id": cid, "data": {
             "cpu": {"usage": {"total": s["cpu_usage_ns"]}},
             "memory": {"usage": {"usage": s["memory_usage"], "limit": s["memory_limit"]}},
@@ -374,7 +362,7 @@ def events(ctx, stats, interval, cid):
             "blkio": {"read": s["blkio_read"], "write": s["blkio_write"]}}}))
         if stats:
             return
-        if cg.oom_killed() and not oom_seen:
+        if c.oom_killed() and not oom_seen:
             oom_seen = True
             click.echo(json.dumps({"type": "oom", "id": cid}))
         if c.status() == "stopped":
@@ -450,25 +438,26 @@ def spec(bundle, rootless):
 
 @cli.command()
 def features():
-    """What this runtime supports (the OCI features document)."""
+    """What this runtime supports (the OCI features document), read from the tables the code uses:
+    the init's namespace table, the hook kinds, parse_options' mount options, the capability
+    list, seccomp's actions, comparisons and the default profile's architectures."""
+    from minidock import kernel as k
+    from minidock.runtime import hooks, seccomp
+    from minidock.runtime import rootfs as rfs
     from minidock.runtime import spec as ocispec
 
+    archs = sorted({a for m in seccomp.default_profile().get("archMap") or []
+                    for a in [m["architecture"], *(m.get("subArchitectures") or [])]})
     click.echo(json.dumps({
         "ociVersionMin": "1.0.0", "ociVersionMax": ocispec.OCI_VERSION,
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
-                         "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime",
-                         "strictatime", "noatime", "remount"],
+        "hooks": list(hooks.SUPPORTED),
+        "mountOptions": rfs.MOUNT_OPTIONS,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": sorted(k.NS_FLAGS),
             "capabilities": list(ocispec.CAPABILITIES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": True,
-                        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
-                        "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
-                                      "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
-                        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]},
+            "seccomp": {"enabled": True, "actions": seccomp.ACTIONS, "operators": sorted(seccomp.CMP),
+                        "archs": archs},
             "apparmor": {"enabled": False}, "selinux": {"enabled": False},
         },
         "annotations": {"org.minidock.runtime": "minidock-runtime (Python, same code path as `minidock run`)"},

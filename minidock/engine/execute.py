@@ -108,9 +108,9 @@ def processes(cid: str) -> list[dict]:
 
 def _cgroup_pids(rec: dict) -> list[int]:
     try:
-        from minidock.runtime.cgroups import open_cgroup
+        from minidock.runtime import load
 
-        return open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}").procs()
+        return load(rec["Id"]).procs()
     except Exception:  # noqa: BLE001 - fall back to walking the PID namespace
         return []
 

@@ -200,7 +200,8 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
             rt.start()
             events.container_event(rec, "start")
         except BaseException:
-            rt.kill(signal.SIGKILL) if rt.status() != "stopped" else None
+            with contextlib.suppress(MinidockError):  # it may be gone already: keep the first error
+                rt.kill(signal.SIGKILL)
             try:
                 rt.wait()
             except Exception:  # noqa: BLE001
@@ -276,7 +277,8 @@ def _pump(st: Started) -> tuple[int, bool]:
     oom = {"killed": False}
 
     def on_exit():
-        oom["killed"] = _oom_killed(st.rec)
+        with contextlib.suppress(Exception):  # no cgroup support: no OOM information
+            oom["killed"] = st.rt.oom_killed()
 
     checker = _health_checker(st)
     try:
@@ -324,15 +326,6 @@ def _signal(pid: int, sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
-
-
-def _oom_killed(rec: dict) -> bool:
-    try:
-        from minidock.runtime.cgroups import open_cgroup
-
-        return bool(open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}").oom_killed())
-    except Exception:  # noqa: BLE001 - no cgroup support: no OOM information
-        return False
 
 
 # --- restart policies ------------------------------------------------------------------------------
@@ -692,9 +685,9 @@ def _thaw(rec: dict) -> None:
     """A paused (frozen) container only receives the signal once thawed, as Docker does."""
     if rec["State"].get("Paused"):
         try:
-            from minidock.runtime.cgroups import open_cgroup
+            from minidock.runtime import load
 
-            open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}").thaw()
+            load(rec["Id"]).resume()
         except Exception:  # noqa: BLE001 - the cgroup may already be gone with the container
             pass
 

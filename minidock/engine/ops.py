@@ -14,10 +14,11 @@ from minidock.errors import Conflict, InvalidArgument
 from minidock.state import containers
 
 
-def _cgroup(rec: dict):
-    from minidock.runtime.cgroups import open_cgroup
+def _runtime(rec: dict):
+    """The runtime's Container (its cgroup's freezer: pause/resume)."""
+    from minidock.runtime import load
 
-    return open_cgroup(f"{rec['HostConfig']['CgroupParent']}/{rec['Id']}")
+    return load(rec["Id"])
 
 
 def pause(cid: str) -> None:
@@ -27,10 +28,10 @@ def pause(cid: str) -> None:
         raise Conflict(f"Container {cid} is not running")
     if st.get("Paused"):
         raise Conflict(f"Container {cid} is already paused")
-    cg = _cgroup(rec)
-    cg.freeze()
+    rt = _runtime(rec)
+    rt.pause()
     deadline = time.monotonic() + 10
-    while not cg.frozen() and time.monotonic() < deadline:  # v1: FREEZING until every task stops
+    while rt.status() != "paused" and time.monotonic() < deadline:  # v1: FREEZING until every task stops
         time.sleep(0.01)
     containers.update_state(cid, Paused=True, Status="paused")  # (takes the record's lock)
 
@@ -39,7 +40,7 @@ def unpause(cid: str) -> None:
     rec = lifecycle.refresh(cid)
     if not rec["State"].get("Paused"):
         raise Conflict(f"Container {cid} is not paused")
-    _cgroup(rec).thaw()
+    _runtime(rec).resume()
     containers.update_state(cid, Paused=False, Status="running")
 
 

@@ -25,7 +25,8 @@ import subprocess
 import tarfile
 import zlib
 
-from minidock.errors import MinidockError
+from minidock import kernel as k
+from minidock.errors import KernelError, MinidockError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -232,12 +233,13 @@ def unpack(stream, dest: str) -> None:
             target = os.path.join(dest, rel)
             base = os.path.basename(rel)
             if base == OPAQUE:
-                os.setxattr(os.path.dirname(target), "trusted.overlay.opaque", b"y")
+                k.setxattr(os.path.dirname(target), "trusted.overlay.opaque", b"y",
+                           why="an opaque dir: overlayfs hides the lower layers' contents")
                 continue
             if base.startswith(WHITEOUT_PREFIX):
                 hidden = os.path.join(os.path.dirname(target), base[len(WHITEOUT_PREFIX):])
                 _remove(hidden)
-                os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+                k.mknod(hidden, stat.S_IFCHR | 0o600, 0, 0, why="a whiteout: overlayfs hides the lower file")
                 continue
             _extract(tf, m, dest, target)
             if m.isdir():
@@ -288,7 +290,7 @@ def _extract(tf: tarfile.TarFile, m: tarfile.TarInfo, dest: str, target: str) ->
             return  # a hardlink shares the inode: metadata is the target's
         elif m.ischr() or m.isblk():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(target, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+            k.mknod(target, kind | 0o600, m.devmajor, m.devminor, why="a device node of the layer")
         elif m.isfifo():
             os.mkfifo(target, 0o600)
         else:
@@ -299,8 +301,8 @@ def _extract(tf: tarfile.TarFile, m: tarfile.TarInfo, dest: str, target: str) ->
     for key, val in (m.pax_headers or {}).items():
         if key.startswith("SCHILY.xattr."):
             try:
-                os.setxattr(target, key[13:], val.encode("utf-8", "surrogateescape"), follow_symlinks=False)
-            except OSError:
+                k.setxattr(target, key[13:], val.encode("utf-8", "surrogateescape"), why="an xattr of the layer")
+            except KernelError:
                 pass  # e.g. security.* xattrs the filesystem refuses
     if not m.isdir():
         os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)

@@ -145,7 +145,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def close_fds(self, keep: set[int]) -> None:
-        """Close every open descriptor but ``keep``; those are made inheritable."""
+        """Close every open descriptor but ``keep`` (their close-on-exec flags stay as they are)."""
 
     @abc.abstractmethod
     def reset_signals(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+from typing import NamedTuple
 
 from minidock.errors import KernelError
 from minidock.kernel.backend import Backend
@@ -307,11 +308,11 @@ def netlink_open() -> int:
     return _do("socket", "AF_NETLINK NETLINK_ROUTE", backend().netlink_open)
 
 
-def netlink(handle: int, mtype: int, flags: int, body: bytes, *, what: str, why: str = "",
-            shell: str = "") -> list[tuple[int, bytes]]:
+def netlink(handle: int, mtype: int, flags: int, body: bytes, *, what: str, detail: str | None = None,
+            why: str = "", shell: str = "") -> list[tuple[int, bytes]]:
     """One rtnetlink request; traced when it changes something (``why`` given)."""
     if why:
-        trace("netlink", what, why, shell)
+        trace("netlink", detail or what, why, shell)
     return _do("netlink", what, backend().netlink_request, handle, mtype, flags, body)
 
 
@@ -320,13 +321,20 @@ def netlink_close(handle: int) -> None:
 
 
 # --- host tools (nft, iptables) ------------------------------------------------------------------
-def run_tool(argv: list[str], *, input: str | None = None, why: str = "", detail: str | None = None,
-             shell: str | None = None) -> tuple[int, str, str]:
-    """Run nft/iptables: (exit status, stdout, stderr); traced when it changes something."""
+class ToolResult(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tool(argv: list[str], *, input: str | None = None, why: str = "", op: str | None = None,
+             detail: str | None = None, shell: str | None = None) -> ToolResult:
+    """Run nft/iptables to completion; traced when it changes something (``why`` given)."""
+    name = op or os.path.basename(argv[0])
     if why:
-        trace(os.path.basename(argv[0]), detail if detail is not None else shlex.join(argv[1:]), why,
+        trace(name, detail if detail is not None else shlex.join(argv[1:]), why,
               shell if shell is not None else shlex.join(argv))
-    return _do(os.path.basename(argv[0]), shlex.join(argv[1:]), backend().run_tool, list(argv), input)
+    return ToolResult(*_do(name, shlex.join(argv[1:]), backend().run_tool, list(argv), input))
 
 
 # --- seccomp ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
         code_under_test()
     finally:
         kernel.set_backend(old)
-    assert fake.names() == ["unshare", "mount", ...]
+    assert fake.ops() == ["unshare", "mount", ...]
 """
 
 from __future__ import annotations
@@ -32,20 +32,23 @@ from minidock.kernel.backend import Backend
 
 @dataclass(frozen=True)
 class Call:
-    """One recorded backend call: ``Call("mount", {"source": ..., "target": ..., ...})``."""
+    """One recorded backend call: ``Call("mount", {"source": ..., "target": ..., ...})``.
 
-    name: str
+    ``call.op`` is the operation; its arguments read as attributes (``call.target``).
+    """
+
+    op: str
     args: dict[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, attr: str) -> Any:
         args = self.__dict__.get("args", {})
         if attr in args:
             return args[attr]
-        raise AttributeError(f"{self.__dict__.get('name')} has no argument {attr!r}")
+        raise AttributeError(f"{self.__dict__.get('op')} has no argument {attr!r}")
 
     def astuple(self) -> tuple:
-        """(name, *arguments in the interface's order)."""
-        return (self.name, *self.args.values())
+        """(op, *arguments in the interface's order)."""
+        return (self.op, *self.args.values())
 
 
 @dataclass
@@ -79,12 +82,13 @@ class FakeBackend(Backend):
             raise AttributeError(f"the kernel backend has no operation {name!r}")
         self._results[name] = value
 
-    def names(self) -> list[str]:
-        return [c.name for c in self.calls]
+    def ops(self) -> list[str]:
+        """The operations called, in order."""
+        return [c.op for c in self.calls]
 
     def of(self, name: str) -> list[Call]:
         """The recorded calls of one operation."""
-        return [c for c in self.calls if c.name == name]
+        return [c for c in self.calls if c.op == name]
 
     # --- the machinery
     def _call(self, name: str, args: dict[str, Any]) -> Any:

@@ -285,9 +285,6 @@ class LibcBackend(Backend):
                 os.close(fd)
             except OSError:
                 pass
-        for fd in keep:
-            if fd > 2:
-                os.set_inheritable(fd, True)
 
     def reset_signals(self) -> None:
         import signal

@@ -35,14 +35,10 @@ def _iptables() -> str | None:
 
 
 def _run(args: list[str], why: str = ""):
-    import subprocess
+    import shlex
 
     cmd = [_iptables() or "iptables", "-w", *args]
-    if why and k.tracer.enabled:
-        import shlex
-
-        k.tracer.record(k.Step("iptables", " ".join(args), why, shlex.join(cmd)))
-    return subprocess.run(cmd, capture_output=True, text=True)
+    return k.run_tool(cmd, why=why, op="iptables", detail=" ".join(args), shell=shlex.join(cmd))
 
 
 def forward_policy() -> str:

@@ -92,12 +92,8 @@ def _nft_bin() -> str:
 
 def nft(script: str, *, why: str, ignore_missing: bool = False) -> bool:
     """Run an nft script; False if it failed only because an element/table was already gone."""
-    if k.tracer.enabled:
-        k.tracer.record(k.Step("nft", script.strip().replace("\n", "; "), why,
-                               f"nft {script.strip()!r}"))
-    import subprocess
-
-    r = subprocess.run([_nft_bin(), "-f", "-"], input=script, capture_output=True, text=True)
+    r = k.run_tool([_nft_bin(), "-f", "-"], input=script, why=why, op="nft",
+                   detail=script.strip().replace("\n", "; "), shell=f"nft {script.strip()!r}")
     if r.returncode == 0:
         return True
     if ignore_missing and ("No such file or directory" in r.stderr or "does not exist" in r.stderr):
@@ -118,9 +114,7 @@ def _use_iptables() -> bool:
 def table_exists() -> bool:
     if _use_iptables():
         return ipt.exists()
-    import subprocess
-
-    r = subprocess.run([_nft_bin(), "list", "table", "ip", TABLE], capture_output=True, text=True)
+    r = k.run_tool([_nft_bin(), "list", "table", "ip", TABLE])
     return r.returncode == 0
 
 
@@ -135,9 +129,7 @@ def ensure_table() -> None:
 
 
 def _has_set(name: str) -> bool:
-    import subprocess
-
-    return subprocess.run([_nft_bin(), "list", "set", "ip", TABLE, name], capture_output=True).returncode == 0
+    return k.run_tool([_nft_bin(), "list", "set", "ip", TABLE, name]).returncode == 0
 
 
 def _upgrade() -> None:
@@ -154,9 +146,7 @@ def _upgrade() -> None:
 
 
 def _bridges() -> list[str]:
-    import subprocess
-
-    r = subprocess.run([_nft_bin(), "list", "set", "ip", TABLE, "bridges"], capture_output=True, text=True)
+    r = k.run_tool([_nft_bin(), "list", "set", "ip", TABLE, "bridges"])
     import re
 
     m = re.search(r"elements = \{([^}]*)\}", r.stdout)
@@ -227,12 +217,9 @@ class _IPTables:
     def run(self, table: str, args: str, *, why: str = "", check: bool = True):
         import shlex
         import shutil
-        import subprocess
 
         cmd = [shutil.which("iptables") or "iptables", "-w", "-t", table, *shlex.split(args)]
-        if why and k.tracer.enabled:
-            k.tracer.record(k.Step("iptables", f"-t {table} {args}", why, shlex.join(cmd)))
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = k.run_tool(cmd, why=why, op="iptables", detail=f"-t {table} {args}", shell=shlex.join(cmd))
         if check and r.returncode != 0:
             raise MinidockError(f"iptables -t {table} {args} failed: {r.stderr.strip()}")
         return r

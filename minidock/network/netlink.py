@@ -3,8 +3,9 @@
 Why not pyroute2 here? Importing pyroute2 costs ~120 ms on this machine (it loads asyncio, ssl,
 multiprocessing and its whole NDB), more than the 100 ms budget of a whole `run --rm` on the
 default bridge. The dozen messages below are plain structs over an AF_NETLINK socket, so we
-speak them directly. Every call records a `--explain` step with the `ip` command that does the
-same thing.
+speak them directly, through the kernel layer (kernel.netlink_open/netlink: the socket, the
+framing, acks and errors); each message that changes something records a `--explain` step with
+the `ip` command that does the same thing.
 
 Only what minidock needs: create a bridge, create a veth pair whose peer is born inside the
 container's network namespace (already named eth0), set links up, add addresses and a default
@@ -23,7 +24,6 @@ from minidock import kernel as k
 from minidock.errors import KernelError
 
 NETLINK_ROUTE = 0
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
 NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x200, 0x400, 0x300
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -44,11 +44,6 @@ CLONE_NEWNET = 0x40000000
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, proto, scope, type, flags
-
-
-def _trace(detail: str, why: str, shell: str) -> None:
-    if k.tracer.enabled:
-        k.tracer.record(k.Step("netlink", detail, why, shell))
 
 
 def attr(kind: int, value: bytes | str | int) -> bytes:
@@ -76,13 +71,10 @@ class Netlink:
     """One rtnetlink socket, bound in the network namespace the caller is in when opening it."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        self.seq = 0
+        self.handle = k.netlink_open()
 
     def close(self) -> None:
-        self.sock.close()
+        k.netlink_close(self.handle)
 
     def __enter__(self):
         return self
@@ -90,31 +82,17 @@ class Netlink:
     def __exit__(self, *exc):
         self.close()
 
-    def request(self, mtype: int, flags: int, body: bytes, what: str) -> list[tuple[int, bytes]]:
-        """Send one message; return the replies (type, payload); raise KernelError on an error."""
-        self.seq += 1
-        msg = struct.pack("=IHHII", 16 + len(body), mtype, flags | NLM_F_REQUEST, self.seq, 0) + body
-        self.sock.send(msg)
-        out = []
-        while True:
-            data = self.sock.recv(1 << 16)
-            off = 0
-            while off + 16 <= len(data):
-                length, rtype, rflags, seq, _ = struct.unpack_from("=IHHII", data, off)
-                payload = data[off + 16:off + length]
-                off += (length + 3) & ~3
-                if seq != self.seq:
-                    continue
-                if rtype == NLMSG_ERROR:
-                    err = -struct.unpack_from("=i", payload)[0]
-                    if err:
-                        raise KernelError("netlink", what, err)
-                    return out
-                if rtype == NLMSG_DONE:
-                    return out
-                out.append((rtype, payload))
-                if not rflags & NLM_F_MULTI and not flags & NLM_F_ACK:
-                    return out
+    def request(self, mtype: int, flags: int, body: bytes, what: str,
+                step: tuple[str, str, str] | None = None) -> list[tuple[int, bytes]]:
+        """Send one message through the kernel layer; return the replies (type, payload).
+
+        ``step`` = (detail, why, shell) for --explain, given where the message changes something.
+        Raises KernelError on an error answer.
+        """
+        if step:
+            detail, why, shell = step
+            return k.netlink(self.handle, mtype, flags, body, what=what, detail=detail, why=why, shell=shell)
+        return k.netlink(self.handle, mtype, flags, body, what=what)
 
     # --- links --------------------------------------------------------------------------------
     def link_index(self, name: str) -> int | None:
@@ -154,21 +132,17 @@ class Netlink:
         return out
 
     def add_bridge(self, name: str, mtu: int | None = None) -> None:
-        _trace(f"new bridge {name}", "the switch every container's veth plugs into",
-               f"ip link add {name} type bridge")
         body = _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, name)
         if mtu:
             body += attr(IFLA_MTU, mtu)
         body += attr(IFLA_LINKINFO | NLA_F_NESTED, attr(IFLA_INFO_KIND, "bridge"))
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add bridge {name}")
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add bridge {name}",
+                     step=(f"new bridge {name}", "the switch every container's veth plugs into",
+               f"ip link add {name} type bridge"))
 
     def add_veth_into(self, host: str, peer: str, netns_fd: int, *, master: int, mtu: int, bridge: str = "<bridge>",
                       mac: bytes | None, netns_desc: str) -> None:
         """A veth pair: ``host`` on the bridge ``master``, ``peer`` created directly in the netns."""
-        _trace(f"new veth {host} <-> {peer} (in {netns_desc}), {host} on the bridge",
-               "a virtual cable: one end in the container's network namespace, one on the bridge",
-               f"ip link add {host} mtu {mtu} master {bridge} up type veth peer name {peer} "
-               f"netns {netns_desc}")
         peer_body = _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, peer) + \
             attr(IFLA_NET_NS_FD, netns_fd) + attr(IFLA_MTU, mtu)
         if mac:
@@ -177,32 +151,36 @@ class Netlink:
                                                    attr(VETH_INFO_PEER | NLA_F_NESTED, peer_body))
         body = _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, host) + attr(IFLA_MTU, mtu) + \
             attr(IFLA_MASTER, master) + attr(IFLA_LINKINFO | NLA_F_NESTED, info)
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add veth {host}")
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add veth {host}",
+                     step=(f"new veth {host} <-> {peer} (in {netns_desc}), {host} on the bridge",
+               "a virtual cable: one end in the container's network namespace, one on the bridge",
+               f"ip link add {host} mtu {mtu} master {bridge} up type veth peer name {peer} "
+               f"netns {netns_desc}"))
         index = self.link_index(host)
         self.set_hairpin(host, index)
         self.set_up(host, index)  # (up at creation fails: a veth cannot open before its peer is linked)
 
     def set_up(self, name: str, index: int | None = None) -> None:
-        _trace(f"{name} up", "a link carries no traffic until it is up", f"ip link set {name} up")
         index = index or self.link_index(name)
         if index is None:
             raise KernelError("netlink", f"set {name} up", errno.ENODEV)
-        self.request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(0, 0, index, IFF_UP, IFF_UP), f"set {name} up")
+        self.request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(0, 0, index, IFF_UP, IFF_UP), f"set {name} up",
+                     step=(f"{name} up", "a link carries no traffic until it is up", f"ip link set {name} up"))
 
     def set_hairpin(self, name: str, index: int) -> None:
-        _trace(f"hairpin on {name}", "a container may reach its own published port through the host: "
-               "the bridge must be allowed to send a frame back out of the port it came in by",
-               f"bridge link set dev {name} hairpin on")
         body = _IFINFO.pack(AF_BRIDGE, 0, index, 0, 0) + \
             attr(IFLA_PROTINFO | NLA_F_NESTED, attr(IFLA_BRPORT_MODE, b"\x01"))
-        self.request(RTM_SETLINK, NLM_F_ACK, body, f"hairpin on {name}")
+        self.request(RTM_SETLINK, NLM_F_ACK, body, f"hairpin on {name}",
+                     step=(f"hairpin on {name}", "a container may reach its own published port through the host: "
+               "the bridge must be allowed to send a frame back out of the port it came in by",
+               f"bridge link set dev {name} hairpin on"))
 
     def delete_link(self, name: str) -> bool:
         """Delete a link by name; False if it was already gone (undo handlers are idempotent)."""
-        _trace(f"delete link {name}", "undo what we created", f"ip link del {name}")
         try:
             self.request(RTM_DELLINK, NLM_F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, name),
-                         f"delete link {name}")
+                         f"delete link {name}",
+                     step=(f"delete link {name}", "undo what we created", f"ip link del {name}"))
         except KernelError as e:
             if e.errno in (errno.ENODEV, errno.ENOENT):
                 return False
@@ -211,14 +189,14 @@ class Netlink:
 
     # --- addresses and routes -------------------------------------------------------------------
     def add_address(self, name: str, ip: str, prefix: int, index: int | None = None) -> None:
-        _trace(f"address {ip}/{prefix} on {name}", "the interface's IPv4 address in its subnet",
-               f"ip addr add {ip}/{prefix} dev {name}")
         index = index or self.link_index(name)
         packed = socket.inet_aton(ip)
         body = _IFADDR.pack(socket.AF_INET, prefix, 0, 0, index) + attr(IFA_LOCAL, packed) + \
             attr(IFA_ADDRESS, packed)
         try:
-            self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add {ip} to {name}")
+            self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add {ip} to {name}",
+                     step=(f"address {ip}/{prefix} on {name}", "the interface's IPv4 address in its subnet",
+               f"ip addr add {ip}/{prefix} dev {name}"))
         except KernelError as e:
             if e.errno != errno.EEXIST:
                 raise
@@ -236,12 +214,12 @@ class Netlink:
         return out
 
     def add_default_route(self, gateway: str, name: str, index: int | None = None) -> None:
-        _trace(f"default route via {gateway} dev {name}", "everything not on the subnet goes to the bridge",
-               f"ip route add default via {gateway} dev {name}")
         index = index or self.link_index(name)
         body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0) + \
             attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr(RTA_OIF, index)
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"default via {gateway}")
+        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"default via {gateway}",
+                     step=(f"default route via {gateway} dev {name}", "everything not on the subnet goes to the bridge",
+               f"ip route add default via {gateway} dev {name}"))
 
 
 @contextlib.contextmanager

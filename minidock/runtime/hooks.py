@@ -10,7 +10,7 @@ state JSON on their stdin (how engines set up networks, GPUs, logging...).
     poststop                 after `delete`; a failure is a warning
 
 A failing prestart/createRuntime/createContainer hook fails `create`, a failing startContainer
-hook fails `start` (runc's order and rules). The init runs its hooks with os.fork/os.execve only:
+hook fails `start` (runc's order and rules). The init runs its hooks with fork/execve only (kernel.spawn):
 past pivot_root, the host's Python library is out of reach.
 """
 
@@ -21,7 +21,8 @@ import os
 import sys
 import time
 
-from minidock.errors import MinidockError
+from minidock import kernel as k
+from minidock.errors import KernelError, MinidockError
 
 SUPPORTED = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 AT_CREATE = ("prestart", "createRuntime", "createContainer", "startContainer")  # need the init's sync
@@ -57,18 +58,15 @@ def _run_one(hook: dict, state: dict) -> str | None:
     """
     r, w = os.pipe()
     out = os.memfd_create("hook-output", os.MFD_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.dup2(r, 0)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.execve(hook["path"], hook.get("args") or [hook["path"]],
-                      dict(e.partition("=")[::2] for e in hook.get("env") or []))
-        except OSError as e:
-            os.write(2, f"exec: {e.strerror}".encode())
-        finally:
-            os._exit(127)
+    try:
+        pid = k.spawn(hook["path"], hook.get("args") or [hook["path"]],
+                      dict(e.partition("=")[::2] for e in hook.get("env") or []), r, out,
+                      why="an OCI hook, the container's state on its stdin")
+    except KernelError as e:
+        os.close(r)
+        os.close(w)
+        os.close(out)
+        return f"fork: {os.strerror(e.errno)}"
     os.close(r)
     try:
         os.write(w, json.dumps(state).encode())

@@ -15,54 +15,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import signal
-import socket
 import sys
-import termios
 
 from minidock import kernel as k
 from minidock.errors import CommandCannotRun, CommandNotFound, InvalidArgument, KernelError, MinidockError
-from minidock.runtime import hooks, security, trampoline
+from minidock.runtime import hooks, security, sync, trampoline
 from minidock.runtime import rootfs as rfs
+from minidock.runtime.sync import recv, send, send_error
 
 
 # --- messages on the sync socket (SOCK_SEQPACKET: one JSON object per message) -----------------
-def send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
-    data = json.dumps(msg).encode()
-    if fds:
-        socket.send_fds(sock, [data], fds)
-    else:
-        sock.send(data)
-
-
-def recv(sock: socket.socket, want_fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (None at EOF) and any file descriptors that came with it."""
-    if want_fds:
-        data, fds, _flags, _addr = socket.recv_fds(sock, 65536, want_fds)
-    else:
-        data, fds = sock.recv(65536), []
-    if not data:
-        return None, fds
-    return json.loads(data), fds
-
-
-def send_error(sock: socket.socket, e: BaseException) -> int:
-    """Report an error to the parent; returns the exit code the child should use."""
-    if isinstance(e, MinidockError):
-        msg = {"type": "error", "message": e.message, "hint": e.hint, "exit_code": e.exit_code}
-    else:
-        text = f"{type(e).__name__}: {e}"  # (no imports here: we may be past pivot_root)
-        msg = {"type": "error", "message": f"container init failed: {text}", "hint": None,
-               "exit_code": 125}
-    try:
-        send(sock, msg)
-    except OSError:
-        print(f"minidock: {msg['message']}", file=sys.stderr)
-    return msg["exit_code"]
-
-
 # --- the intermediate process ---------------------------------------------------------------------
 def intermediate(ctx) -> None:
     """Joins/creates namespaces, forks the container's PID 1, reports its pid, exits.
@@ -76,8 +39,7 @@ def intermediate(ctx) -> None:
             # import now: once we join or build the container's mount namespace, the host's
             # Python library is out of reach (exec joins an existing one right below)
             from minidock.runtime import seccomp  # noqa: F401
-        msg, _ = recv(ctx.sock)  # sync 1: the parent has put us in the container's cgroup
-        if not msg or msg.get("type") != "cgroup-ready":
+        if not sync.wait_for(ctx.sock, sync.CGROUP_READY):  # sync 1: we are in the container's cgroup
             os._exit(1)
         k.note(f"in the intermediate process (host PID {os.getpid()})")
         k.actor("intermediate", "host")
@@ -120,7 +82,7 @@ def intermediate(ctx) -> None:
             os.close(gate_r)
             container_init(ctx)  # never returns
         os.close(gate_r)
-        send(ctx.sock, {"type": "pid", "pid": pid})  # sync 2
+        send(ctx.sock, {"type": sync.PID, "pid": pid})  # sync 2
         os.close(gate_w)  # (EOF opens the gate)
         code = 0
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
@@ -135,9 +97,8 @@ def _new_userns(ctx) -> None:
     # a non-dumpable process's /proc/self files belong to the host's root: dumpable while the
     # parent writes our maps and we read them (runc does the same), not dumpable again after
     k.set_dumpable(True, why="let the parent write our uid/gid maps")
-    send(ctx.sock, {"type": "userns"})
-    msg, _ = recv(ctx.sock)
-    if not msg or msg.get("type") != "userns-mapped":
+    send(ctx.sock, {"type": sync.USERNS})
+    if not sync.wait_for(ctx.sock, sync.USERNS_MAPPED):
         os._exit(1)
     _become_ns_root()
     k.set_dumpable(False, why="closed again to the container's processes until execve")
@@ -178,46 +139,54 @@ _NS_WHY = ("isolation: the container gets its own mount table, hostname, IPC, ne
 
 # --- the container's init ---------------------------------------------------------------------------
 def container_init(ctx) -> None:
+    """The container's PID 1: run the checklist; an error travels to the parent; never returns."""
     code = 125
     try:
-        k.note("in the container's init: PID 1 of the new PID namespace")
-        k.actor("init", "container")
-        os.setsid()  # our own session: the caller's terminal signals reach us only if forwarded
-        spec = ctx.spec
-        linux = spec.get("linux", {})
-        process = spec["process"]
-        new_ns = {ns["type"] for ns in ctx.namespaces if not ns.get("path")}
-        if linux.get("seccomp"):
-            from minidock.runtime import seccomp  # noqa: F401 - import now: no stdlib after pivot_root
-        fifo_fd = ctx.exec_fifo_fd  # opened (O_PATH) by the parent: no path to it need be reachable
-        if ctx.join_pid:
-            new_ns = set()  # exec: everything already exists, we only joined it
-        if not ctx.join_pid:  # (runc: the rootfs is set up in a new, a joined, or no mount namespace)
-            _setup_rootfs(ctx, spec, linux, mount_ns=any(ns["type"] == "mount" for ns in ctx.namespaces))
-        if "uts" in new_ns and spec.get("hostname"):
-            k.sethostname(spec["hostname"], why="the container's own hostname (UTS namespace)")
-        if "uts" in new_ns and spec.get("domainname"):
-            k.setdomainname(spec["domainname"], why="the container's own domain name")
-        if "network" in new_ns:
-            k.link_up("lo", why="a new network namespace starts with loopback down")
-        env = process.get("env") or []  # runc's: no default PATH (engines put one in the spec)
-        path = find_executable(process["args"][0], env, process.get("cwd", "/"))
-        slave_fd = None
-        if process.get("terminal"):
-            master, slave_fd = _open_pty()
-            send(ctx.sock, {"type": "console"}, [master])
-            os.close(master)
-        send(ctx.sock, {"type": "ready"})  # sync 3
-        if fifo_fd is not None:
-            _wait_fifo(fifo_fd)
-        else:
-            msg, _ = recv(ctx.sock)
-            if not msg or msg.get("type") != "start":
-                os._exit(0)  # the creator went away without starting us
-        _exec(ctx, spec, process, path, env, slave_fd)
+        checklist(ctx)
     except BaseException as e:  # noqa: BLE001
         code = send_error(ctx.sock, e)
     os._exit(code)
+
+
+def checklist(ctx) -> None:
+    """runc's checklist: rootfs (mounts, devices, pivot_root) -> finalize (sysctls, masked and
+    read-only paths) -> hostname, loopback -> ready (sync 3) -> wait for start (sync 4) ->
+    privileges (security.apply) -> stdio -> close fds -> signals -> exec. Returns only on the
+    fake kernel (execve does not return for real)."""
+    k.note("in the container's init: PID 1 of the new PID namespace")
+    k.actor("init", "container")
+    k.setsid(why="our own session: the caller's terminal signals reach us only if forwarded")
+    spec = ctx.spec
+    linux = spec.get("linux", {})
+    process = spec["process"]
+    new_ns = {ns["type"] for ns in ctx.namespaces if not ns.get("path")}
+    if linux.get("seccomp"):
+        from minidock.runtime import seccomp  # noqa: F401 - import now: no stdlib after pivot_root
+    fifo_fd = ctx.exec_fifo_fd  # opened (O_PATH) by the parent: no path to it need be reachable
+    if ctx.join_pid:
+        new_ns = set()  # exec: everything already exists, we only joined it
+    if not ctx.join_pid:  # (runc: the rootfs is set up in a new, a joined, or no mount namespace)
+        _setup_rootfs(ctx, spec, linux, mount_ns=any(ns["type"] == "mount" for ns in ctx.namespaces))
+    if "uts" in new_ns and spec.get("hostname"):
+        k.sethostname(spec["hostname"], why="the container's own hostname (UTS namespace)")
+    if "uts" in new_ns and spec.get("domainname"):
+        k.setdomainname(spec["domainname"], why="the container's own domain name")
+    if "network" in new_ns:
+        k.link_up("lo", why="a new network namespace starts with loopback down")
+    env = process.get("env") or []  # runc's: no default PATH (engines put one in the spec)
+    path = find_executable(process["args"][0], env, process.get("cwd", "/"))
+    slave_fd = None
+    if process.get("terminal"):
+        master, slave_fd = _open_pty()
+        send(ctx.sock, {"type": sync.CONSOLE}, [master])
+        os.close(master)
+    send(ctx.sock, {"type": sync.READY})  # sync 3
+    if fifo_fd is not None:
+        _wait_fifo(fifo_fd)
+    else:
+        if not sync.wait_for(ctx.sock, sync.START):  # sync 4
+            os._exit(0)  # the creator went away without starting us
+    _exec(ctx, spec, process, path, env, slave_fd)
 
 
 def _setup_rootfs(ctx, spec: dict, linux: dict, mount_ns: bool = True) -> None:
@@ -262,9 +231,9 @@ def _create_hooks(ctx) -> None:
     then we run createContainer in our namespaces; the state comes back for startContainer."""
     if ctx.join_pid or not hooks.wanted_at_create(ctx.spec):
         return
-    send(ctx.sock, {"type": "hooks"})
+    send(ctx.sock, {"type": sync.HOOKS})
     msg, _ = recv(ctx.sock)
-    if not msg or msg.get("type") != "hooks-done":
+    if not msg or msg.get("type") != sync.HOOKS_DONE:
         os._exit(1)
     ctx.state = msg["state"]
     hooks.run(ctx.spec, "createContainer", ctx.state, fatal=True)
@@ -351,7 +320,7 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
         k.write_file("/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
                      why="how eagerly the OOM killer picks this container")
     if slave_fd is not None:
-        fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
+        k.set_controlling_tty(slave_fd, why="the pty is the container's controlling terminal (^C, job control)")
         stdio = (slave_fd, slave_fd, slave_fd)
     else:
         stdio = ctx.stdio or (0, 1, 2)
@@ -361,24 +330,19 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
     tramp = _trampoline()
     security.apply(process, spec.get("linux", {}).get("seccomp"))
     for i, fd in enumerate(stdio):
-        if fd != i:
-            os.dup2(fd, i)
-        else:
-            os.set_inheritable(i, True)
+        k.dup2(fd, i, why=("the container's " + ("stdin", "stdout", "stderr")[i]))
     extra = set(range(3, 3 + ctx.preserve_fds))
     for fd in extra:
         try:
-            os.set_inheritable(fd, True)
-        except OSError:
+            k.dup2(fd, fd, why="--preserve-fds: passed on to the container's process")
+        except KernelError:
             raise MinidockError(f"--preserve-fds: file descriptor {fd} is not open") from None
-    _close_fds(keep={0, 1, 2, ctx.sock.fileno(), k.trace_fd(), tramp} | extra)
-    for sig in range(1, signal.NSIG):
-        try:
-            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
-                signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # CVE-2016-9962 (runc: the init's descriptors reached the container) and CVE-2024-21626
+    # (runc "Leaky Vessels": a leaked host directory fd became the container's cwd): every
+    # descriptor but stdio, --preserve-fds and the ones we still need is closed before exec.
+    k.close_fds({0, 1, 2, ctx.sock.fileno(), k.trace_fd(), tramp} | extra,
+                why="no host file leaks into the container")
+    k.reset_signals(why="the program starts with default signal handling, nothing blocked")
     envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     if tramp is not None:
         _precheck(process["args"][0], path)
@@ -389,8 +353,8 @@ def _exec(ctx, spec: dict, process: dict, path: str, env: list[str], slave_fd: i
         except MinidockError:
             pass  # execveat refused (a custom seccomp profile?): exec directly, as before
     try:
-        os.execve(path, process["args"], envd)
-    except OSError as e:
+        k.execve(path, process["args"], envd, why="the container's process replaces the init")
+    except KernelError as e:
         raise _exec_error(process["args"][0], path, e) from None
 
 
@@ -437,19 +401,7 @@ def _new_session_keyring(ctx) -> None:
             raise  # (ENOSYS: a kernel built without keys has none to hide; runc's rule too)
 
 
-def _close_fds(keep: set) -> None:
-    """Close every inherited descriptor but stdio: no host file leaks into the container."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd in keep:
-            continue
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _exec_error(name: str, path: str, e: OSError) -> MinidockError:
+def _exec_error(name: str, path: str, e: OSError | KernelError) -> MinidockError:
     if e.errno == errno.ENOENT:
         interp = _interpreter(path)
         if interp:
@@ -461,7 +413,7 @@ def _exec_error(name: str, path: str, e: OSError) -> MinidockError:
     if e.errno == errno.ENOEXEC:
         return CommandCannotRun(f'exec: "{name}": exec format error',
                                 "The file is not a program for this machine, nor a script with #!.")
-    return CommandCannotRun(f'exec: "{name}": {e.strerror}')
+    return CommandCannotRun(f'exec: "{name}": {os.strerror(e.errno)}')
 
 
 def _interpreter(path: str) -> str | None:

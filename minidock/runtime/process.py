@@ -1,7 +1,8 @@
 """The parent side of container creation: an OCI bundle in, an isolated process out.
 
 The protocol, over one SOCK_SEQPACKET socketpair (one JSON message per packet; the child end is
-close-on-exec, so a successful exec shows up as EOF):
+close-on-exec, so a successful exec shows up as EOF). The message names and send/recv/expect live
+in sync.py; :func:`handshake` is the parent's half, shared by create and exec:
 
     parent (caller)                 intermediate (host PID ns)         init (PID 1 of the container)
     ───────────────                 ──────────────────────────         ─────────────────────────────
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 from minidock import kernel as k
 from minidock import paths
 from minidock.errors import Conflict, MinidockError, NotFound
-from minidock.runtime import hooks
+from minidock.runtime import hooks, sync
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
 
@@ -129,11 +130,40 @@ class Container:
 
     def _frozen(self) -> bool:
         try:
-            from minidock.runtime.cgroups import open_cgroup
-
-            return bool(getattr(open_cgroup(self.cgroup_path), "frozen", lambda: False)())
+            return bool(getattr(self.cgroup(), "frozen", lambda: False)())
         except Exception:  # noqa: BLE001 - no cgroup, no freezer: not paused
             return False
+
+    # --- the container's cgroup -------------------------------------------------------------------
+    def cgroup(self):
+        """The container's cgroup (v1 or v2 driver); CgroupError where it has none."""
+        from minidock.runtime.cgroups import CgroupError, open_cgroup
+
+        if not self.cgroup_path:
+            raise CgroupError(f"container {self.id} has no cgroup")
+        return open_cgroup(self.cgroup_path)
+
+    def pause(self) -> None:
+        """Freeze every process of the container (the cgroup freezer)."""
+        self.cgroup().freeze()
+
+    def resume(self) -> None:
+        self.cgroup().thaw()
+
+    def update(self, resources: dict) -> None:
+        """New OCI linux.resources limits for the running container."""
+        self.cgroup().update(resources)
+
+    def stats(self) -> dict:
+        return self.cgroup().stats()
+
+    def oom_killed(self) -> bool:
+        return bool(self.cgroup().oom_killed())
+
+    def procs(self) -> list[int]:
+        """Every process in the container's cgroup (none once the cgroup is gone)."""
+        cg = self.cgroup()
+        return cg.procs() if cg.exists() else []
 
     def state(self) -> dict:
         """The OCI state, exactly the spec's fields (plus nothing else)."""
@@ -159,13 +189,13 @@ class Container:
         if self.sock is None:
             self._start_fifo()
             return
-        child.send(self.sock, {"type": "start"})
+        sync.send(self.sock, {"type": sync.START})  # sync 4
         self.started = True
         self.save()
-        msg, _ = child.recv(self.sock)
+        msg, _ = sync.recv(self.sock)
         self.sock.close()
         self.sock = None
-        if msg and msg.get("type") == "error":
+        if msg and msg.get("type") == sync.ERROR:
             raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg["exit_code"])
         hooks.run(self.spec, "poststart", self.state(), fatal=False)
 
@@ -191,10 +221,7 @@ class Container:
         once stopped); otherwise the init, and a stopped container is the error "container not
         running" (the exact words containerd's shim takes for "already stopped")."""
         if all_procs and self.cgroup_path:
-            from minidock.runtime.cgroups import open_cgroup
-
-            cg = open_cgroup(self.cgroup_path)
-            for p in cg.procs() if cg.exists() else []:
+            for p in self.procs():
                 _kill(p, sig)
             return
         if self.status() == "stopped":
@@ -231,12 +258,7 @@ class Container:
                     break
                 time.sleep(0.02)
         if self.cgroup_path:
-            try:
-                from minidock.runtime.cgroups import open_cgroup
-
-                open_cgroup(self.cgroup_path).destroy()
-            except ImportError:
-                pass
+            self.cgroup().destroy()
         if not any(ns.get("type") == "mount" for ns in self.spec.get("linux", {}).get("namespaces", [])):
             _umount_rootfs(ocispec.rootfs_path(self.spec, self.bundle))
         state = self.state()
@@ -311,10 +333,11 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     fifo = None
     if exec_fifo:
         fifo = os.path.join(c.dir, "exec.fifo")
-        os.mkfifo(fifo, 0o600)
+        k.mkfifo(fifo, 0o600, why="`start` opens it for writing: the init waits on it before exec")
         if userns is not None:  # the init opens it as the namespace's root: an unprivileged host uid
             os.chmod(c.dir, 0o711)
-            os.chown(fifo, _host_id(userns[0], 0), _host_id(userns[1], 0))
+            k.chown(fifo, _host_id(userns[0], 0), _host_id(userns[1], 0),
+                    why="the init opens the fifo as the user namespace's root")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
                stdio=stdio, no_pivot=no_pivot, preserve_fds=preserve_fds)
@@ -335,32 +358,20 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
         if ctx.exec_fifo_fd is not None:
             os.close(ctx.exec_fifo_fd)
             ctx.exec_fifo_fd = None
-        if cg is not None:
-            cg.add_proc(pid1)
-        child.send(parent_sock, {"type": "cgroup-ready"})
-        msg, _ = child.recv(parent_sock)
-        if userns is not None and msg and msg.get("type") == "userns":
-            _write_mappings(pid1, *userns)
-            child.send(parent_sock, {"type": "userns-mapped"})
-            msg, _ = child.recv(parent_sock)
-        c.pid = _check(msg, "pid")["pid"]
-        _reap(pid1)
-        pid1 = 0
-        c.init_start = _proc_start_time(c.pid)
-        while True:
-            msg, fds = child.recv(parent_sock, want_fds=1)
-            if msg and msg.get("type") == "console":
-                c.console_fd = fds[0]
-                continue
-            if msg and msg.get("type") == "hooks":  # the init's mounts are ready, pivot_root is next
-                c.save()
-                state = dict(c.state(), status="creating")
-                for name in ("prestart", "createRuntime"):  # runc's order
-                    hooks.run(spec, name, state, fatal=True)
-                child.send(parent_sock, {"type": "hooks-done", "state": state})
-                continue
-            _check(msg, "ready")
-            break
+        def on_pid(pid: int) -> None:
+            nonlocal pid1
+            c.pid, pid1 = pid, 0
+            c.init_start = _proc_start_time(pid)
+
+        def on_hooks() -> dict:  # the init's mounts are ready, pivot_root is next
+            c.save()
+            state = dict(c.state(), status="creating")
+            for name in ("prestart", "createRuntime"):  # runc's order
+                hooks.run(spec, name, state, fatal=True)
+            return state
+
+        c.console_fd = handshake(parent_sock, pid1, cgroup=cg, userns=userns, on_pid=on_pid,
+                                 on_hooks=on_hooks)
         c.sock = None if exec_fifo else parent_sock
         c.save()
         if exec_fifo:
@@ -444,10 +455,8 @@ def _with_device_allowances(linux: dict) -> dict:
 
 
 def _make_cgroup(c: Container, spec: dict, journal):
-    try:
-        from minidock.runtime.cgroups import open_cgroup
-    except ImportError:
-        return None
+    from minidock.runtime.cgroups import open_cgroup
+
     linux = spec.get("linux", {})
     c.cgroup_path = linux.get("cgroupsPath") or f"{paths.cgroup_parent()}/{c.id}"
     cg = open_cgroup(c.cgroup_path)
@@ -455,20 +464,38 @@ def _make_cgroup(c: Container, spec: dict, journal):
     return cg
 
 
-def _expect(sock: socket.socket, kind: str) -> dict:
-    msg, _ = child.recv(sock)
-    return _check(msg, kind)
+def handshake(sock: socket.socket, intermediate_pid: int, *, cgroup=None, userns=None,
+              on_pid=None, on_hooks=None) -> int | None:
+    """The parent's half of the protocol (sync.py), shared by create and exec.
 
-
-def _check(msg: dict | None, kind: str) -> dict:
-    if msg is None:
-        raise MinidockError("container init exited unexpectedly during create",
-                            "Run with --explain to see the last step it took.")
-    if msg.get("type") == "error":
-        raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg.get("exit_code", 125))
-    if msg.get("type") != kind:
-        raise MinidockError(f"container init protocol error: expected {kind}, got {msg.get('type')}")
-    return msg
+    Puts the intermediate in ``cgroup`` (before it may fork: no process escapes the limits),
+    maps a new user namespace, learns the init's pid (``on_pid``, after the intermediate is
+    reaped), runs the create hooks when the init asks (``on_hooks`` returns the state for it),
+    and returns at READY with the console's master fd (or None).
+    """
+    if cgroup is not None:
+        cgroup.add_proc(intermediate_pid)
+    sync.send(sock, {"type": sync.CGROUP_READY})  # sync 1
+    msg, _ = sync.recv(sock)
+    if userns is not None and msg and msg.get("type") == sync.USERNS:
+        _write_mappings(intermediate_pid, *userns)
+        sync.send(sock, {"type": sync.USERNS_MAPPED})
+        msg, _ = sync.recv(sock)
+    pid = sync.check(msg, sync.PID)["pid"]  # sync 2
+    _reap(intermediate_pid)
+    if on_pid:
+        on_pid(pid)
+    console = None
+    while True:
+        msg, fds = sync.recv(sock, want_fds=1)
+        if msg and msg.get("type") == sync.CONSOLE:
+            console = fds[0]
+            continue
+        if msg and msg.get("type") == sync.HOOKS and on_hooks:
+            sync.send(sock, {"type": sync.HOOKS_DONE, "state": on_hooks()})
+            continue
+        sync.check(msg, sync.READY)  # sync 3
+        return console
 
 
 def _reap(pid: int) -> None:
@@ -487,11 +514,11 @@ class ExecProcess:
     console_fd: int | None = None
 
     def start(self) -> None:
-        child.send(self.sock, {"type": "start"})
-        msg, _ = child.recv(self.sock)
+        sync.send(self.sock, {"type": sync.START})  # sync 4
+        msg, _ = sync.recv(self.sock)
         self.sock.close()
         self.sock = None
-        if msg and msg.get("type") == "error":
+        if msg and msg.get("type") == sync.ERROR:
             raise MinidockError(msg["message"], msg.get("hint"), exit_code=msg["exit_code"])
 
     def wait(self) -> int:
@@ -520,21 +547,13 @@ def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | N
     child_sock.close()
     p = ExecProcess(pid=0, sock=parent_sock)
     try:
-        if c.cgroup_path:
-            from minidock.runtime.cgroups import open_cgroup
+        def on_pid(pid: int) -> None:
+            nonlocal pid1
+            p.pid, pid1 = pid, 0
 
-            open_cgroup(c.cgroup_path).add_proc(pid1)
-        child.send(parent_sock, {"type": "cgroup-ready"})
-        p.pid = _expect(parent_sock, "pid")["pid"]
-        _reap(pid1)
-        pid1 = 0
-        while True:
-            msg, fds = child.recv(parent_sock, want_fds=1)
-            if msg and msg.get("type") == "console":
-                p.console_fd = fds[0]
-                continue
-            _check(msg, "ready")
-            return p
+        p.console_fd = handshake(parent_sock, pid1, cgroup=c.cgroup() if c.cgroup_path else None,
+                                 on_pid=on_pid)
+        return p
     except BaseException:
         for pid in (pid1, p.pid):
             if pid:

@@ -43,6 +43,8 @@ _PROPAGATION = {
     "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
 }
 
+MOUNT_OPTIONS = sorted([*_MOUNT_FLAGS, *_PROPAGATION])  # what parse_options knows (`features`)
+
 # Docker's default devices: (path, type, major, minor, mode)
 DEFAULT_DEVICES = [
     ("/dev/null", "c", 1, 3, 0o666), ("/dev/zero", "c", 1, 5, 0o666),

@@ -54,12 +54,15 @@ def action(name: str, errno_ret: int | None = None) -> int:
         return ACT_ERRNO | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
     if name == "SCMP_ACT_TRACE":
         return ACT_TRACE | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
-    table = {"SCMP_ACT_KILL": ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
-             "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS, "SCMP_ACT_TRAP": ACT_TRAP,
-             "SCMP_ACT_ALLOW": ACT_ALLOW, "SCMP_ACT_LOG": ACT_LOG, "SCMP_ACT_NOTIFY": ACT_NOTIFY}
-    if name not in table:
+    if name not in _ACTIONS:
         raise MinidockError(f"seccomp: unknown action {name!r}")
-    return table[name]
+    return _ACTIONS[name]
+
+
+_ACTIONS = {"SCMP_ACT_KILL": ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+            "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS, "SCMP_ACT_TRAP": ACT_TRAP,
+            "SCMP_ACT_ALLOW": ACT_ALLOW, "SCMP_ACT_LOG": ACT_LOG, "SCMP_ACT_NOTIFY": ACT_NOTIFY}
+ACTIONS = sorted([*_ACTIONS, "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"])  # what action() knows (`features`)
 
 
 def _rules(entry: dict, default: int) -> list[tuple[int, list[tuple[int, int, int, int]]]]:

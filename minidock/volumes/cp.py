@@ -17,39 +17,25 @@ runtime.rootfs.secure_join, which leaves that race open.)
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import stat
 
+from minidock import kernel as k
 from minidock.errors import InvalidArgument, KernelError, NotFound
 from minidock.runtime.rootfs import secure_join
 
-SYS_OPENAT2 = 437  # x86_64 and aarch64
-RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = None
-
-
 def _openat2(dirfd: int, path: str, flags: int) -> int:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    """openat2 through the kernel layer (RESOLVE_IN_ROOT: symlinks resolve inside dirfd)."""
     while True:
-        fd = _libc.syscall(SYS_OPENAT2, dirfd, path.encode() or b".", ctypes.byref(how), ctypes.sizeof(how))
-        if fd >= 0:
-            return fd
-        err = ctypes.get_errno()
-        if err not in (errno.EINTR, errno.EAGAIN):
-            raise OSError(err, os.strerror(err), path)
+        try:
+            return k.openat2(dirfd, path, flags | os.O_CLOEXEC, k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS)
+        except KernelError as e:
+            if e.errno not in (errno.EINTR, errno.EAGAIN):
+                raise OSError(e.errno, os.strerror(e.errno), path) from None
 
 
 class Root:

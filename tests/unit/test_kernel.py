@@ -46,7 +46,7 @@ def test_unshare_and_pivot_root_traces(fake, trace):
     out = trace()
     assert "unshare --mount --uts --pid" in out
     assert "$ pivot_root . ." in out
-    assert fake.names() == ["unshare", "pivot_root"]
+    assert fake.ops() == ["unshare", "pivot_root"]
 
 
 def test_step_numbers_continue_across_fork(fake, trace):
@@ -68,7 +68,7 @@ def test_errors_name_the_call_and_object(fake):
     assert "mount" in str(e.value) and "/nowhere" in str(e.value) and "EPERM" in str(e.value)
     assert e.value.errno == errno.EPERM
     k.mount("tmpfs", "/nowhere", "tmpfs")  # times=1: the next one succeeds
-    assert fake.names() == ["mount", "mount"]
+    assert fake.ops() == ["mount", "mount"]
 
 
 def test_write_file_records_content(fake, trace):
@@ -115,7 +115,7 @@ def test_fake_records_typed_calls(fake):
     k.setns("/proc/42/ns/net", k.CLONE_NEWNET)
     k.write_file("/proc/42/uid_map", "0 1000 1\n")
     setns, write = fake.calls
-    assert (setns.name, setns.path, setns.nstype) == ("setns", "/proc/42/ns/net", k.CLONE_NEWNET)
+    assert (setns.op, setns.path, setns.nstype) == ("setns", "/proc/42/ns/net", k.CLONE_NEWNET)
     assert write.data == "0 1000 1\n" and fake.files == {"/proc/42/uid_map": "0 1000 1\n"}
     with pytest.raises(AttributeError):
         setns.target  # noqa: B018
@@ -151,3 +151,15 @@ def test_backends_implement_exactly_the_interface():
     with pytest.raises(TypeError):
         k.set_backend(object())
 
+
+
+def test_nothing_outside_the_kernel_writes_trace_steps():
+    """Steps come from kernel calls only: no module reaches into the tracer to record its own."""
+    import pathlib
+    import re
+
+    pkg = pathlib.Path(k.__file__).parent.parent
+    offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+                 if "kernel" not in p.relative_to(pkg).parts[:1]
+                 and re.search(r"tracer\.record|\b(k|kernel)\.Step\(|tracer\.steps|tracer\.enabled", p.read_text())]
+    assert offenders == []
