@@ -1072,7 +1072,8 @@ class BuildContainer:
     merged) and the journal of every mount made for the step, so a crash or Ctrl-C is undone
     like any container's (`system prune`, or the next command that finds it)."""
 
-    STUBS = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "sys", "dev", ".dockerenv")
+    STUBS = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", "run/.containerenv", "proc", "sys", "dev",
+             ".dockerenv")
 
     def __init__(self, b: Builder, st: State, network: str = "default"):
         self.b, self.st, self.network = b, st, network
@@ -1183,13 +1184,27 @@ class BuildContainer:
         removes them too)."""
         up = self.upper
         lowers = self.lowers()
+        # the engine's init files (engine.hostopts.write_init_files): /etc/mtab -> /proc/mounts
+        # where the image had none, and /run/.containerenv, rewritten in every container
+        mtab = os.path.join(up, "etc/mtab")
+        if os.path.islink(mtab) and os.readlink(mtab) == "/proc/mounts" and \
+                not any(os.path.lexists(os.path.join(d, "etc/mtab")) for d in lowers):
+            os.unlink(mtab)
+        cenv = os.path.join(up, "run/.containerenv")
+        try:
+            with open(cenv, "rb") as f:
+                if f.read(17) == b'engine="minidock-':
+                    os.unlink(cenv)
+        except OSError:
+            pass
         for t in self.STUBS:  # (RUN --mount targets stay: BuildKit keeps the dirs it made for them)
             while t and t != ".":
                 p = os.path.join(up, t)
                 try:
                     st = os.lstat(p)
                 except FileNotFoundError:
-                    break
+                    t = os.path.dirname(t)  # (removed above): its parent may be a stub too
+                    continue
                 low = next((os.path.join(d, t) for d in reversed(lowers) if os.path.lexists(os.path.join(d, t))),
                            None)
                 if stat.S_ISDIR(st.st_mode):
