@@ -7,6 +7,15 @@
 See process.py for the parent/child protocol and init.py for the container init's checklist.
 """
 
-from minidock.runtime.process import Container, create, exit_code, load
-
 __all__ = ["Container", "create", "exit_code", "load"]
+
+
+def __getattr__(name: str):
+    """The names above come from process.py on first use (PEP 562): importing a light submodule
+    (spec, cgroups.hierarchy) must not pay for process.py, the init, the kernel layer and
+    dataclasses -- `minidock-runtime state` runs in engines' loops."""
+    if name in __all__:
+        from minidock.runtime import process
+
+        return getattr(process, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

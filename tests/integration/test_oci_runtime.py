@@ -474,3 +474,52 @@ def test_without_a_mount_namespace_like_runc(bundle, tmp_path):
             rt(cmd, "delete", "-f", "n2")
             for m in sorted(_mounts_under(rootfs), reverse=True):  # runc leaves its mounts behind
                 subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def test_state_fast_path_prints_what_the_click_cli_prints(bundle, tmp_path):
+    """`minidock-runtime state` (minidock/cli/runtime_fast.py, no click) against the click CLI's
+    `state`: the same stdout, stderr, exit code and --log lines for a created, running, paused and
+    stopped container and for a missing one; and the fast path really skips click and process.py."""
+    bundle(["sleep", "30"])
+    root = tmp_path / "s"
+    ours = _ours(root)
+    fast = [sys.executable, "-m", "minidock.cli.runtime_fast", "--root", str(root)]
+
+    def same(cid, expect_status):
+        logs = []
+        results = []
+        for i, cmd in enumerate((fast, ours)):
+            log = tmp_path / f"log{i}"
+            log.unlink(missing_ok=True)
+            r = rt(cmd[:-2], "--log", log, "--log-format", "json", "--root", root, "state", cid)
+            results.append((r.returncode, r.stdout, r.stderr))
+            logs.append([json.loads(line)["msg"] for line in log.read_text().splitlines()] if log.exists() else [])
+        assert results[0] == results[1] and logs[0] == logs[1]
+        if expect_status is None:
+            assert results[0][0] == 1 and "does not exist" in results[0][2] and logs[0]
+            return
+        assert results[0][0] == 0 and json.loads(results[0][1])["status"] == expect_status
+        probe = ("import sys; from minidock.cli import runtime_fast as f; "
+                 f"out = f._fast(['--root', {str(root)!r}, 'state', {cid!r}]); sys.stdout.write(out); "
+                 "assert 'click' not in sys.modules and 'minidock.runtime.process' not in sys.modules")
+        r = rt([sys.executable, "-c", probe])
+        assert r.returncode == 0 and r.stdout == results[1][1], r.stderr
+
+    assert rt_detached(ours, "create", "-b", bundle.path, "c3").returncode == 0
+    same("c3", "created")
+    assert rt(fast, "start", "c3").returncode == 0  # not `state`: handed to the click CLI
+    same("c3", "running")
+    assert rt(ours, "pause", "c3").returncode == 0
+    same("c3", "paused")
+    assert rt(ours, "resume", "c3").returncode == 0
+    assert rt(ours, "kill", "c3", "KILL").returncode == 0
+    for _ in range(100):
+        if json.loads(rt(fast, "state", "c3").stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    same("c3", "stopped")
+    assert rt(fast, "delete", "c3").returncode == 0
+    same("c3", None)
+    same("no-such", None)
+    r = rt(fast, "state", "--bogus", "c3")  # an unusual flag: the click CLI's usage error
+    assert r.returncode != 0 and "--bogus" in r.stderr

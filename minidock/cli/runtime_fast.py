@@ -1,0 +1,141 @@
+"""`minidock-runtime`'s entry point: `state` without building the click CLI.
+
+Engines call `state ID` in loops (containerd's shim after every event, conmon, CRI-O), so it
+must cost little more than the interpreter's start: importing click alone costs ~25 ms here, and
+minidock.runtime.process (the kernel layer, the init, dataclasses) as much again. This module
+imports only os and json, answers the common case
+
+    minidock-runtime [--root DIR] [--log FILE] [--log-format F] [--debug] [--systemd-cgroup] state ID
+
+itself -- the same bytes `runtime_cli.state` prints, from the same state.json -- and hands every
+other command line, every unusual flag and every case it cannot decide cheaply (an error, an old
+state file, a systemd cgroup path) to the click CLI in runtime_cli.py, so errors and their log
+lines stay in one place. tests/integration/test_runtime_fast.py proves both paths print the same.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# global options the fast path understands: those with a value, and flags
+_VALUE_OPTS = {"--root", "--log", "--log-format"}
+_FLAGS = {"--debug", "--systemd-cgroup"}
+
+
+def main(argv=None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    out = _fast(args)
+    if out is None:
+        from minidock.cli.runtime_cli import main as full
+
+        full(args)
+        return
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    os._exit(0)  # nothing to tear down; the interpreter's own teardown would cost more
+
+
+def _fast(args: list[str]) -> str | None:
+    """The output of `state ID`, or None to let the click CLI handle the command line."""
+    opts: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        name, eq, value = args[i].partition("=")
+        if name in _VALUE_OPTS:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    return None
+                value = args[i]
+            opts[name] = value
+        elif name not in _FLAGS or eq:
+            return None
+        i += 1
+    rest = args[i:]
+    if len(rest) != 2 or rest[0] != "state" or rest[1].startswith("-") or not rest[1]:
+        return None
+    if opts.get("--log-format", "text") not in ("text", "json"):
+        return None
+    try:
+        return _state(os.path.abspath(opts.get("--root") or os.environ.get("MINIDOCK_RUNTIME_ROOT")
+                                      or "/run/minidock-runtime"), rest[1])
+    except Exception:  # noqa: BLE001 - anything unusual: the click CLI says it (and logs it)
+        return None
+
+
+def _state(root: str, cid: str) -> str | None:
+    import json
+
+    if "/" in cid or cid in (".", ".."):
+        return None
+    with open(os.path.join(root, cid, "state.json")) as f:  # missing: the click CLI's NotFound
+        data = json.load(f)
+    spec = data.get("spec")
+    cgroup = data.get("cgroup", "")
+    if spec is None or "ociVersion" not in spec or ":" in cgroup:
+        return None
+    pid, init_start = data["pid"], data.get("init_start")
+    if pid and init_start and _start_time(pid) == init_start:
+        status = "paused" if cgroup and _frozen(cgroup) else \
+            "running" if data.get("started", False) else "created"
+    else:
+        status = "stopped"
+    st = {"ociVersion": spec["ociVersion"], "id": cid, "status": status,
+          "pid": pid if status != "stopped" else 0, "bundle": data["bundle"],
+          "annotations": spec.get("annotations", {}),
+          "rootfs": os.path.join(data["bundle"], spec.get("root", {}).get("path", "rootfs")),
+          "created": data.get("created", "")}
+    return json.dumps(st, indent=2) + "\n"
+
+
+def _start_time(pid: int) -> str | None:
+    """As runtime.process._proc_start_time: None for a process gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _frozen(cgroup: str) -> bool:
+    """As the cgroup drivers' frozen(): the driver chosen as cgroups.hierarchy.probe chooses it
+    (v2 when cgroup2 holds memory and pids or no v1 hierarchy is mounted), its freezer file read."""
+    v2, freezer, v1 = None, None, False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, target = fields[sep + 1], fields[4].replace("\\040", " ")
+            if fstype == "cgroup2":
+                if v2 is None or target == "/sys/fs/cgroup":
+                    v2 = target
+            elif fstype == "cgroup":
+                opts = fields[sep + 3].split(",")
+                v1 = v1 or any(o not in _NOT_CONTROLLERS and "=" not in o for o in opts)
+                if "freezer" in opts and freezer is None:
+                    freezer = target
+    path = os.path.normpath("/" + cgroup).lstrip("/")
+    if v2 and (not v1 or _controllers(v2) >= {"memory", "pids"}):
+        return _read(os.path.join(v2, path, "cgroup.freeze")) == "1"
+    return bool(freezer) and _read(os.path.join(freezer, path, "freezer.state")) == "FROZEN"
+
+
+_NOT_CONTROLLERS = {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "none"}
+
+
+def _controllers(root: str) -> set[str]:
+    return set(_read(os.path.join(root, "cgroup.controllers")).split())
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+if __name__ == "__main__":
+    main()
