@@ -412,8 +412,8 @@ def parse_filters(items, valid: dict) -> dict[str, list[str]]:
         key, eq, val = f.partition("=")
         if not eq:
             raise InvalidArgument(f"bad format of filter (expected name=value): {f!r}".replace("'", ""))
-        if key not in valid:
-            raise InvalidArgument(f"invalid filter '{key}'")
+        if key not in valid:  # a daemon error for Docker's client: exit 1
+            raise InvalidArgument(f"invalid filter '{key}'", exit_code=1)
         out.setdefault(key, []).append(val)
     return out
 

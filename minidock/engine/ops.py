@@ -177,7 +177,7 @@ def prune_filter(filters: list[str]):
             k, eq2, v = val.partition("=")
             want.append((k, v if eq2 else None))
         else:
-            raise InvalidArgument(f"invalid filter '{key}'")
+            raise InvalidArgument(f"invalid filter '{key}'", exit_code=1)
 
     def test(created: float | None, labels: dict) -> bool:
         labels = labels or {}
