@@ -104,7 +104,7 @@ def _block(lines: list[str], start: int, end: int) -> list[Command]:
 
 # ---- tolerant matching ---------------------------------------------------------------------------
 _NORMALIZE = [
-    (re.compile(r"\[explain \d+\]"), "[explain N]"),
+    (re.compile(r"\[explain +\d+\]"), "[explain N]"),
     (re.compile(r"sha256:[0-9a-f]{64}"), "sha256:<DIGEST>"),
     (re.compile(r"\b[0-9a-f]{64}\b"), "<ID>"),
     (re.compile(r"\b[0-9a-f]{12}\b"), "<ID>"),

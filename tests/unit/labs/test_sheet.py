@@ -52,6 +52,7 @@ def test_parse_finds_commands_outputs_and_conditions(tmp_path):
 
 def test_matching_is_tolerant_but_not_blind():
     assert sheet.matches(["[explain 34] unshare new mount"], ["[explain 42] unshare      new mount"])
+    assert sheet.matches(["[explain 34] unshare"], ["[explain  9] unshare"])  # numbers below 10 are padded
     assert sheet.matches(["abc ... xyz"], ["abc 123 456 xyz"])
     assert sheet.matches(["first", "...", "last"], ["first", "a", "b", "last"])
     assert sheet.matches(["first", "...", "last"], ["first", "last"])
