@@ -66,8 +66,11 @@ def test_anonymous_volume_copy_up_and_rm_v(md, busybox):
     cid = md("create", "-v", "/etc", busybox, "cat", "/etc/passwd").stdout.strip()
     r = md("start", "-a", cid)
     assert r.returncode == 0 and "root:" in r.stdout  # the image's /etc was copied into the new volume
-    name = md("inspect", "-f", "{{json .Mounts}}", cid).stdout
-    anon = [v for v in md("volume", "ls", "-q").stdout.split() if v in name]
+    import json
+
+    names = {m.get("Name") for m in json.loads(md("inspect", "-f", "{{json .Mounts}}", cid).stdout)}
+    # by name, not by substring: a volume another test left, called e.g. "data", is in every "/_data" path
+    anon = [v for v in md("volume", "ls", "-q").stdout.split() if v in names]
     assert len(anon) == 1
     r = md("start", "-a", cid)  # a second start reuses it
     assert r.returncode == 0
