@@ -83,10 +83,9 @@ def _load(ctx: Ctx, cid: str):
 
 def _write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.replace(tmp, path)
+        from minidock.util import fsutil
+
+        fsutil.atomic_write(path, str(pid))
 
 
 def _send_console(socket_path: str, fd: int) -> None:

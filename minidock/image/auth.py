@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from minidock import paths
+from minidock.util import fsutil
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 
@@ -78,11 +79,7 @@ def store(registry: str, username: str, password: str) -> Path:
     key = "https://index.docker.io/v1/" if registry in DOCKER_HUB_KEYS else registry
     auths[key] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    fsutil.atomic_write_json(path, data, mode=0o600, indent=1)
     return path
 
 
@@ -97,9 +94,5 @@ def remove(registry: str) -> bool:
             del auths[k]
             found = True
     if found:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        fsutil.atomic_write_json(path, data, mode=0o600, indent=1)
     return found

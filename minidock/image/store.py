@@ -26,7 +26,6 @@ blobs and layers exist, and a tag only after its record: no half-written image i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from pathlib import Path
 from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.image import reference
-from minidock.util import now
+from minidock.util import fsutil, now
 
 # layers, hashlib, tempfile and shutil are imported inside the functions that write: a `run`
 # only reads the store, and pays for none of them.
@@ -143,12 +142,8 @@ class ImageStore:
     def lock(self):
         """The writers' lock (flock is released by the kernel if we die)."""
         self._ensure()
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with fsutil.flock(self.root / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
     def tmpdir(self) -> str:
         import tempfile
@@ -260,9 +255,7 @@ class ImageStore:
 
     # ---- records and tags -------------------------------------------------------------------
     def _write_json(self, path: Path, data) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        fsutil.atomic_write_json(path, data, indent=1, sort_keys=True)
 
     def _repos(self) -> dict[str, str]:
         try:

@@ -13,7 +13,6 @@ milliseconds of an allocation and can never be handed the same address or port.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -21,6 +20,7 @@ import re
 
 from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, NotFound
+from minidock.util import fsutil
 
 DEFAULT = "bridge"
 DEFAULT_BRIDGE = "minidock0"
@@ -37,20 +37,13 @@ def _dir():
     return d
 
 
-@contextlib.contextmanager
 def lock():
-    fd = os.open(_dir() / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    """The networks' writers' lock (networks/.lock)."""
+    return fsutil.flock(_dir() / ".lock")
 
 
 def _write(path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    fsutil.atomic_write_json(path, data, indent=2)
 
 
 def _read(path, default=None):

@@ -56,6 +56,7 @@ from minidock.errors import Conflict, MinidockError, NotFound
 from minidock.runtime import hooks, sync
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
+from minidock.util import fsutil
 
 
 @dataclass
@@ -178,10 +179,7 @@ class Container:
                 "rootfs": ocispec.rootfs_path(self.spec, self.bundle),
                 "spec": self.spec}  # the config as created: later edits of config.json change nothing (OCI)
         os.makedirs(self.dir, exist_ok=True)
-        tmp = os.path.join(self.dir, "state.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, os.path.join(self.dir, "state.json"))
+        fsutil.atomic_write_json(os.path.join(self.dir, "state.json"), data)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:

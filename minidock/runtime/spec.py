@@ -11,6 +11,7 @@ import json
 import os
 
 from minidock.errors import InvalidArgument
+from minidock.util import fsutil
 
 OCI_VERSION = "1.2.0"
 
@@ -202,8 +203,4 @@ def namespaces(spec: dict) -> list[dict]:
 
 
 def save(spec: dict, bundle: str) -> None:
-    path = os.path.join(bundle, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(spec, f, indent=2)
-    os.replace(tmp, path)
+    fsutil.atomic_write_json(os.path.join(bundle, "config.json"), spec, indent=2)

@@ -11,7 +11,6 @@ kept apart because the monitor rewrites it while the CLI may rewrite the config 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, NotFound
 from minidock.state import names
 from minidock.state.journal import Journal
-from minidock.util import now
+from minidock.util import fsutil, now
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _HEX = frozenset("0123456789abcdef")
@@ -41,10 +40,7 @@ def _names_dir() -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(data))  # one line: the C encoder (indent= would use the slow Python one)
-    os.replace(tmp, path)
+    fsutil.atomic_write_json(path, data)  # one line: the C encoder (indent= would use the slow Python one)
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -162,12 +158,8 @@ def update_state(cid: str, **changes) -> dict:
 @contextlib.contextmanager
 def lock(cid: str):
     """An exclusive lock on one container's state (between CLI, monitor and concurrent CLIs)."""
-    fd = os.open(cdir(cid) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with fsutil.flock(cdir(cid) / "lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def all_ids() -> list[str]:

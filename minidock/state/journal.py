@@ -6,8 +6,8 @@ exactly what was recorded, and nothing else. Undoing something that is already g
 creation it announces.
 
 Each line is one JSON object: {"kind": "...", ...data}. Packages register an undo handler for
-the kinds they create with :func:`register`, e.g. the network package registers "veth" and
-"nft-rule"; the engine registers "mount"; the cgroups driver registers "cgroup".
+the kinds they create with :func:`register`, e.g. the network package registers "veth",
+"nft", "ipam" and "port"; the engine registers "mount" and "cgroup" (engine/journal_handlers.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+from minidock.util import fsutil
 
 _HANDLERS: dict[str, Callable[[dict], None]] = {}
 _LAZY: dict[str, str] = {
@@ -109,6 +111,4 @@ class Journal:
             except FileNotFoundError:
                 pass
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
-        os.replace(tmp, self.path)
+        fsutil.atomic_write(self.path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries), 0o600)

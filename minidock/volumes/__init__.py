@@ -28,6 +28,7 @@ import re
 
 from minidock import paths
 from minidock.errors import Conflict, InvalidArgument, NotFound
+from minidock.util import fsutil
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
@@ -70,9 +71,7 @@ def create(name: str | None = None, labels: dict | None = None, *, anonymous: bo
             "Name": name, "Options": options or {}, "Scope": "local"}
     if anonymous:
         meta["Labels"] = {**meta["Labels"], "com.docker.volume.anonymous": ""}
-    tmp = d / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, d / "meta.json")
+    fsutil.atomic_write_json(d / "meta.json", meta)
     return meta, created
 
 
