@@ -19,10 +19,8 @@ RUN_CTX = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
 
 def _resource_options(f):
-    try:
-        from minidock.cli.resources import resource_options
-    except ImportError:
-        return f
+    from minidock.cli.resources import resource_options
+
     return resource_options(f)
 
 

@@ -427,12 +427,13 @@ def export(container, output):
 @click.option("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").')
 @click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
 @click.option("-m", "--message", default="", help="Commit message.")
-@click.option("-p", "--pause", type=bool, default=True, hidden=True)
+@click.option("-p", "--pause", type=bool, default=True, show_default=True,
+              help="Pause container during commit.")
 def commit(container, ref, author, changes, message, pause):
     """Create a new image from a container's changes."""
     from minidock.engine import commit as c
 
-    img = c.commit(container, ref, changes=list(changes), message=message, author=author)
+    img = c.commit(container, ref, changes=list(changes), message=message, author=author, pause=pause)
     click.echo(img.id)
 
 

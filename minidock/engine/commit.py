@@ -121,8 +121,11 @@ CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "WorkingDir",
 
 
 def commit(ref: str, target: str | None = None, *, changes: list[str] = (), message: str = "",
-           author: str = "", store: ImageStore | None = None):
-    """Docker's commit: a new image = the container's image + one layer of its changes."""
+           author: str = "", store: ImageStore | None = None, pause: bool = True):
+    """Docker's commit: a new image = the container's image + one layer of its changes.
+
+    A running container is paused (the cgroup freezer) while its upper dir is read, as Docker
+    does by default (``pause=False``: `commit -p=false`, read while it writes)."""
     from minidock.image import reference
     from minidock.image.config import apply_changes
     from minidock.state import containers
@@ -142,7 +145,7 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
         work = store.tmpdir()
         try:
             tmp = os.path.join(work, "layer.tar")
-            with open(tmp, "wb") as f:
+            with _paused(cid, rec, pause), open(tmp, "wb") as f:
                 tar_tree(upper, f, whiteouts=True)
             with open(tmp, "rb") as f:
                 digest, size = lease.put_blob(f)
@@ -172,3 +175,23 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
         img = store.add_image(json.dumps(cfg, separators=(",", ":")).encode(), layers,
                               tags=[target] if target else [])
     return img
+
+
+@contextlib.contextmanager
+def _paused(cid: str, rec: dict, pause: bool):
+    """Freeze a running, not already paused container for the duration (its files hold still)."""
+    st = rec.get("State") or {}
+    if not pause or not st.get("Running") or st.get("Paused"):
+        yield
+        return
+    from minidock.runtime import load
+
+    rt = load(cid)
+    if rt.status() != "running":
+        yield
+        return
+    rt.pause()
+    try:
+        yield
+    finally:
+        rt.resume()

@@ -212,14 +212,10 @@ def resolve_image(ref: str, policy: str = "missing"):
                 raise NotFound(f"No such image: {ref}", "Pull it first (`minidock pull`), or drop --pull never.") \
                     from None
     pull = _puller()
-    if pull is not None and policy == "always":
+    if policy == "always":
         pull(ref)
         _pull_event(ref)
         return store.resolve(ref)
-    if pull is None:
-        raise NotFound(f"Unable to find image '{ref}' locally",
-                       "Import one with `minidock import TARBALL NAME`, or build the busybox image "
-                       "with rootfs/busybox.sh.")
     import sys
 
     print(f"Unable to find image '{ref}' locally", file=sys.stderr)
@@ -236,11 +232,9 @@ def _pull_event(ref: str) -> None:
 
 
 def _puller():
-    try:
-        from minidock.image import registry
-    except ImportError:
-        return None
-    return getattr(registry, "pull_for_run", None)
+    from minidock.image import registry
+
+    return registry.pull_for_run
 
 
 def create_container(o: RunOptions) -> dict:

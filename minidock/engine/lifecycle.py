@@ -29,7 +29,7 @@ from minidock import paths
 from minidock.engine import attach, bundle, events
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
-from minidock.util import now
+from minidock.util import fsutil, now
 
 
 def _image_layers(rec: dict) -> list[str]:
@@ -93,9 +93,7 @@ def _write_etc_files(rec: dict) -> None:
                          (h.partition(":") for h in hc.get("ExtraHosts") or []))
         resolv = default_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"))
     for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
-        tmp = d / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, d / name)
+        fsutil.atomic_write(d / name, text)
 
 
 def _read(path: str) -> str:
@@ -792,12 +790,9 @@ def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
     if errors:
         raise MinidockError(f"could not remove container {cid}: " + "; ".join(errors))
     if rec.get("Mounts") or rec["HostConfig"].get("Binds"):
-        try:
-            from minidock import volumes as vol
+        from minidock import volumes as vol
 
-            vol.release(rec, remove_anonymous=volumes)
-        except ImportError:
-            pass
+        vol.release(rec, remove_anonymous=volumes)
     containers.release_name(containers.name_of(rec), cid)
     containers.remove_dir(cid)
     events.container_event(rec, "destroy")
@@ -874,22 +869,12 @@ def system_prune(all_: bool = False) -> dict:
     """Stopped containers, leftovers of crashes (mounts, cgroups, links, rules), unused images."""
     out = {"containers": prune(), "images": [], "networks": [], "orphans": []}
     out["orphans"] += _prune_orphan_cgroups()
-    try:
-        from minidock import network
+    from minidock import network
 
-        if hasattr(network, "prune_orphans"):  # (absent while the package is incomplete)
-            out["orphans"] += network.prune_orphans()
-        if hasattr(network, "prune"):
-            out["networks"] = network.prune()
-    except ImportError:
-        pass
+    out["orphans"] += network.prune_orphans()
+    out["networks"] = network.prune()
     if all_:
-        try:
-            from minidock.image.store import ImageStore
+        from minidock.image.store import ImageStore
 
-            store = ImageStore()
-            if hasattr(store, "prune"):
-                out["images"] = store.prune(all_=True)
-        except ImportError:
-            pass
+        out["images"] = ImageStore().prune(all_=True)
     return out

@@ -320,13 +320,6 @@ def _publish(journal) -> None:
             nat.add_port(e["proto"], e["host_ip"], e["host_port"], e["ip"], e["cport"])
 
 
-def disconnect(rec: dict, journal, network: str | None = None) -> list[str]:
-    """Undo the container's network resources (of one network, or all); returns the errors."""
-    if network is None:
-        return journal.undo(kinds=NET_KINDS)
-    return _undo_network(journal, network)
-
-
 def _undo_network(journal, network: str) -> list[str]:
     from minidock.state.journal import _handler
 

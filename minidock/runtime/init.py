@@ -265,12 +265,10 @@ def _open_pty() -> tuple[int, int]:
     n = int.from_bytes(fcntl.ioctl(master, _TIOCGPTN, b"\0\0\0\0"), sys.byteorder)  # ptsname
     slave_path = f"/dev/pts/{n}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    if os.path.exists("/dev/console"):
-        try:
-            k.mount(slave_path, "/dev/console", None, k.MS_BIND,
-                    why="/dev/console is the container's terminal, as on a real machine")
-        except MinidockError:
-            pass
+    try:
+        rfs.bind_console("/", slave_path)  # (past pivot_root: the container's / is "/")
+    except MinidockError:
+        pass
     return master, slave
 
 

@@ -78,7 +78,8 @@ def secure_join(root: str, path: str) -> str:
     """Resolve ``path`` inside ``root`` as if root were "/": symlinks cannot escape.
 
     Each component is resolved in turn; an absolute symlink restarts at ``root``, ``..`` stops
-    at ``root``. This is how a malicious image cannot make us mount over the host's /etc.
+    at ``root``. This is how a malicious image cannot make us mount over the host's /etc
+    (the class of CVE-2021-30465, runc's mount-target symlink race, and of CVE-2019-19921).
     """
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: list[str] = []
@@ -246,8 +247,26 @@ def create_devices(rootfs: str, devices: list[dict] | None, bind: bool = False) 
 
 
 def bind_console(rootfs: str, slave_path: str) -> None:
-    target = secure_join(rootfs, "/dev/console")
-    _ensure_target(target, False)
+    """Bind the container's pty over /dev/console.
+
+    CVE-2025-52565 (runc): a /dev/console that is a symlink (an image's, or one planted through a
+    shared mount) made the bind land on its target, e.g. a /proc file the container could then
+    write. The target is resolved inside the rootfs, and whatever is not a plain file there is
+    replaced by an empty one right before the mount (made, as runc does, when it is missing);
+    only the init runs in the container at that point, so nothing can swap it in between.
+    """
+    dev = secure_join(rootfs, "/dev")
+    target = os.path.join(dev, "console")
+    try:
+        st = os.lstat(target)
+        if not stat.S_ISREG(st.st_mode):
+            os.unlink(target)  # a link, a device node, ...: not ours to mount over
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
     k.mount(slave_path, target, None, k.MS_BIND,
             why="/dev/console is the container's terminal, as on a real machine")
 

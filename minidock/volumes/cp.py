@@ -4,13 +4,14 @@ The container's root is its overlay mount (mounted for the copy if the container
 paths under one of its volumes or bind mounts go to that mount's source instead, since those are
 not visible in the overlay from the host.
 
-No symlink tricks, no races: every container path is opened with openat2(RESOLVE_IN_ROOT)
-relative to a descriptor of the container's root (or of the volume's), so the kernel resolves
-it as if that root were "/" (an absolute link restarts there, ".." stops there) at the very
-moment of the open; then everything below is created, read and walked relative to directory
-descriptors with O_NOFOLLOW. A process inside a running container swapping a directory for a
-link while we copy can at worst redirect us elsewhere *inside* the container. Links are copied
-as links, never followed. (Kernels without openat2 (< 5.6) fall back to resolving with
+No symlink tricks, no races (CVE-2018-15664: `docker cp` resolved a path, then a container
+process swapped a directory for a symlink to / before the copy): every container path is opened
+with openat2(RESOLVE_IN_ROOT) relative to a descriptor of the container's root (or of the
+volume's), so the kernel resolves it as if that root were "/" (an absolute link restarts there,
+".." stops there) at the very moment of the open; then everything below is created, read and
+walked relative to directory descriptors with O_NOFOLLOW. A process inside a running container
+swapping a directory for a link while we copy can at worst redirect us elsewhere *inside* the
+container. Links are copied as links, never followed. (Kernels without openat2 (< 5.6) fall back to resolving with
 runtime.rootfs.secure_join, which leaves that race open.)
 """
 

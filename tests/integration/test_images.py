@@ -271,3 +271,21 @@ def test_commit_leaves_out_the_engines_mount_targets(md, busybox, busybox_tar, t
     finally:
         md("rm", "-f", "nohosts")
         md("rmi", "nohosts:2", "nohosts:1")
+
+
+def test_commit_of_a_running_container_pauses_it_only_meanwhile(md, busybox):
+    """Docker's commit -p (default true) freezes a running container while its changes are read;
+    -p=false reads while it runs. Either way it runs on, unpaused, afterwards."""
+    cid = md("run", "-d", busybox, "sh", "-c", "echo x > /made; sleep 60").stdout.strip()
+    try:
+        for flag in ([], ["--pause=false"]):
+            r = md("commit", *flag, cid)
+            assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+            st = json.loads(md("inspect", cid).stdout)[0]["State"]
+            assert st["Running"] and not st["Paused"] and st["Status"] == "running"
+            md("rmi", r.stdout.strip())
+        assert md("exec", cid, "true").returncode == 0  # not frozen
+        r = md("commit", "--pause=maybe", cid)
+        assert r.returncode != 0
+    finally:
+        md("rm", "-f", cid)

@@ -394,3 +394,36 @@ def test_runtime_container_drives_its_cgroup(monkeypatch):
     assert {x for x in calls if x[0] == "open"} == {("open", "minidock/c1")}
     with pytest.raises(cgroups.CgroupError):
         process.Container(id="c2", bundle="/b", spec={}, root="/r").pause()
+
+
+def test_commit_pauses_a_running_container_while_reading_its_changes(monkeypatch):
+    from minidock import runtime
+    from minidock.engine import commit
+
+    log = []
+
+    class RT:
+        def status(self):
+            return "running"
+
+        def pause(self):
+            log.append("pause")
+
+        def resume(self):
+            log.append("resume")
+
+    monkeypatch.setattr(runtime, "load", lambda cid: RT())
+    running = {"State": {"Running": True, "Paused": False}}
+    with commit._paused("c1", running, True):
+        log.append("read")
+    assert log == ["pause", "read", "resume"]
+    log.clear()
+    with pytest.raises(RuntimeError), commit._paused("c1", running, True):
+        raise RuntimeError("a failed read still resumes it")
+    assert log == ["pause", "resume"]
+    log.clear()
+    for rec, pause in ((running, False), ({"State": {"Running": False}}, True),
+                       ({"State": {"Running": True, "Paused": True}}, True)):
+        with commit._paused("c1", rec, pause):
+            log.append("read")
+    assert log == ["read"] * 3  # -p=false, stopped, already paused: left alone

@@ -131,10 +131,19 @@ def test_format_template():
     assert format_template("{{json .Config.Labels}}", obj) == '{"a":"b"}'
 
 
-def test_rlimits_never_above_host_hard():
+def test_rlimits_never_above_host_hard(monkeypatch):
+    """Docker's nofile 1048576 and the user's --ulimit, clipped to the host's hard limits (setrlimit
+    would fail with EPERM above them); unlimited host limits clip nothing. The host is faked."""
     import resource
 
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    (nofile,) = [r for r in bundle.host_rlimits(None) if r["type"] == "RLIMIT_NOFILE"]
-    if hard != resource.RLIM_INFINITY:
-        assert nofile["hard"] <= hard and nofile["soft"] <= nofile["hard"]
+    host = {resource.RLIMIT_NOFILE: (1024, 4096), resource.RLIMIT_NPROC: (100, 200)}
+    monkeypatch.setattr(bundle.resource, "getrlimit", lambda r: host.get(r, (-1, resource.RLIM_INFINITY)))
+
+    def lims(ulimits):
+        return {r["type"]: (r["soft"], r["hard"]) for r in bundle.host_rlimits(ulimits)}
+
+    assert lims(None) == {"RLIMIT_NOFILE": (4096, 4096)}
+    got = lims([{"Name": "nproc", "Soft": 150, "Hard": 500}, {"Name": "core", "Soft": 7, "Hard": 9}])
+    assert got["RLIMIT_NPROC"] == (150, 200) and got["RLIMIT_CORE"] == (7, 9)  # core: host unlimited
+    host[resource.RLIMIT_NOFILE] = (1024, resource.RLIM_INFINITY)
+    assert lims(None) == {"RLIMIT_NOFILE": (1048576, 1048576)}
