@@ -45,11 +45,14 @@ def open_library():
 
 
 def load(lib, default_action: int, architectures: list[str],
-         rules: list[tuple[str, int, list[tuple[int, int, int, int]]]], enosys_newer: bool = False) -> int:
+         rules: list[tuple[str, int, list[tuple[int, int, int, int]]]], enosys_newer: bool = False,
+         install=None) -> int:
     """Build the filter and seccomp_load() it; OSError names the failing step's errno.
-    enosys_newer: then a second filter (see _enosys_stub)."""
+    enosys_newer: then a second filter (see _enosys_stub). install(ctx) -> rc replaces
+    seccomp_load (export_bpf writes the program instead of loading it)."""
     if lib is None:
         raise OSError(errno.ENOSYS, "libseccomp is not installed (apt-get install libseccomp2)")
+    install = install or lib.seccomp_load
     ctx = lib.seccomp_init(default_action)
     if not ctx:
         raise OSError(errno.EINVAL, "seccomp_init failed")
@@ -73,17 +76,38 @@ def load(lib, default_action: int, architectures: list[str],
             if rc < 0:
                 raise OSError(-rc, f"cannot add the rule for {name}: {os.strerror(-rc)}")
             added += 1
-        rc = lib.seccomp_load(ctx)
+        rc = install(ctx)
         if rc < 0:
             raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
     finally:
         lib.seccomp_release(ctx)
     if enosys_newer and highest and default_action != ACT_ALLOW:
-        _enosys_stub(lib, highest)
+        _enosys_stub(lib, highest, install)
     return added
 
 
-def _enosys_stub(lib, highest: int) -> None:
+def export_bpf(lib, default_action: int, architectures: list[str],
+               rules: list[tuple[str, int, list[tuple[int, int, int, int]]]],
+               enosys_newer: bool = False) -> list[bytes]:
+    """The BPF programs load() would install, in installation order (for `minidock replay`, whose
+    helper loads them with seccomp(2)); nothing is installed here."""
+    import tempfile
+
+    progs: list[bytes] = []
+
+    def install(ctx) -> int:
+        with tempfile.TemporaryFile() as f:
+            rc = lib.seccomp_export_bpf(ctx, f.fileno())
+            f.seek(0)
+            progs.append(f.read())
+        return rc
+
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    load(lib, default_action, architectures, rules, enosys_newer, install=install)
+    return progs
+
+
+def _enosys_stub(lib, highest: int, install=None) -> None:
     """runc's rule: a syscall *newer* than every one the profile names fails with ENOSYS rather
     than the default EPERM, so that programs fall back to an older call. A second filter, native
     architecture only, default allow (other architectures too: the first filter decides for
@@ -96,7 +120,7 @@ def _enosys_stub(lib, highest: int) -> None:
         lib.seccomp_attr_set(ctx, FLTATR_ACT_BADARCH, ACT_ALLOW)
         for nr in range(highest + 1, NATIVE_LAST + 1):
             lib.seccomp_rule_add_array(ctx, ACT_ERRNO | errno.ENOSYS, nr, 0, None)
-        rc = lib.seccomp_load(ctx)
+        rc = (install or lib.seccomp_load)(ctx)
         if rc < 0:
             raise OSError(-rc, f"seccomp_load (ENOSYS filter): {os.strerror(-rc)}")
     finally:

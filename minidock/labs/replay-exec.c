@@ -15,7 +15,7 @@
  *
  * Build: cc -static -O2 -o replay-exec replay-exec.c
  * Use:   replay-exec [--detach-old-root] [--self PATH] [--uid N] [--gid N] [--groups a,b]
- *                    [--caps HEX] [--nnp] [--seccomp FILE] [--rlimit RES=SOFT:HARD]...
+ *                    [--caps HEX] [--nnp] [--seccomp FILE]... [--rlimit RES=SOFT:HARD]...
  *                    [--cwd DIR] [--env K=V]... -- COMMAND [ARG...]
  */
 #define _GNU_SOURCE
@@ -62,7 +62,8 @@ static void set_rlimit(char *spec)
     die(spec);
 }
 
-static void load_seccomp(const char *path)
+/* read a BPF program now and remove its file: the container must not find it in its /dev */
+static struct sock_fprog read_seccomp(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) die(path);
@@ -71,8 +72,14 @@ static void load_seccomp(const char *path)
     struct sock_filter *f = malloc(st.st_size);
     if (!f || read(fd, f, st.st_size) != st.st_size) die("read the seccomp program");
     close(fd);
+    unlink(path);
     struct sock_fprog prog = {(unsigned short)(st.st_size / sizeof(*f)), f};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)");
+    return prog;
+}
+
+static void load_seccomp(struct sock_fprog *prog)
+{
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)");
 }
 
 int main(int argc, char **argv)
@@ -80,7 +87,9 @@ int main(int argc, char **argv)
     int detach = 0, nnp = 0, i;
     long uid = 0, gid = 0;
     uint64_t caps = ~0ULL;
-    const char *self = NULL, *groups = NULL, *seccomp = NULL, *cwd = "/";
+    const char *self = NULL, *groups = NULL, *cwd = "/";
+    struct sock_fprog seccomp[8];
+    int nsec = 0;
     char *envp[256];
     int nenv = 0;
     char *rlimits[32];
@@ -96,7 +105,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--gid") == 0) gid = atol(argv[++i]);
         else if (strcmp(a, "--groups") == 0) groups = argv[++i];
         else if (strcmp(a, "--caps") == 0) caps = strtoull(argv[++i], NULL, 16);
-        else if (strcmp(a, "--seccomp") == 0) seccomp = argv[++i];
+        else if (strcmp(a, "--seccomp") == 0 && nsec < 8) seccomp[nsec++] = read_seccomp(argv[++i]);
         else if (strcmp(a, "--cwd") == 0) cwd = argv[++i];
         else if (strcmp(a, "--env") == 0 && nenv < 255) envp[nenv++] = argv[++i];
         else if (strcmp(a, "--rlimit") == 0 && nrl < 32) rlimits[nrl++] = argv[++i];
@@ -130,7 +139,8 @@ int main(int argc, char **argv)
     if (setresuid(uid, uid, uid) != 0) die("setresuid");
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) die("PR_SET_KEEPCAPS 0");
 
-    if (seccomp && !nnp) load_seccomp(seccomp);  /* needs CAP_SYS_ADMIN without no_new_privs */
+    if (!nnp)  /* without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: before the caps go */
+        for (int f = 0; f < nsec; f++) load_seccomp(&seccomp[f]);
 
     /* the bounding set first (needs CAP_SETPCAP), then the process's own sets */
     for (int c = 0; c <= 63; c++)
@@ -146,7 +156,8 @@ int main(int argc, char **argv)
         die("PR_CAP_AMBIENT_CLEAR_ALL");
 
     if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("PR_SET_NO_NEW_PRIVS");
-    if (seccomp && nnp) load_seccomp(seccomp);
+    if (nnp)
+        for (int f = 0; f < nsec; f++) load_seccomp(&seccomp[f]);
 
     if (chdir(cwd) != 0) die(cwd);
     const char *cmd = argv[i];

@@ -135,6 +135,27 @@ def _cgroup_lines(spec: dict) -> tuple[list[str], list[str]]:
     return out, rm
 
 
+def _seccomp_programs(profile: dict | None) -> list[bytes]:
+    """The BPF programs the runtime would install for this spec's seccomp profile, in order."""
+    if not profile:
+        return []
+    from minidock.kernel import seccomp_lib
+    from minidock.runtime import seccomp
+
+    lib = seccomp_lib.open_library()
+    if lib is None:
+        return []
+    default, rules = seccomp.compile_rules(profile)
+    return seccomp_lib.export_bpf(lib, default, profile.get("architectures") or [], rules, enosys_newer=True)
+
+
+def _b64_lines(data: bytes) -> list[str]:
+    import base64
+
+    text = base64.b64encode(data).decode()
+    return [text[i:i + 100] for i in range(0, len(text), 100)]
+
+
 def script(rec: dict, spec: dict, *, workdir: str | None = None) -> str:
     cid = rec["Id"]
     short = cid[:8]
@@ -231,8 +252,11 @@ def script(rec: dict, spec: dict, *, workdir: str | None = None) -> str:
                     f'mount -o remount,bind,ro "$ROOTFS{p}"; fi   # read-only')
     if (spec.get("root") or {}).get("readonly"):
         init.append('mount -o remount,bind,ro "$ROOTFS"')
-    init += ['touch "$ROOTFS/dev/.replay-exec" && mount --bind "$R/replay-exec" "$ROOTFS/dev/.replay-exec"',
-             'cd "$ROOTFS"', "pivot_root . .          # the rootfs becomes /; the old root on top"]
+    bpf = _seccomp_programs(linux.get("seccomp"))
+    init += ['touch "$ROOTFS/dev/.replay-exec" && mount --bind "$R/replay-exec" "$ROOTFS/dev/.replay-exec"']
+    init += [f'cp "$R/seccomp-{n}.bpf" "$ROOTFS/dev/.replay-seccomp-{n}"   # the helper reads it, then removes it'
+             for n in range(len(bpf))]
+    init += ['cd "$ROOTFS"', "pivot_root . .          # the rootfs becomes /; the old root on top"]
     helper = ["/dev/.replay-exec", "--detach-old-root", "--self", "/dev/.replay-exec",
               "--uid", str(user.get("uid", 0)), "--gid", str(user.get("gid", 0)),
               "--groups", ",".join(str(g) for g in user.get("additionalGids") or []),
@@ -243,7 +267,15 @@ def script(rec: dict, spec: dict, *, workdir: str | None = None) -> str:
         helper += ["--rlimit", f"{r['type']}={r['soft']}:{r['hard']}"]
     for e in proc.get("env") or []:
         helper += ["--env", e]
+    for n in range(len(bpf)):
+        helper += ["--seccomp", f"/dev/.replay-seccomp-{n}"]
     init.append("exec " + " ".join(q(h) for h in helper) + ' -- "$@"')
+    if bpf:
+        L += ["# ---- the seccomp filter: the BPF programs libseccomp compiled from the spec's profile (no",
+              "# standard tool loads one; the helper does, with seccomp(2))"]
+        for n, prog in enumerate(bpf):
+            L += [f'base64 -d > "$R/seccomp-{n}.bpf" <<\'BPF\'', *_b64_lines(prog), "BPF"]
+        L.append("")
     L += ["# ---- 6. the container's init, written to a file and run by unshare in the new namespaces -------",
           'cat > "$R/init.sh" <<\'INIT\'', *init, "INIT",
           'mkfifo "$R/go"',

@@ -199,16 +199,22 @@ def load_profile_file(path: str) -> dict:
     return data
 
 
-def load(profile: dict) -> None:
-    """Compile and install the filter for this process (inherited by everything it execs)."""
-    if not _HAVE_LIB:
-        raise MinidockError("the container asks for a seccomp profile, but libseccomp is not installed",
-                            "apt-get install libseccomp2")
+def compile_rules(profile: dict) -> tuple[int, list]:
+    """(default action, [(syscall, action, [(arg, op, a, b)])]) of an OCI seccomp object."""
     default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
     rules = []
     for entry in profile.get("syscalls") or []:
         for name in entry.get("names") or ([entry["name"]] if entry.get("name") else []):
             rules += [(name, act, cmps) for act, cmps in _rules(entry, default)]
+    return default, rules
+
+
+def load(profile: dict) -> None:
+    """Compile and install the filter for this process (inherited by everything it execs)."""
+    if not _HAVE_LIB:
+        raise MinidockError("the container asks for a seccomp profile, but libseccomp is not installed",
+                            "apt-get install libseccomp2")
+    default, rules = compile_rules(profile)
     try:
         k.seccomp_load(default, profile.get("architectures") or [], rules,
                        detail=f"default {profile.get('defaultAction')}, {len(rules)} rules; syscalls newer "
