@@ -3,7 +3,7 @@
 Engines call `state ID` in loops (containerd's shim after every event, conmon, CRI-O), so it
 must cost little more than the interpreter's start: importing click alone costs ~25 ms here, and
 minidock.runtime.process (the kernel layer, the init, dataclasses) as much again. This module
-imports only os and json, answers the common case
+imports only os, json and minidock.util, answers the common case
 
     minidock-runtime [--root DIR] [--log FILE] [--log-format F] [--debug] [--systemd-cgroup] state ID
 
@@ -67,6 +67,8 @@ def _fast(args: list[str]) -> str | None:
 def _state(root: str, cid: str) -> str | None:
     import json
 
+    from minidock.util import proc_start_time
+
     if "/" in cid or cid in (".", ".."):
         return None
     with open(os.path.join(root, cid, "state.json")) as f:  # missing: the click CLI's NotFound
@@ -76,7 +78,7 @@ def _state(root: str, cid: str) -> str | None:
     if spec is None or "ociVersion" not in spec or ":" in cgroup:
         return None
     pid, init_start = data["pid"], data.get("init_start")
-    if pid and init_start and _start_time(pid) == init_start:
+    if pid and init_start and proc_start_time(pid) == init_start:
         status = "paused" if cgroup and _frozen(cgroup) else \
             "running" if data.get("started", False) else "created"
     else:
@@ -87,16 +89,6 @@ def _state(root: str, cid: str) -> str | None:
           "rootfs": os.path.join(data["bundle"], spec.get("root", {}).get("path", "rootfs")),
           "created": data.get("created", "")}
     return json.dumps(st, indent=2) + "\n"
-
-
-def _start_time(pid: int) -> str | None:
-    """As runtime.process._proc_start_time: None for a process gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def _frozen(cgroup: str) -> bool:

@@ -26,7 +26,7 @@ import sys
 import time
 
 from minidock import paths
-from minidock.engine import attach, bundle, events
+from minidock.engine import attach, events
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 from minidock.util import fsutil, now
@@ -56,6 +56,8 @@ def rootfs_mounted(ref: str):
     rec = refresh(cid)
     merged = str(containers.cdir(cid) / "merged")
     mounted_here = False
+    from minidock.engine import bundle  # (lazy: the kernel layer, not needed by ps/inspect/logs)
+
     if not os.path.ismount(merged):
         bundle.mount_rootfs(rec, _image_layers(rec))
         mounted_here = True
@@ -141,6 +143,7 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
     ``user_start``: started by the user (run, start, restart, system boot), which clears the
     "stopped by the user" mark; False for a start by the restart policy."""
     from minidock import runtime
+    from minidock.engine import bundle
 
     cid = rec["Id"]
     j = containers.journal(cid)
@@ -253,9 +256,9 @@ def _container_netns(ref: str) -> str:
 
 
 def _start_time(pid: int) -> str | None:
-    from minidock.runtime.process import _proc_start_time
+    from minidock.util import proc_start_time  # (not runtime.process: `ps` calls this per container)
 
-    return _proc_start_time(pid)
+    return proc_start_time(pid)
 
 
 def supervise(st: Started) -> int:

@@ -57,6 +57,7 @@ from minidock.runtime import hooks, sync
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
 from minidock.util import fsutil
+from minidock.util import proc_start_time as _proc_start_time
 
 
 @dataclass
@@ -77,21 +78,6 @@ class _Ctx:
 
 def state_dir(cid: str, root: str | None = None) -> str:
     return os.path.join(root or str(paths.run_root() / "runtime"), cid)
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: tells a live process from a recycled PID.
-
-    None for a process that is gone or a zombie (dead, waiting for a parent that may never reap
-    it: some hosts' PID 1 does not).
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass

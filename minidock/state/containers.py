@@ -35,6 +35,19 @@ def cdir(cid: str) -> Path:
     return _root() / cid
 
 
+def _file(cid: str, name: str) -> str:
+    """cdir(cid)/name as a plain string: `ps` reads two files per container, and building
+    pathlib paths for them cost more than reading them (~0.1 ms per container)."""
+    if len(cid) != 64 or not _HEX.issuperset(cid):
+        raise NotFound(f"No such container: {cid[:80]}")
+    r = os.environ.get("MINIDOCK_ROOT", paths.DEFAULT_ROOT)  # what paths.containers() is made from
+    base = _ROOTS.get(r) or _ROOTS.setdefault(r, str(paths.containers()))
+    return os.path.join(base, cid, name)
+
+
+_ROOTS: dict[str, str] = {}  # MINIDOCK_ROOT -> str(paths.containers())
+
+
 def _names_dir() -> Path:
     return _root() / ".names"
 
@@ -129,7 +142,7 @@ def save(rec: dict) -> None:
 
 def load(cid: str) -> dict:
     try:
-        with open(cdir(cid) / "config.json") as f:
+        with open(_file(cid, "config.json")) as f:
             return json.load(f)
     except FileNotFoundError:
         raise NotFound(f"No such container: {cid}") from None
@@ -137,7 +150,7 @@ def load(cid: str) -> dict:
 
 def load_state(cid: str) -> dict:
     try:
-        with open(cdir(cid) / "state.json") as f:
+        with open(_file(cid, "state.json")) as f:
             return json.load(f)
     except FileNotFoundError:
         return initial_state()
@@ -163,10 +176,13 @@ def lock(cid: str):
 
 
 def all_ids() -> list[str]:
-    root = _root()
-    if not root.is_dir():
+    root = str(_root())
+    try:
+        entries = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return [e for e in os.listdir(root) if len(e) == 64 and _HEX.issuperset(e) and (root / e / "config.json").exists()]
+    return [e for e in entries
+            if len(e) == 64 and _HEX.issuperset(e) and os.path.exists(os.path.join(root, e, "config.json"))]
 
 
 def resolve(ref: str) -> str:

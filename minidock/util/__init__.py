@@ -2,6 +2,7 @@
 
     now()          the one clock for records: RFC 3339 UTC with nanoseconds, like Docker's
     human_size()   Docker's size units (powers of 1000, 3 significant digits)
+    proc_start_time(pid)  tells a live process from a recycled PID (None once gone or a zombie)
 """
 
 from __future__ import annotations
@@ -22,3 +23,19 @@ def human_size(n: float) -> str:
             return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
         n /= 1000
     return f"{n}B"
+
+
+def proc_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a live process from a recycled PID.
+
+    None for a process that is gone or a zombie (dead, waiting for a parent that may never reap
+    it: some hosts' PID 1 does not). Here, not in the runtime, so that `ps` and
+    `minidock-runtime state` check liveness without importing the runtime's process module.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
