@@ -1,21 +1,5 @@
-"""A client for the OCI Distribution spec: pull, push and login, with http.client only.
-
-Auth, as Docker does it: every request goes out anonymous (or with the token we already hold for
-its scope); a ``401`` carries a ``WWW-Authenticate`` challenge:
-
-* ``Basic realm=...``  -> retry with the stored username/password;
-* ``Bearer realm=...,service=...,scope=...`` -> GET the realm with service and scope (with basic
-  credentials if we have some) for a token, then retry with ``Authorization: Bearer <token>``.
-  Tokens are cached per scope for the life of the client.
-
-Transport: https, except for localhost/127.0.0.0/8/::1 (plain http, as Docker treats loopback
-as an insecure registry) and for registries named in ``--insecure`` or
-``MINIDOCK_INSECURE_REGISTRIES`` (comma-separated; https without verification, then http).
-
-Integrity: every blob is stored through :meth:`ImageStore.put_blob` with its expected digest, so
-a blob that does not hash to its descriptor is never stored; a manifest pulled by digest must
-hash to it, and one pulled by tag must hash to the ``Docker-Content-Digest`` the registry sent.
-A pull holds a store lease: gc leaves its blobs alone, and a failed pull removes what it added.
+"""The OCI Distribution API client: transport, auth (Basic, Bearer tokens per scope), manifests,
+blobs, uploads; `login`. Media types and the registry's errors.
 """
 
 from __future__ import annotations
@@ -27,22 +11,17 @@ import json
 import os
 import re
 import ssl
-import sys
 import threading
-import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 
-from minidock.errors import InvalidArgument, MinidockError, NotFound
+from minidock.errors import MinidockError, NotFound
 from minidock.image import reference
 from minidock.image.store import (
-    LAYER_TYPES,
     MT_DOCKER_CONFIG,
     MT_DOCKER_MANIFEST,
     MT_OCI_CONFIG,
     MT_OCI_MANIFEST,
     BadBlob,
-    ImageStore,
     check_descriptors,
     check_digest,
 )
@@ -95,6 +74,14 @@ def _errors_text(body: bytes) -> str:
         return "; ".join(f"{e.get('code', '').lower()}: {e.get('message', '')}".strip(": ") for e in errs)
     except (ValueError, AttributeError):
         return body[:200].decode("utf-8", "replace").strip()
+
+
+def _chunk_size() -> int:
+    """MINIDOCK_PUSH_CHUNK_SIZE (bytes): upload blobs bigger than this in chunks (0: monolithic)."""
+    try:
+        return max(0, int(os.environ.get("MINIDOCK_PUSH_CHUNK_SIZE", "0")))
+    except ValueError:
+        return 0
 
 
 class Client:
@@ -390,311 +377,8 @@ class Client:
 
 
 # ---- platform selection -----------------------------------------------------------------------
-def parse_platform(platform: str | None) -> tuple[str, str, str | None]:
-    from minidock.image.config import host_platform
-
-    if not platform:
-        os_, arch = host_platform()
-        return os_, arch, ("v8" if arch == "arm64" else None)
-    parts = platform.lower().split("/")
-    if len(parts) < 2 or not all(parts):
-        raise InvalidArgument(f"invalid platform {platform!r}", "Use os/arch[/variant], e.g. linux/amd64.")
-    return parts[0], parts[1], parts[2] if len(parts) > 2 else None
 
 
-def select_platform(index: dict, platform: str | None, what: str) -> dict:
-    os_, arch, variant = parse_platform(platform)
-    cands = []
-    for m in index.get("manifests") or []:
-        p = m.get("platform") or {}
-        if p.get("os") == os_ and p.get("architecture") == arch:
-            if variant and p.get("variant") and p["variant"] != variant:
-                continue
-            cands.append(m)
-    if not cands:
-        have = sorted({"/".join(filter(None, [(m.get("platform") or {}).get(k) for k in ("os", "architecture",
-                       "variant")])) for m in index.get("manifests") or []} - {""})
-        raise NotFound(f"no matching manifest for {os_}/{arch}{'/' + variant if variant else ''} in the "
-                       f"manifest list entries of {what}",
-                       f"Available: {', '.join(have) or 'none'}. Choose one with --platform.")
-    exact = [m for m in cands if (m.get("platform") or {}).get("variant") == variant]
-    return (exact or cands)[0]
-
-
-def check_manifest(doc: dict, what: str) -> None:
-    """Refuse what is not a container image (artifacts, unknown layer types) with a clear line."""
-    cmt = (doc.get("config") or {}).get("mediaType", "")
-    if cmt not in CONFIG_TYPES:
-        raise RegistryError(f"unsupported config media type {cmt!r} in {what}: not a container image",
-                            "minidock handles Docker and OCI container images only.")
-    for lay in doc.get("layers") or []:
-        if lay.get("mediaType") not in LAYER_TYPES:
-            raise RegistryError(f"unsupported layer media type {lay.get('mediaType')!r} in {what}",
-                                "minidock unpacks tar, tar+gzip and tar+zstd layers.")
-        if lay.get("urls") and lay["mediaType"].endswith("foreign.diff.tar.gzip"):
-            raise RegistryError(f"{what} has a foreign layer {lay['digest']} (Windows base layer): not supported")
-
-
-# ---- progress ----------------------------------------------------------------------------------
-class Progress:
-    """Docker's pull/push display: one line per layer. On a terminal, lines are redrawn in place
-    (ANSI cursor moves, at most 10 times a second); otherwise each status change is one line;
-    quiet prints nothing."""
-
-    def __init__(self, out=None, quiet: bool = False):
-        self.out = out or sys.stdout
-        self.quiet = quiet
-        self.tty = not quiet and hasattr(self.out, "isatty") and self.out.isatty()
-        self.order: list[str] = []
-        self.lines: dict[str, str] = {}
-        self.drawn = 0
-        self.last = 0.0
-        self.lock = threading.Lock()
-
-    def say(self, text: str) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            self.out.write(text + "\n")
-            self.out.flush()
-
-    def status(self, key: str, text: str, cur: int | None = None, total: int | None = None) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            if key not in self.lines:
-                self.order.append(key)
-            line = f"{key}: {text}"
-            if cur is not None and total:
-                width = 50
-                done = min(width, int(width * cur / total))
-                bar = "=" * done + (">" if done < width else "") + " " * max(0, width - done - 1)
-                from minidock.util import human_size
-
-                line += f" [{bar}]  {human_size(cur)}/{human_size(total)}"
-            changed = self.lines.get(key, "").split(" [")[0] != line.split(" [")[0]
-            self.lines[key] = line
-            if self.tty:
-                now = time.monotonic()
-                if changed or now - self.last > 0.1:
-                    self.last = now
-                    self._redraw()
-            elif changed:
-                self.out.write(line + "\n")
-                self.out.flush()
-
-    def _redraw(self) -> None:
-        buf = f"\x1b[{self.drawn}A" if self.drawn else ""
-        for k in self.order:
-            buf += "\x1b[2K" + self.lines[k] + "\n"
-        self.drawn = len(self.order)
-        self.out.write(buf)
-        self.out.flush()
-
-    def finish(self) -> None:
-        if self.tty and self.order:
-            with self.lock:
-                self._redraw()
-        self.order, self.lines, self.drawn = [], {}, 0
-
-
-class _Counting:
-    def __init__(self, raw, cb):
-        self.raw, self.cb, self.n = raw, cb, 0
-
-    def read(self, n=-1):
-        data = self.raw.read(n)
-        self.n += len(data)
-        self.cb(self.n)
-        return data
-
-
-# ---- pull ---------------------------------------------------------------------------------------
-def _chunk_size() -> int:
-    """MINIDOCK_PUSH_CHUNK_SIZE (bytes): upload blobs bigger than this in chunks (0: monolithic)."""
-    try:
-        return max(0, int(os.environ.get("MINIDOCK_PUSH_CHUNK_SIZE", "0")))
-    except ValueError:
-        return 0
-
-
-def _workers() -> int:
-    try:
-        return max(1, int(os.environ.get("MINIDOCK_MAX_CONCURRENT_DOWNLOADS", "3")))
-    except ValueError:
-        return 3
-
-
-def pull(ref: str, *, platform: str | None = None, quiet: bool = False, out=None, insecure: bool = False,
-         store: ImageStore | None = None):
-    """Pull an image like `docker pull`. -> the Image in the store."""
-    r = reference.parse(ref)
-    store = store or ImageStore()
-    prog = Progress(out, quiet)
-    if not r.tag and not r.digest:
-        r = r.with_tag("latest")
-    if ":" not in ref.rsplit("/", 1)[-1] and "@" not in ref:
-        prog.say("Using default tag: latest")
-    client = Client(r.domain, insecure)
-    what = r.familiar()
-    data, mt, digest = client.manifest(r.path, r.digest or r.tag)
-    prog.say(f"{r.digest or r.tag}: Pulling from {r.path}")
-    manifest_digest = digest  # the repo digest: the index's when there is one, as docker shows it
-    index_used = mt in INDEX_TYPES
-    if index_used:
-        child = select_platform(json.loads(data), platform, what)
-        data, mt, _ = client.manifest(r.path, child["digest"])
-        if mt in INDEX_TYPES:
-            raise RegistryError(f"{what}: nested image indexes are not supported")
-    doc = json.loads(data)
-    check_manifest(doc, what)
-    cdesc = doc["config"]
-    with store.lease() as lease:
-        if store.has_blob(cdesc["digest"]):
-            lease.hold(cdesc["digest"])
-            config = store.read_blob(cdesc["digest"])
-        else:
-            resp = client.blob(r.path, cdesc["digest"])
-            lease.put_blob(resp, cdesc["digest"], cdesc.get("size"))
-            config = store.read_blob(cdesc["digest"])
-        cfg = check_descriptors(json.loads(config), f"the config of {what}")
-        if platform and not index_used:
-            want = parse_platform(platform)
-            if (cfg.get("os"), cfg.get("architecture")) != want[:2]:
-                raise NotFound(f"image with reference {what} was found but does not match the specified "
-                               f"platform: wanted {platform}, actual: {cfg.get('os')}/{cfg.get('architecture')}")
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-        layers = doc.get("layers") or []
-        if len(diff_ids) != len(layers):
-            raise BadBlob(f"{what}: the manifest lists {len(layers)} layers but the config has "
-                          f"{len(diff_ids)} diff_ids", "The image is malformed; nothing was stored.")
-        old = _existing(store, cdesc["digest"])
-        descs = []
-        jobs = []
-        for desc, diff in zip(layers, diff_ids):
-            key = desc["digest"][7:19]
-            descs.append({"digest": desc["digest"], "diff_id": diff, "mediaType": desc["mediaType"],
-                          "size": desc.get("size", 0)})
-            lease.hold(desc["digest"])
-            lease.hold(diff)
-            if store.has_blob(desc["digest"]) and store.has_layer(diff):
-                prog.status(key, "Already exists")
-            else:
-                prog.status(key, "Pulling fs layer")
-                jobs.append((key, desc, diff))
-        with ThreadPoolExecutor(max_workers=_workers()) as pool:
-            futs = [pool.submit(_fetch_layer, client, r.path, lease, prog, key, desc, diff)
-                    for key, desc, diff in jobs]
-            errors = []
-            for f in futs:
-                try:
-                    f.result()
-                except BaseException as e:  # wait for every worker before rolling back
-                    errors.append(e)
-            if errors:
-                raise errors[0]
-        lease.unpacked_sizes(descs)
-        img = store.add_image(config, descs, manifest=data, tags=[str(r)] if r.tag else [],
-                              repo_digest=f"{r.repository}@{manifest_digest}")
-    prog.finish()
-    prog.say(f"Digest: {manifest_digest}")
-    if old and old.get("ManifestDigest"):
-        prog.say(f"Status: Image is up to date for {what}")
-    else:
-        prog.say(f"Status: Downloaded newer image for {what}")
-    if not quiet:
-        prog.say(str(r))
-    elif out is not None:
-        out.write(str(r) + "\n")
-    return img
-
-
-def _existing(store: ImageStore, image_id: str) -> dict | None:
-    try:
-        return json.loads(store._record_path(image_id).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _fetch_layer(client: Client, repo: str, lease, prog: Progress, key: str, desc: dict, diff: str) -> None:
-    store = lease.store
-    size = desc.get("size") or 0
-    if not store.has_blob(desc["digest"]):
-        resp = client.blob(repo, desc["digest"])
-        total = size or int(resp.getheader("Content-Length") or 0)
-        prog.status(key, "Downloading", 0, total)
-        lease.put_blob(_Counting(resp, lambda n: prog.status(key, "Downloading", n, total)),
-                       desc["digest"], size or None)
-        prog.status(key, "Download complete")
-    prog.status(key, "Extracting")
-    lease.unpack_layer(desc["digest"], diff)
-    prog.status(key, "Pull complete")
-
-
-def pull_for_run(ref: str) -> None:
-    """`run`/`create` of a missing image: pull it with progress on stderr, as Docker does."""
-    pull(ref, out=sys.stderr)
-
-
-# ---- push ---------------------------------------------------------------------------------------
-def push(ref: str, *, quiet: bool = False, out=None, insecure: bool = False,
-         store: ImageStore | None = None) -> str:
-    """Push a tagged image like `docker push`. -> the manifest digest."""
-    store = store or ImageStore()
-    r = reference.parse(ref)
-    img = store.resolve(ref)
-    prog = Progress(out, quiet)
-    prog.say(f"The push refers to repository [{r.repository}]")
-    client = Client(r.domain, insecure)
-    scope = f"repository:{r.path}:pull,push"
-    data = store.read_blob(img.record["ManifestDigest"])
-    doc = json.loads(data)
-    if doc.get("mediaType") in INDEX_TYPES or "manifests" in doc:
-        raise RegistryError("pushing an image index is not supported")
-    mt = doc.get("mediaType") or MT_OCI_MANIFEST
-    sources = [d.split("@")[0] for d in img.record.get("RepoDigests", [])]
-    mounts = [s.split("/", 1)[1] for s in sources if s.split("/", 1)[0] == r.domain and s != r.repository]
-
-    def one(desc: dict) -> None:
-        digest = desc["digest"]
-        key = digest[7:19]
-        if client.has_blob(r.path, digest, scope):
-            prog.status(key, "Layer already exists")
-            return
-        prog.status(key, "Preparing")
-        path = str(store.blob_path(digest))
-        if not os.path.exists(path):
-            raise NotFound(f"blob {digest} of {r.familiar()} is not in the store",
-                           "Pull or load the image again before pushing it.")
-        prog.status(key, "Pushing")
-        how = client.upload(r.path, digest, path, os.path.getsize(path), scope,
-                            mount_from=mounts[0] if mounts else None)
-        if how == "Mounted":
-            prog.status(key, f"Mounted from {mounts[0]}")
-        else:
-            prog.status(key, "Pushed")
-
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        list(pool.map(one, list(reversed(doc.get("layers") or []))))
-    one(doc["config"])
-    tag = r.tag or "latest"
-    digest = client.put_manifest(r.path, r.digest or tag, data, mt, scope)
-    prog.finish()
-    with store.lock():
-        path = store._record_path(img.id)
-        rec = json.loads(path.read_text())
-        rec["RepoDigests"] = sorted(set(rec.get("RepoDigests", [])) | {f"{r.repository}@{digest}"})
-        store._write_json(path, rec)
-    line = f"{tag}: digest: {digest} size: {len(data)}"
-    if quiet:
-        if out is not None:
-            out.write(str(r) + "\n")
-    else:
-        prog.say(line)
-    return digest
-
-
-# ---- login ----------------------------------------------------------------------------------------
 def login(server: str, username: str, password: str, insecure: bool = False) -> str:
     """Check the credentials against the registry, then store them. -> where they were stored."""
     from minidock.image import auth
