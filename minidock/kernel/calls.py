@@ -15,6 +15,8 @@ from typing import NamedTuple
 from minidock.errors import KernelError
 from minidock.kernel.backend import Backend
 from minidock.kernel.constants import (
+    CAPABILITIES,
+    CLONE_NEWPID,
     MNT_DETACH,
     MS_BIND,
     MS_MOVE,
@@ -75,20 +77,28 @@ def ns_names(flags: int) -> list[str]:
 
 def unshare(flags: int, *, why: str = "") -> None:
     opts = " ".join(o for f, o in UNSHARE_OPTS.items() if flags & f)
-    trace("unshare", "new " + ", ".join(ns_names(flags)) + " namespace(s)", why, f"unshare {opts}")
+    trace("unshare", "new " + ", ".join(ns_names(flags)) + " namespace(s)", why,
+          f"unshare {opts}" + (" --fork" if flags & CLONE_NEWPID else "") + " sh")
     _do("unshare", ",".join(ns_names(flags)), backend().unshare, flags)
 
 
 def setns(path: str, nstype: int = 0, *, why: str = "") -> None:
     """Join the namespace behind ``path`` (e.g. /proc/PID/ns/net)."""
-    trace("setns", path, why, f"nsenter --{_nsenter_opt(path)}={path}")
+    opt = _nsenter_opt(path, nstype)
+    trace("setns", path, why, f"nsenter --{opt}={path} sh" if opt else
+          f"(a namespace held open as a descriptor: nsenter takes it by path, e.g. {path})")
     _do("setns", path, backend().setns, path, nstype)
 
 
-def _nsenter_opt(path: str) -> str:
+def _nsenter_opt(path: str, nstype: int = 0) -> str:
+    """nsenter's option for the namespace at path (by its name, else by nstype); "" if unknown."""
+    by_name = {"mnt": "mount", "net": "net", "uts": "uts", "ipc": "ipc", "pid": "pid",
+               "cgroup": "cgroup", "user": "user", "time": "time"}
     base = os.path.basename(path)
-    return {"mnt": "mount", "net": "net", "uts": "uts", "ipc": "ipc", "pid": "pid",
-            "cgroup": "cgroup", "user": "user", "time": "time"}.get(base, "target")
+    if base in by_name:
+        return by_name[base]
+    names = ns_names(nstype)
+    return {"mount": "mount", "network": "net"}.get(names[0], names[0]) if len(names) == 1 else ""
 
 
 def mount_options(flags: int) -> list[str]:
@@ -178,7 +188,7 @@ def prctl(option: int, a2: int = 0, *, what: str, why: str = "", shell: str = ""
 
 def set_no_new_privs(*, why: str = "") -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS", why=why,
-          shell="setpriv --no-new-privs ...")
+          shell="setpriv --no-new-privs sh")
 
 
 def set_dumpable(on: bool, *, why: str = "") -> None:
@@ -203,7 +213,7 @@ def execve_fd(fd: int, argv: list[str], env: dict[str, str], *, why: str = "") -
 def join_session_keyring(name: str, *, why: str = "") -> int:
     """A new (anonymous, named) session keyring for this process and what it execs: the caller's
     session keyring, and the keys in it, are out of reach (runc does the same)."""
-    trace("keyctl", f"KEYCTL_JOIN_SESSION_KEYRING {name}", why, f"keyctl session {name} ...")
+    trace("keyctl", f"KEYCTL_JOIN_SESSION_KEYRING {name}", why, f"keyctl session {name}")
     return _do("keyctl", f"KEYCTL_JOIN_SESSION_KEYRING {name}", backend().join_session_keyring, name)
 
 
@@ -235,8 +245,24 @@ def ambient_raise(caps: list[int], names: list[str], *, why: str = "") -> None:
 
 def capset(effective: int, permitted: int, inheritable: int, *, why: str = "") -> None:
     trace("capset", f"effective={effective:016x} permitted={permitted:016x} "
-           f"inheritable={inheritable:016x}", why, f"capsh --caps=... (CapEff {effective:016x})")
+           f"inheritable={inheritable:016x}", why, _capsh_caps(effective, permitted, inheritable))
     _do("capset", "current process", backend().capset, effective, permitted, inheritable)
+
+
+def _capsh_caps(effective: int, permitted: int, inheritable: int) -> str:
+    """capsh's --caps text for these three sets (cap_from_text: "cap_a,cap_b+ep cap_c+i")."""
+    def names(mask):
+        return ",".join(n.lower() for i, n in enumerate(CAPABILITIES) if mask >> i & 1)
+
+    parts = []
+    if effective == permitted and permitted:
+        parts.append(f"{names(permitted)}+ep")
+    else:
+        parts += [f"{names(permitted)}+p"] if permitted else []
+        parts += [f"{names(effective)}+e"] if effective else []
+    if inheritable:
+        parts.append(f"{names(inheritable)}+i")
+    return f'capsh --caps="{" ".join(parts) or "="}" --'
 
 
 def set_keepcaps(on: bool) -> None:
@@ -267,7 +293,7 @@ def umask(mask: int, *, why: str = "") -> int:
 
 def setrlimit(resource_id: int, name: str, soft: int, hard: int, *, why: str = "") -> None:
     opt = name.removeprefix("RLIMIT_").lower()
-    trace("setrlimit", f"{name} soft={soft} hard={hard}", why, f"prlimit --{opt}={soft}:{hard}")
+    trace("setrlimit", f"{name} soft={soft} hard={hard}", why, f"prlimit --pid $$ --{opt}={soft}:{hard}")
     _do("setrlimit", name, backend().setrlimit, resource_id, soft, hard)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 
 
@@ -24,7 +25,9 @@ class Step:
         line = f"{self.op:<12} {self.detail}"
         if self.why:
             line += f"\n{'':12}   why: {self.why}"
-        if self.shell:
+        if self.shell.startswith("("):  # "(no shell equivalent: ...)": a note, not a command
+            line += f"\n{'':12}   # {self.shell}"
+        elif self.shell:
             line += f"\n{'':12}   $ {self.shell}"
         return line
 
@@ -80,7 +83,8 @@ class Tracer:
         """Print ``path`` as $name from now on (long state paths drown the lesson)."""
         if self.enabled and path not in self.aliases:
             self.aliases[path] = name
-            self._emit({"alias": name, "path": path}, f"-- {name}={path}")
+            # a shell line too: the variables the later shell lines use are defined before them
+            self._emit({"alias": name, "path": path}, f"-- {name}={path}\n{'':15}$ {name}={shlex.quote(path)}")
 
     def _short(self, text: str) -> str:
         for path, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):

@@ -13,15 +13,11 @@ import json
 import os
 import subprocess
 
+from minidock.kernel.constants import CAPABILITIES
+
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net", "cgroup", "user", "time")
 
-# capability numbers -> names (linux/capability.h), 0..40
-CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-        "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-        "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-        "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-        "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-        "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+CAPS = [c.removeprefix("CAP_") for c in CAPABILITIES]
 SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 
 

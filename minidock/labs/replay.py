@@ -21,16 +21,12 @@ import os
 import shlex
 from pathlib import Path
 
+from minidock.kernel.constants import CAPABILITIES
+
 HELPER_SOURCE = Path(__file__).with_name("replay-exec.c")
 NS_FLAGS = {"mount": "--mount", "uts": "--uts", "ipc": "--ipc", "pid": "--pid", "network": "--net",
             "cgroup": "--cgroup"}
-CAP_BITS = {f"CAP_{n}": i for i, n in enumerate(
-    ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-     "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-     "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-     "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-     "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
-     "CHECKPOINT_RESTORE"])}
+CAP_BITS = {name: i for i, name in enumerate(CAPABILITIES)}
 # Docker's standard device nodes (the runtime makes the same ones on a tmpfs /dev)
 DEVICES = [("null", "c", 1, 3), ("zero", "c", 1, 5), ("full", "c", 1, 7), ("random", "c", 1, 8),
            ("urandom", "c", 1, 9), ("tty", "c", 5, 0)]

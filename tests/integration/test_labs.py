@@ -375,3 +375,29 @@ def test_explain_json_and_the_runtime_explains_too(md, busybox, busybox_tar, tmp
     objs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert {"actor": "minidock-runtime", "where": "host"} in objs
     assert "pivot_root" in [o.get("op") for o in objs]
+
+
+def test_every_explain_shell_line_is_a_command(md, busybox):
+    """The `$ ` lines of --explain, in order, make a shell script that parses, whose variables are
+    defined above their use, and holds no placeholder ('...'): each is a command as printed."""
+    import re
+
+    r = md("run", "--rm", "--network", "none", "-m", "32m", "--explain", busybox, "true")
+    assert r.returncode == 0, r.stderr
+    lines = [re.sub(r"^\s+\$ ", "", x) for x in r.stderr.splitlines() if re.match(r"^\s+\$ ", x)]
+    assert len(lines) > 60
+    script = "\n".join(lines) + "\n"
+    p = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert not [x for x in lines if "..." in x]
+    defined = set()
+    for x in lines:
+        m = re.match(r"^([A-Z][A-Z0-9_]*)=", x)
+        used = set(re.findall(r"\$([A-Z][A-Z0-9_]*)", x))
+        assert used <= defined, f"{x!r} uses {used - defined} before it is defined"
+        if m:
+            defined.add(m.group(1))
+    assert {"ROOTFS", "CTR", "CGROUP"} <= defined
+    for must in ("unshare --mount --cgroup --uts --ipc --pid --net --fork sh", "pivot_root . .",
+                 "prlimit --pid $$ --nofile=", 'capsh --caps="cap_chown,', "setpriv --no-new-privs sh"):
+        assert any(must in x for x in lines), must
