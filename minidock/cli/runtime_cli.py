@@ -20,33 +20,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 
 import click
 
 from minidock.cli import explain_opt
+
+# Ctx (the global options, the engine's log) and start/kill/delete: shared with runtime_fast.py,
+# the entry point that runs them without building this click CLI
+from minidock.cli.runtime_ops import Ctx, do_delete, do_kill, do_start, error_text, fail
 from minidock.errors import MinidockError
 
 DEFAULT_ROOT = "/run/minidock-runtime"
-
-
-class Ctx:
-    def __init__(self, root: str, log: str | None, log_format: str, debug: bool, systemd: bool):
-        self.root, self.log, self.log_format, self.debug, self.systemd = root, log, log_format, debug, systemd
-
-    def write_log(self, level: str, msg: str) -> None:
-        if not self.log:
-            return
-        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = json.dumps({"level": level, "msg": msg, "time": t}) if self.log_format == "json" \
-            else f'time="{t}" level={level} msg="{msg}"'
-        try:
-            with open(self.log, "a") as f:
-                f.write(line + "\n")
-        except OSError:
-            pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,17 +84,6 @@ def _send_console(socket_path: str, fd: int) -> None:
     os.close(fd)
 
 
-def _parse_signal(value: str) -> int:
-    v = value.upper()
-    if v.isdigit():
-        return int(v)
-    name = v if v.startswith("SIG") else "SIG" + v
-    try:
-        return int(getattr(signal.Signals, name))
-    except AttributeError:
-        raise MinidockError(f"unknown signal {value!r}") from None
-
-
 def _create(ctx: Ctx, cid: str, bundle: str, console_socket: str | None, pid_file: str | None,
             no_pivot: bool, preserve_fds: int, fifo: bool = True):
     from minidock.runtime import create
@@ -156,12 +131,7 @@ def create(ctx, bundle, console_socket, pid_file, no_pivot, no_new_keyring, pres
 @click.pass_obj
 def start(ctx, cid):
     """Start a created container (its process execs)."""
-    c = _load(ctx, cid)
-    st = c.status()
-    if st != "created":
-        raise MinidockError("cannot start a container that has stopped" if st == "stopped"
-                            else f"cannot start a container that is {st}")
-    c.start()
+    do_start(ctx.root, cid)
 
 
 @cli.command()
@@ -183,7 +153,7 @@ def state(ctx, cid):
 @click.pass_obj
 def kill(ctx, all_, cid, sig):
     """Send a signal to the container's init (default SIGTERM)."""
-    _load(ctx, cid).kill(_parse_signal(sig), all_procs=all_)
+    do_kill(ctx.root, cid, sig, all_)
 
 
 @cli.command()
@@ -192,15 +162,7 @@ def kill(ctx, all_, cid, sig):
 @click.pass_obj
 def delete(ctx, force, cid):
     """Delete a stopped container's resources (cgroup, state)."""
-    from minidock.errors import NotFound
-
-    try:
-        c = _load(ctx, cid)
-    except NotFound:
-        if force:
-            return
-        raise
-    c.delete(force=force)
+    do_delete(ctx.root, cid, force)
 
 
 @cli.command()
@@ -483,10 +445,7 @@ def main(argv=None) -> None:
             args = explain_opt.rewrite(cli, args)
         cli.main(args=args, prog_name="minidock-runtime", standalone_mode=False)
     except MinidockError as e:
-        msg = e.message + (f" ({e.hint})" if e.hint else "")
-        log_ctx.write_log("error", msg)
-        click.echo(f"minidock-runtime: {msg}", err=True)
-        sys.exit(1)
+        fail(log_ctx, error_text(e))
     except click.ClickException as e:
         log_ctx.write_log("error", e.format_message())
         e.show()
@@ -496,9 +455,7 @@ def main(argv=None) -> None:
     except Exception as e:  # a bug: one line for the engine's log, the traceback with --debug
         if "--debug" in args:
             raise
-        log_ctx.write_log("error", f"internal error: {type(e).__name__}: {e}")
-        click.echo(f"minidock-runtime: internal error: {type(e).__name__}: {e}", err=True)
-        sys.exit(1)
+        fail(log_ctx, error_text(e))
     sys.exit(0)
 
 

@@ -500,7 +500,7 @@ def test_state_fast_path_prints_what_the_click_cli_prints(bundle, tmp_path):
             return
         assert results[0][0] == 0 and json.loads(results[0][1])["status"] == expect_status
         probe = ("import sys; from minidock.cli import runtime_fast as f; "
-                 f"out = f._fast(['--root', {str(root)!r}, 'state', {cid!r}]); sys.stdout.write(out); "
+                 f"out = f._state({str(root)!r}, {cid!r}); sys.stdout.write(out); "
                  "assert 'click' not in sys.modules and 'minidock.runtime.process' not in sys.modules")
         r = rt([sys.executable, "-c", probe])
         assert r.returncode == 0 and r.stdout == results[1][1], r.stderr
@@ -523,3 +523,49 @@ def test_state_fast_path_prints_what_the_click_cli_prints(bundle, tmp_path):
     same("no-such", None)
     r = rt(fast, "state", "--bogus", "c3")  # an unusual flag: the click CLI's usage error
     assert r.returncode != 0 and "--bogus" in r.stderr
+
+
+def test_start_kill_delete_fast_path_errors_match_the_click_cli(bundle, tmp_path):
+    """start/kill/delete without click (runtime_fast.main) against the click CLI: the same exit
+    code, stderr and --log line for each refusal, and the fast path imports no click."""
+    bundle(["sleep", "30"])
+    root = tmp_path / "s"
+    fast = [sys.executable, "-m", "minidock.cli.runtime_fast"]
+    full = [sys.executable, "-m", "minidock.cli.runtime_cli"]
+
+    def both(*args):
+        out = []
+        for i, cmd in enumerate((fast, full)):
+            log = tmp_path / f"log{i}"
+            log.unlink(missing_ok=True)
+            r = rt(cmd, "--root", root, "--log", log, *args)
+            out.append((r.returncode, r.stdout, r.stderr, log.read_text().split("msg=", 1)[-1] if log.exists() else ""))
+        assert out[0] == out[1], args
+        return out[0]
+
+    assert rt_detached(fast, "--root", root, "create", "-b", bundle.path, "c4").returncode == 0
+    assert rt(fast, "--root", root, "start", "c4").returncode == 0
+    code, _, err, log = both("start", "c4")
+    assert code == 1 and "cannot start a container that is running" in err and "cannot start" in log
+    code, _, err, _ = both("delete", "c4")
+    assert code == 1 and "not stopped" in err
+    code, _, err, _ = both("kill", "c4", "NOSUCHSIG")
+    assert code == 1 and "unknown signal" in err
+    probe = ("import sys; from minidock.cli import runtime_fast as f; sys.argv = ['minidock-runtime', '--root', "
+             f"{str(root)!r}, 'kill', 'c4', '0']\ntry:\n    f.main()\nexcept SystemExit as e:\n"
+             "    assert 'click' not in sys.modules, 'click imported'\n    raise")
+    assert rt([sys.executable, "-c", probe]).returncode == 0
+    assert rt(fast, "--root", root, "kill", "c4", "KILL").returncode == 0
+    for _ in range(100):
+        if json.loads(rt(fast, "--root", root, "state", "c4").stdout)["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    code, _, err, _ = both("kill", "c4")
+    assert code == 1 and "container not running" in err
+    code, _, err, _ = both("start", "c4")
+    assert code == 1 and "cannot start a container that has stopped" in err
+    assert rt(fast, "--root", root, "delete", "c4").returncode == 0
+    for args in (("start", "c4"), ("kill", "c4"), ("delete", "c4")):
+        code, _, err, _ = both(*args)
+        assert code == 1 and "does not exist" in err
+    assert both("delete", "-f", "c4")[0] == 0
