@@ -253,9 +253,10 @@ class Container:
 def _umount_rootfs(rootfs: str) -> None:
     """A container without a mount namespace made its mounts in ours (runc's way): take them
     away with it, deepest first."""
+    from minidock.util import mountinfo
+
     real = os.path.realpath(rootfs)
-    with open("/proc/self/mountinfo") as f:
-        mps = [line.split()[4].replace("\\040", " ") for line in f]
+    mps = [m.target for m in mountinfo.read()]
     for mp in sorted({m for m in mps if m == real or m.startswith(real + "/")}, key=len, reverse=True):
         try:
             k.umount(mp, k.MNT_DETACH, why="a container without a mount namespace left this mount in ours")

@@ -130,14 +130,14 @@ def make_private(propagation: str | None) -> None:
 
 def _parent_mount(path: str) -> tuple[str, bool]:
     """The mount point holding path and whether it is shared (/proc/self/mountinfo)."""
+    from minidock.util import mountinfo
+
     best, shared = "/", False
     real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            mp = parts[4].replace("\\040", " ")
-            if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
-                best, shared = mp, any(o.startswith("shared:") for o in parts[6:parts.index("-")])
+    for m in mountinfo.read():
+        mp = m.target
+        if (real == mp or real.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best, shared = mp, any(o.startswith("shared:") for o in m.optional)
     return best, shared
 
 
