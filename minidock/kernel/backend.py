@@ -155,6 +155,10 @@ class Backend(abc.ABC):
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None: ...
 
     @abc.abstractmethod
+    def fork(self) -> int:
+        """fork(2): 0 in the child, the child's pid in the parent."""
+
+    @abc.abstractmethod
     def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
         """fork + execve (no subprocess: usable past pivot_root); stdout gets stderr too; the pid."""
 

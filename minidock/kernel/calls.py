@@ -414,6 +414,14 @@ def execve(path: str, argv: list[str], env: dict[str, str], *, why: str = "") ->
     _do("execve", path, backend().execve, path, list(argv), dict(env))
 
 
+def fork(what: str, *, why: str = "") -> int:
+    """fork(2) a process of the container's making (the intermediate, the init, a monitor): the
+    step is recorded by the parent, before the fork. 0 in the child, the child's pid in the parent."""
+    trace("fork", what, why, "(no shell equivalent of its own: every command a shell runs is a forked "
+          "child; `unshare --fork` forks after unsharing)")
+    return _do("fork", what, backend().fork)
+
+
 def spawn(path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int, *,
           why: str = "") -> int:
     """fork + execve a helper (an OCI hook), stdin and stdout/stderr given; returns its pid."""

@@ -300,6 +300,9 @@ class LibcBackend(Backend):
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         os.execve(path, argv, env)
 
+    def fork(self) -> int:
+        return os.fork()
+
     def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
         pid = os.fork()
         if pid == 0:

@@ -75,7 +75,8 @@ def intermediate(ctx) -> None:
         # the init talks on the same socket: it waits until "pid" is sent, or its "ready" could
         # overtake it (seen with exec under load: "expected pid, got ready")
         gate_r, gate_w = os.pipe()
-        pid = os.fork()
+        pid = k.fork("the container's init", why="the first child after unshare(CLONE_NEWPID) is PID 1 of the "
+                     "new PID namespace")
         if pid == 0:
             os.close(gate_w)
             os.read(gate_r, 1)

@@ -335,7 +335,8 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     try:
         cg = _make_cgroup(c, spec, journal)
         k.set_child_subreaper(why="the container's init is re-parented to us, so we can reap it")
-        pid1 = os.fork()
+        pid1 = k.fork("the intermediate process", why="it joins the cgroup, then unshares the namespaces "
+                      "(a process cannot move itself into a new PID namespace: its child will be PID 1)")
         if pid1 == 0:
             parent_sock.close()
             child.intermediate(ctx)  # never returns
@@ -525,7 +526,8 @@ def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | N
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs="/", namespaces=[], stdio=stdio, join_pid=c.pid,
                preserve_fds=preserve_fds)
     k.set_child_subreaper(why="the exec'd process is re-parented to us, so we can reap it")
-    pid1 = os.fork()
+    pid1 = k.fork("the intermediate process of exec", why="it joins the container's namespaces, then forks "
+                  "the process that runs the command")
     if pid1 == 0:
         parent_sock.close()
         child.intermediate(ctx)

@@ -349,7 +349,7 @@ def test_explain_json_and_the_runtime_explains_too(md, busybox, busybox_tar, tmp
     steps = [o for o in objs if "op" in o]
     assert [s["n"] for s in steps] == list(range(1, len(steps) + 1))
     ops = [s["op"] for s in steps]
-    for op in ("mount", "unshare", "pivot_root", "sethostname", "capset"):
+    for op in ("mount", "fork", "unshare", "pivot_root", "sethostname", "capset", "execveat"):
         assert op in ops, op
     inside = {s["op"] for s in steps if s["where"] == "container"}
     assert "pivot_root" in inside and "unshare" not in inside
