@@ -137,3 +137,36 @@ def test_exec_never_exposes_the_runtime_binary(md, busybox, disposable_python):
         md("rm", "-f", cid)
     assert "GOT" not in logs and "WROTE" not in logs, logs
     assert _digest(copy) == before, "the runtime's binary was written from inside the container"
+
+
+# ---- the cgroup escape (CVE-2022-0492 preconditions) ------------------------------------------------
+@pytest.fixture(scope="module")
+def cgroup_probe(tmp_path_factory):
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is needed to build the static probe (install.sh --test installs it)")
+    out = tmp_path_factory.mktemp("cgprobe") / "esc"
+    r = subprocess.run(["gcc", "-static", "-O1", "-o", out, REPO / "tests" / "probes" / "cgroup_escape.c"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a static probe here: {r.stderr[-300:]}")
+    return out
+
+
+def test_container_never_sits_at_a_hierarchy_root(md, busybox, cgroup_probe):
+    """Issue 17: the container was at the host's root of name=systemd and of the hybrid cgroup2,
+    so userns + cgroupns + a fresh mount showed (and, with release_agent, could use) the host's
+    tree. Now the container has its own cgroup in every hierarchy, controller-less ones too."""
+    cid = md("run", "-d", busybox, "sleep", "60", check=True).stdout.strip()
+    try:
+        pid = int(md("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+        with open(f"/proc/{pid}/cgroup") as f:
+            paths = {line.split(":", 2)[1]: line.rstrip("\n").split(":", 2)[2] for line in f}
+        assert all(p.endswith(cid) for p in paths.values()), paths  # name=systemd and 0:: included
+    finally:
+        md("rm", "-f", cid)
+    # the attack itself, with the filter off (the default profile refuses its first step)
+    r = md("run", "--rm", "--security-opt", "seccomp=unconfined", "-v", f"{cgroup_probe}:/esc:ro", busybox, "/esc")
+    assert r.stdout.startswith("ns OK"), r.stdout + r.stderr
+    assert " dir " not in r.stdout, r.stdout  # before: "cgroup none,name=systemd dir minidock", ...
+    r = md("run", "--rm", "-v", f"{cgroup_probe}:/esc:ro", busybox, "/esc")
+    assert r.stdout.strip() == "ns EPERM"

@@ -39,6 +39,26 @@ def parse_mountinfo(text: str) -> dict:
     return {"v2": v2, "v1": v1}
 
 
+def controllerless(text: str) -> list[str]:
+    """Mount points of the hierarchies without controllers: named v1 ones (name=systemd) and a
+    hybrid host's cgroup2 at /sys/fs/cgroup/unified. The v1 driver puts the container there too
+    (runc does): a process left in the host's cgroup of such a hierarchy makes that cgroup the root
+    of the container's cgroup namespace, and a fresh mount shows the host's tree from there."""
+    out = []
+    for mnt in mountinfo.parse(text):
+        if mnt.fstype == "cgroup" and any(o.startswith("name=") for o in mnt.super_options.split(",")):
+            out.append(mnt.target)
+        elif mnt.fstype == "cgroup2" and mnt.target != "/sys/fs/cgroup":
+            out.append(mnt.target)
+    return list(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=1)
+def controllerless_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return controllerless(f.read())
+
+
 @lru_cache(maxsize=1)
 def mounts() -> dict:
     with open("/proc/self/mountinfo") as f:
