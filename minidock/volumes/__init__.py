@@ -302,6 +302,6 @@ def copy_up(rootfs: str, target: str, data: str) -> None:
     st = os.stat(src)
     os.chown(data, st.st_uid, st.st_gid)
     os.chmod(data, st.st_mode & 0o7777)
-    from minidock.volumes.copy import copy_tree_contents
+    from minidock.volumes.copy import copy_up_tree
 
-    copy_tree_contents(src, data)
+    copy_up_tree(src, data)
