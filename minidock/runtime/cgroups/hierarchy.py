@@ -24,9 +24,16 @@ def parse_mountinfo(text: str) -> dict:
     separate and combined hierarchies look the same to the drivers. Named hierarchies
     (name=systemd) hold no controller and are ignored.
     """
-    v2, v1 = None, {}
+    v2, v1, extra = None, {}, []
     for mnt in mountinfo.parse(text):
         fstype, target = mnt.fstype, mnt.target
+        # controller-less hierarchies: named v1 ones (name=systemd) and a hybrid host's cgroup2.
+        # The v1 driver puts the container there too (runc does): a process left in the host's
+        # cgroup of such a hierarchy makes it the root of the container's cgroup namespace, and
+        # a fresh mount then shows the host's tree from there
+        if (fstype == "cgroup" and any(o.startswith("name=") for o in mnt.super_options.split(","))) or \
+                (fstype == "cgroup2" and target != "/sys/fs/cgroup"):
+            extra.append(target)
         if fstype == "cgroup2":
             # /sys/fs/cgroup itself wins over a hybrid host's /sys/fs/cgroup/unified
             if v2 is None or target == "/sys/fs/cgroup":
@@ -36,27 +43,7 @@ def parse_mountinfo(text: str) -> dict:
                 if opt in _NOT_CONTROLLERS or "=" in opt:
                     continue
                 v1.setdefault(opt, target)
-    return {"v2": v2, "v1": v1}
-
-
-def controllerless(text: str) -> list[str]:
-    """Mount points of the hierarchies without controllers: named v1 ones (name=systemd) and a
-    hybrid host's cgroup2 at /sys/fs/cgroup/unified. The v1 driver puts the container there too
-    (runc does): a process left in the host's cgroup of such a hierarchy makes that cgroup the root
-    of the container's cgroup namespace, and a fresh mount shows the host's tree from there."""
-    out = []
-    for mnt in mountinfo.parse(text):
-        if mnt.fstype == "cgroup" and any(o.startswith("name=") for o in mnt.super_options.split(",")):
-            out.append(mnt.target)
-        elif mnt.fstype == "cgroup2" and mnt.target != "/sys/fs/cgroup":
-            out.append(mnt.target)
-    return list(dict.fromkeys(out))
-
-
-@lru_cache(maxsize=1)
-def controllerless_mounts() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return controllerless(f.read())
+    return {"v2": v2, "v1": v1, "controllerless": list(dict.fromkeys(extra))}
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ import os
 
 from minidock import kernel as k
 from minidock.runtime.cgroups.base import Base, check_hugepage_limits, keyed, read, read_int
-from minidock.runtime.cgroups.hierarchy import CgroupError, controllerless_mounts, mounts
+from minidock.runtime.cgroups.hierarchy import CgroupError, mounts
 
 THROTTLES = {"throttleReadBpsDevice": "read_bps_device", "throttleWriteBpsDevice": "write_bps_device",
              "throttleReadIOPSDevice": "read_iops_device", "throttleWriteIOPSDevice": "write_iops_device"}
@@ -40,7 +40,7 @@ class CgroupV1(Base):
                 seen.add(root)
         # name=systemd and a hybrid host's unified cgroup2: no limits there, but the container
         # must not sit at the host's root of them (its cgroup namespace would start there)
-        for root in controllerless_mounts():
+        for root in mounts().get("controllerless", []):
             if root not in seen and os.access(root, os.W_OK):
                 self.roots["hierarchy:" + root] = root
 

@@ -39,12 +39,13 @@ UNIFIED = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,n
 def test_mountinfo_hybrid_separate_and_combined_hierarchies():
     m = parse_mountinfo(HYBRID)
     assert m["v2"] == "/sys/fs/cgroup/unified"
+    assert "/sys/fs/cgroup/unified" in m["controllerless"]  # the v1 driver puts containers there too
     assert m["v1"] == {"cpu": "/sys/fs/cgroup/cpu", "cpuacct": "/sys/fs/cgroup/cpuacct",
                        "memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids"}
     m = parse_mountinfo(COMBINED)
     assert m["v1"] == {"cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
                        "cpuset": "/sys/fs/cgroup/cpuset"}
-    assert parse_mountinfo(UNIFIED) == {"v2": "/sys/fs/cgroup", "v1": {}}
+    assert parse_mountinfo(UNIFIED) == {"v2": "/sys/fs/cgroup", "v1": {}, "controllerless": []}
 
 
 def test_probe_picks_the_version_that_holds_the_controllers():
