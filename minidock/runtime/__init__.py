@@ -4,18 +4,20 @@
     c = create("id", "/path/to/bundle")     # namespaces, cgroup, rootfs, pivot_root; not yet run
     c.start(); code = c.wait(); c.delete()
 
-See process.py for the parent/child protocol and init.py for the container init's checklist.
+See container.py for a created container's verbs, process.py (and sync.py) for the parent/child
+protocol, init.py for the container init's checklist.
 """
 
 __all__ = ["Container", "create", "exit_code", "load"]
 
 
 def __getattr__(name: str):
-    """The names above come from process.py on first use (PEP 562): importing a light submodule
+    """The names above come from container.py/process.py on first use (PEP 562): importing a light submodule
     (spec, cgroups.hierarchy) must not pay for process.py, the init, the kernel layer and
     dataclasses -- `minidock-runtime state` runs in engines' loops."""
     if name in __all__:
-        from minidock.runtime import process
+        import importlib
 
-        return getattr(process, name)
+        module = "process" if name == "create" else "container"  # container.py: no init, no protocol
+        return getattr(importlib.import_module(f"minidock.runtime.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
