@@ -112,12 +112,7 @@ def secure_join(root: str, path: str) -> str:
 def _ensure_target(target: str, source_is_dir: bool) -> None:
     if os.path.lexists(target):
         return
-    if source_is_dir:
-        os.makedirs(target, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "a"):
-            pass
+    k.mount_point(target, source_is_dir)
 
 
 def make_private(propagation: str | None) -> None:
