@@ -310,14 +310,10 @@ def write_init_files(rootfs: str, rec: dict) -> None:
     same file; Docker's is /.dockerenv), with the engine, the container's name and ID and its
     image. Both are created through in-root descriptors: an image's symlinks cannot redirect them
     to the host. `diff` does not list them."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    # (minidock.__version__, not importlib.metadata: that import and its search of sys.path cost
+    # ~10 ms per `run` and ~1 MiB in every container's monitor, which is the forked `run`)
+    from minidock import __version__
     from minidock.volumes.cp import Root
-
-    try:
-        __version__ = version("minidock")
-    except PackageNotFoundError:
-        __version__ = "dev"
 
     root = Root(rootfs)
     try:
