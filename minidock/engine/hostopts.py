@@ -310,9 +310,9 @@ def write_init_files(rootfs: str, rec: dict) -> None:
     same file; Docker's is /.dockerenv), with the engine, the container's name and ID and its
     image. Both are created through in-root descriptors: an image's symlinks cannot redirect them
     to the host. `diff` does not list them."""
-    # (minidock.__version__, not importlib.metadata: that import and its search of sys.path cost
-    # ~10 ms per `run` and ~1 MiB in every container's monitor, which is the forked `run`)
-    from minidock import __version__
+    # (util.VERSION, not importlib.metadata: that import and its search of sys.path cost ~10 ms
+    # per `run` and ~1 MiB in every container's monitor, which is the forked `run`)
+    from minidock.util import VERSION as __version__
     from minidock.volumes.cp import Root
 
     root = Root(rootfs)

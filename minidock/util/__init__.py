@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import time
 
+# the engine's version where the engine needs it (the layers may not import the root package; the
+# metadata lookup costs ~10 ms); tests/unit/test_version.py keeps it equal to minidock.__version__
+# and pyproject.toml's
+VERSION = "0.1.0"
+
 
 def now() -> str:
     """The current time as Docker writes it in records: 2026-11-26T13:34:35.123456789Z."""
