@@ -31,10 +31,12 @@ def mount_rootfs(rec: dict, layer_dirs: list[str]) -> str:
         return str(merged)
     k.alias(str(merged), "ROOTFS")
     k.alias(str(d), "CTR")
-    lower = ":".join(reversed(layer_dirs))  # overlayfs lists the top layer first
+    from minidock.image import snapshots
+
     containers.journal(rec["Id"]).record("mount", target=str(merged))
-    k.mount("overlay", str(merged), "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}",
-            why="the container's root: image layers read-only below, its own writable layer on top")
+    for m in snapshots.prepare(layer_dirs, str(upper), str(work), str(merged)):  # mounts as data
+        k.mount(m["source"], m["destination"], m["type"], 0, ",".join(m["options"]),
+                why="the container's root: image layers read-only below, its own writable layer on top")
     return str(merged)
 
 

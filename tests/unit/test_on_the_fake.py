@@ -427,3 +427,21 @@ def test_commit_pauses_a_running_container_while_reading_its_changes(monkeypatch
         with commit._paused("c1", rec, pause):
             log.append("read")
     assert log == ["read"] * 3  # -p=false, stopped, already paused: left alone
+
+
+def test_snapshot_prepare_returns_the_mounts_as_data_and_the_engine_mounts_them(tmp_path, monkeypatch, fake):
+    from minidock.engine import bundle
+    from minidock.image import snapshots
+    from minidock.state import containers
+
+    m = snapshots.prepare(["/l/base", "/l/mid", "/l/top"], "/c/upper", "/c/work", "/c/merged")
+    assert m == [{"type": "overlay", "source": "overlay", "destination": "/c/merged",
+                  "options": ["lowerdir=/l/top:/l/mid:/l/base", "upperdir=/c/upper", "workdir=/c/work"]}]
+    monkeypatch.setenv("MINIDOCK_ROOT", str(tmp_path))
+    cid = "e" * 64
+    containers.cdir(cid).mkdir(parents=True)
+    merged = bundle.mount_rootfs({"Id": cid}, ["/l/base", "/l/top"])
+    (call,) = fake.of("mount")
+    assert (call.source, call.target, call.fstype) == ("overlay", merged, "overlay")
+    assert call.data.startswith("lowerdir=/l/top:/l/base,upperdir=")
+    assert [e["kind"] for e in containers.journal(cid).entries()] == ["mount"]  # journaled first
