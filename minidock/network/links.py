@@ -35,6 +35,11 @@ def ensure_bridge(nl: Netlink, net: dict) -> int:
     br = store.bridge_name(net)
     idx = nl.link_index(br)
     if idx:
+        if k.tracing():  # what a learner replaying this trace needs to know is already there
+            sub = store.subnet(net)
+            k.note(f"bridge {br} exists already ({store.gateway(net)}/{sub.prefixlen}, NAT for {sub} in nft table "
+                   f"ip {nat.TABLE}): made by the first container on this network, with: ip link add {br} type "
+                   f"bridge; ip addr add {store.gateway(net)}/{sub.prefixlen} dev {br}; ip link set {br} up")
         return idx
     with store.lock():
         idx = nl.link_index(br)
