@@ -155,6 +155,9 @@ class Backend(abc.ABC):
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None: ...
 
     @abc.abstractmethod
+    def symlink(self, src: str, path: str) -> None: ...
+
+    @abc.abstractmethod
     def fork(self) -> int:
         """fork(2): 0 in the child, the child's pid in the parent."""
 

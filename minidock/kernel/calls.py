@@ -323,6 +323,11 @@ def mount_point(target: str, is_dir: bool, *, why: str = "") -> None:
         _do("mknod", target, backend().mknod, target, stat.S_IFREG | 0o644, 0)
 
 
+def symlink(src: str, path: str, *, why: str = "") -> None:
+    trace("symlink", f"{path} -> {src}", why, f"ln -s {shlex.quote(src)} {shlex.quote(path)}")
+    _do("symlink", path, backend().symlink, src, path)
+
+
 def cgroup_mkdir(path: str, *, why: str = "") -> None:
     trace("mkdir", path, why, f"mkdir {shlex.quote(path)}")
     _do("mkdir", path, backend().mkdir, path, 0o755)

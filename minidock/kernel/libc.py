@@ -303,6 +303,9 @@ class LibcBackend(Backend):
     def fork(self) -> int:
         return os.fork()
 
+    def symlink(self, src: str, path: str) -> None:
+        os.symlink(src, path)
+
     def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
         pid = os.fork()
         if pid == 0:

@@ -236,7 +236,7 @@ def create_devices(rootfs: str, devices: list[dict] | None, bind: bool = False) 
         for src, link in DEV_SYMLINKS:
             target = secure_join(rootfs, link)
             if not os.path.lexists(target):
-                os.symlink(src, target)
+                k.symlink(src, target, why="the standard /dev links (fd, stdin, stdout, stderr, ptmx)")
     finally:
         k.umask(old, why="back to the umask the init had")
 
