@@ -148,11 +148,59 @@ def bind_rootfs(rootfs: str, private_parent: bool = True) -> None:
             why="pivot_root needs the new root to be a mount point")
 
 
+def open_target(rootfs: str, dest: str) -> int | None:
+    """The mount target, resolved by the kernel inside the rootfs (openat2 RESOLVE_IN_ROOT) and
+    held open (O_PATH): mounting onto /proc/self/fd/N then mounts onto that very directory, even
+    if a container sharing a volume swaps a path component for a symlink meanwhile (CVE-2021-30465,
+    runc's fix). None where openat2 is missing (< 5.6): the path from secure_join is used."""
+    rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return k.openat2(rfd, dest.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
+                         k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS)
+    except KernelError as e:
+        if e.errno == errno.ENOSYS:
+            return None
+        raise
+    finally:
+        os.close(rfd)
+
+
 def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -> None:
     dest = m.get("destination")
     if not dest or not dest.startswith("/"):
         raise InvalidArgument(f"mount destination {dest!r} must be an absolute path")
     target = secure_join(rootfs, dest)
+    mtype = m.get("type") or ""
+    if mtype == "cgroup":
+        _mount_one(rootfs, m, target, dest, cgroup_mounter, userns)
+        return
+    source_is_dir = True
+    if bool(parse_options(m.get("options", []))[0] & k.MS_BIND) or mtype == "bind":
+        source = m.get("source") or ""
+        if not os.path.exists(source):
+            raise InvalidArgument(f"bind mount source path does not exist: {source}")
+        source_is_dir = os.path.isdir(source)
+    _ensure_target(target, source_is_dir)
+    fds: list[int] = []
+
+    def held() -> str:
+        """A descriptor of what `dest` is now (after a mount: the new mount's root, which later
+        remounts and propagation changes must name), as /proc/self/fd/N."""
+        fd = open_target(rootfs, dest)
+        if fd is None:
+            return target
+        fds.append(fd)
+        return f"/proc/self/fd/{fd}"
+
+    try:
+        _mount_one(rootfs, m, held(), dest, cgroup_mounter, userns, held)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _mount_one(rootfs: str, m: dict, target: str, dest: str, cgroup_mounter, userns: bool,
+               held=lambda: "") -> None:
     mtype = m.get("type") or ""
     source = m.get("source") or mtype or "none"
     flags, prop, data = parse_options(m.get("options", []))
@@ -169,6 +217,7 @@ def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -
         _ensure_target(target, os.path.isdir(source))
         k.mount(source, target, None, flags & (k.MS_BIND | k.MS_REC),
                 why=f"make host path {source} visible at {dest} in the container")
+        target = held() or target
         # a bind mount ignores flags like ro on the first call: remount to apply them
         extra = flags & ~(k.MS_BIND | k.MS_REC)
         if extra:
@@ -180,6 +229,7 @@ def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -
         _ensure_target(target, True)
         try:
             k.mount(source, target, mtype, flags, ",".join(data) or None, why=_WHY["/sys"])
+            target = held() or target
         except KernelError as e:
             if e.errno != errno.EPERM:
                 raise
@@ -187,12 +237,14 @@ def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -
             # bind the host's, read-only, as runc does
             k.mount("/sys", target, None, k.MS_BIND | k.MS_REC,
                     why="user namespace without its own network namespace: bind the host's /sys")
+            target = held() or target
             k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | current_flags(target),
                     why="/sys read-only")
     else:
         _ensure_target(target, True)
         k.mount(source, target, mtype, flags, ",".join(data) or None,
                 why=_WHY.get(dest, f"the spec asks for {mtype} at {dest}"))
+        target = held() or target
     if prop:
         k.mount(None, target, None, prop, why=f"propagation of {dest} as the spec asks")
 
