@@ -96,6 +96,12 @@ def _write_etc_files(rec: dict) -> None:
         resolv = default_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"))
     for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
         fsutil.atomic_write(d / name, text)
+    from minidock import kernel
+
+    if kernel.tracing():  # files of our own state dir, not kernel calls: shown for the learner
+        for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
+            kernel.note(f"wrote {d / name} (bound over the container's /etc/{name} below): "
+                        + " | ".join(line for line in text.splitlines() if line.strip())[:160])
 
 
 def _read(path: str) -> str:

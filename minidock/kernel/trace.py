@@ -108,6 +108,7 @@ class Tracer:
     def note(self, text: str) -> None:
         """A heading between steps (e.g. "in the container's init, PID 1")."""
         if self.enabled:
+            text = self._short(text)
             self._emit({"note": text}, f"-- {text}")
 
 
