@@ -205,9 +205,9 @@ def test_one_atomic_write_and_one_flock(tmp_path):
             except BlockingIOError:
                 os._exit(0)
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    for mod in ("state/containers.py", "state/journal.py", "network/store.py", "image/store.py",
+    for mod in ("state/containers.py", "state/journal.py", "network/store.py", "image/store.py", "image/content.py",
                 "image/auth.py", "runtime/spec.py", "runtime/process.py", "volumes/__init__.py"):
         src = (PKG / mod).read_text()
         assert "fcntl.flock(" not in src, mod
-        # (image/store.py renames a blob into place itself: streamed and verified before it is visible)
-        assert src.count("os.replace(") == (mod == "image/store.py"), mod
+        # (image/content.py renames a blob into place itself: streamed and verified before it is visible)
+        assert src.count("os.replace(") == (mod == "image/content.py"), mod
