@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 
-from minidock.cli.runtime_ops import Ctx, do_delete, do_kill, do_start, error_text, fail
+from minidock.cli.runtime_ops import Ctx, _create, do_delete, do_kill, do_start, error_text, fail
 from minidock.errors import MinidockError
 
 # global options the fast path understands: those with a value, and flags
@@ -47,12 +47,15 @@ def main(argv=None) -> None:
         sys.stdout.flush()
         os._exit(0)  # nothing to tear down; the interpreter's own teardown would cost more
     try:
-        if verb == "start":
+        if verb == "create":
+            _create(ctx, pos[0], flags.get("bundle", "."), flags.get("console-socket"), flags.get("pid-file"),
+                    "no-pivot" in flags, int(flags.get("preserve-fds", 0)))
+        elif verb == "start":
             do_start(ctx.root, pos[0])
         elif verb == "kill":
-            do_kill(ctx.root, pos[0], pos[1] if len(pos) > 1 else "SIGTERM", bool(flags))
+            do_kill(ctx.root, pos[0], pos[1] if len(pos) > 1 else "SIGTERM", "all" in flags)
         else:
-            do_delete(ctx.root, pos[0], bool(flags))
+            do_delete(ctx.root, pos[0], "force" in flags)
     except MinidockError as e:
         fail(ctx, error_text(e))
     except Exception as e:  # a bug: one line for the engine's log, the traceback with --debug
@@ -68,12 +71,17 @@ def _full(args: list[str]) -> None:
     full(args)
 
 
-# verb -> (its flags, how many positionals: min, max)
-_VERBS = {"state": ((), 1, 1), "start": ((), 1, 1), "kill": (("-a", "--all"), 1, 2),
-          "delete": (("-f", "--force"), 1, 1)}
+# verb -> (its flags {spelling: name}, its options with a value {spelling: name}, positionals: min, max),
+# as the click commands of runtime_cli.py declare them
+_CREATE_VALUES = {"-b": "bundle", "--bundle": "bundle", "--console-socket": "console-socket",
+                  "--pid-file": "pid-file", "--preserve-fds": "preserve-fds"}
+_VERBS = {"state": ({}, {}, 1, 1), "start": ({}, {}, 1, 1),
+          "kill": ({"-a": "all", "--all": "all"}, {}, 1, 2),
+          "delete": ({"-f": "force", "--force": "force"}, {}, 1, 1),
+          "create": ({"--no-pivot": "no-pivot", "--no-new-keyring": "no-new-keyring"}, _CREATE_VALUES, 1, 1)}
 
 
-def _parse(args: list[str]) -> tuple[Ctx, str, list[str], list[str]] | None:
+def _parse(args: list[str]) -> tuple[Ctx, str, list[str], dict] | None:
     """(options, verb, positionals, flags) for the command lines handled here, else None."""
     opts: dict[str, str] = {}
     i = 0
@@ -92,19 +100,32 @@ def _parse(args: list[str]) -> tuple[Ctx, str, list[str], list[str]] | None:
     if i >= len(args) or args[i] not in _VERBS or opts.get("--log-format", "text") not in ("text", "json"):
         return None
     verb = args[i]
-    allowed, least, most = _VERBS[verb]
-    pos, flags = [], []
-    for a in args[i + 1:]:
-        if a in allowed:
-            flags.append(a)
+    bools, values, least, most = _VERBS[verb]
+    pos, flags = [], {}
+    rest = args[i + 1:]
+    j = 0
+    while j < len(rest):
+        a = rest[j]
+        name, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
+        if a in bools:
+            flags[bools[a]] = True
+        elif name in values and (eq or j + 1 < len(rest)):
+            if not eq:
+                j += 1
+                value = rest[j]
+            if not value or (value.startswith("-") and not eq):
+                return None
+            flags[values[name]] = value
         elif a.startswith("-") or not a:
             return None  # another flag, `--`, a negative number: the click CLI decides
         else:
             pos.append(a)
-    if not least <= len(pos) <= most:
+        j += 1
+    if not least <= len(pos) <= most or not flags.get("preserve-fds", "0").isdigit():
         return None
     root = os.path.abspath(opts.get("--root") or os.environ.get("MINIDOCK_RUNTIME_ROOT") or "/run/minidock-runtime")
-    ctx = Ctx(root, opts.get("--log"), opts.get("--log-format", "text"), "--debug" in args[:i], False)
+    ctx = Ctx(root, opts.get("--log"), opts.get("--log-format", "text"), "--debug" in args[:i],
+              "--systemd-cgroup" in args[:i])
     return ctx, verb, pos, flags
 
 

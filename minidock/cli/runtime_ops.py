@@ -1,8 +1,9 @@
-"""What `minidock-runtime` runs for start, kill and delete, and how it reports errors, shared by
+"""What `minidock-runtime` runs for create, start, kill and delete, and how it reports errors, shared by
 the click CLI (runtime_cli.py) and the click-free entry point (runtime_fast.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -87,3 +88,37 @@ def parse_signal(value: str) -> int:
         return int(getattr(signal.Signals, name))
     except AttributeError:
         raise MinidockError(f"unknown signal {value!r}") from None
+
+
+def _write_pid_file(path: str | None, pid: int) -> None:
+    if path:
+        from minidock.util import fsutil
+
+        fsutil.atomic_write(path, str(pid))
+
+
+def _send_console(socket_path: str, fd: int) -> None:
+    """runc's console-socket protocol: the pty master goes to the engine with SCM_RIGHTS."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(socket_path)
+        socket.send_fds(s, [b"/dev/ptmx"], [fd])
+    os.close(fd)
+
+
+def _create(ctx: Ctx, cid: str, bundle: str, console_socket: str | None, pid_file: str | None,
+            no_pivot: bool, preserve_fds: int, fifo: bool = True):
+    from minidock.runtime import create
+    from minidock.runtime import spec as ocispec
+
+    spec = ocispec.load(os.path.abspath(bundle))
+    terminal = bool(spec.get("process", {}).get("terminal"))
+    if terminal and not console_socket:
+        raise MinidockError("cannot allocate tty if runc will detach without setting console socket")
+    c = create(cid, bundle, root=ctx.root, stdio=(0, 1, 2), exec_fifo=fifo, no_pivot=no_pivot, spec=spec,
+               preserve_fds=preserve_fds)
+    if terminal and c.console_fd is not None:
+        _send_console(console_socket, c.console_fd)
+    _write_pid_file(pid_file, c.pid)
+    return c

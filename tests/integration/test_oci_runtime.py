@@ -526,8 +526,8 @@ def test_state_fast_path_prints_what_the_click_cli_prints(bundle, tmp_path):
 
 
 def test_start_kill_delete_fast_path_errors_match_the_click_cli(bundle, tmp_path):
-    """start/kill/delete without click (runtime_fast.main) against the click CLI: the same exit
-    code, stderr and --log line for each refusal, and the fast path imports no click."""
+    """create/start/kill/delete without click (runtime_fast.main) against the click CLI: the same
+    exit code, stderr and --log line for each refusal, and the fast path imports no click."""
     bundle(["sleep", "30"])
     root = tmp_path / "s"
     fast = [sys.executable, "-m", "minidock.cli.runtime_fast"]
@@ -543,7 +543,14 @@ def test_start_kill_delete_fast_path_errors_match_the_click_cli(bundle, tmp_path
         assert out[0] == out[1], args
         return out[0]
 
-    assert rt_detached(fast, "--root", root, "create", "-b", bundle.path, "c4").returncode == 0
+    code, _, err, _ = both("create", "--bundle", tmp_path / "nosuch", "c4")
+    assert code == 1 and err and not (root / "c4").exists()
+    assert rt_detached(fast, "--root", root, "create", "-b", bundle.path, "--pid-file", tmp_path / "pid",
+                       "c4").returncode == 0
+    st = json.loads(rt(fast, "--root", root, "state", "c4").stdout)
+    assert st["status"] == "created" and st["pid"] == int((tmp_path / "pid").read_text())
+    code, _, err, _ = both("create", f"--bundle={bundle.path}", "c4")
+    assert code == 1 and "exists" in err
     assert rt(fast, "--root", root, "start", "c4").returncode == 0
     code, _, err, log = both("start", "c4")
     assert code == 1 and "cannot start a container that is running" in err and "cannot start" in log
