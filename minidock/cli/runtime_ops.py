@@ -4,7 +4,6 @@ the click CLI (runtime_cli.py) and the click-free entry point (runtime_fast.py).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
@@ -85,6 +84,8 @@ def parse_signal(value: str) -> int:
         return int(v)
     name = v if v.startswith("SIG") else "SIG" + v
     try:
+        import signal  # (here: it imports enum, ~3 ms of every `state`)
+
         return int(getattr(signal.Signals, name))
     except AttributeError:
         raise MinidockError(f"unknown signal {value!r}") from None
