@@ -65,18 +65,21 @@ def status(pid: int) -> dict:
 
 def mounts(pid: int, spec: dict | None = None) -> dict:
     """Each mount with its propagation; which masked and read-only paths are in force."""
+    from minidock.util import mountinfo
+
     rows = []
-    for line in _read(f"/proc/{pid}/mountinfo").splitlines():
-        f = line.split()
-        sep = f.index("-")
-        optional = f[6:sep]
+    try:
+        mounts_ = mountinfo.read(pid)
+    except OSError:
+        mounts_ = []
+    for m in mounts_:
         prop = "private"
-        for o in optional:
+        for o in m.optional:
             if o.startswith("shared:"):
                 prop = "shared"
             elif o.startswith("master:"):
                 prop = "slave"
-        rows.append({"target": f[4], "fstype": f[sep + 1], "source": f[sep + 2], "options": f[5],
+        rows.append({"target": m.target, "fstype": m.fstype, "source": m.source, "options": m.options,
                      "propagation": prop})
     by_target = {r["target"]: r for r in rows}
     linux = (spec or {}).get("linux", {})
@@ -96,9 +99,14 @@ def cgroup(rec: dict) -> dict:
     path = f"{rec['HostConfig'].get('CgroupParent', 'minidock')}/{rec['Id']}"
     out = {"path": path, "version": cgroup_version()}
     try:
-        out["counters"] = open_cgroup(path).stats()
-    except Exception as e:  # noqa: BLE001 - a report: say what could not be read
-        out["error"] = str(e)
+        from minidock.runtime import load
+
+        out["counters"] = load(rec["Id"]).stats()  # the runtime's Container, as the engine asks it
+    except Exception:  # noqa: BLE001 - not the runtime's (a replayed container): its cgroup by path
+        try:
+            out["counters"] = open_cgroup(path).stats()
+        except Exception as e:  # noqa: BLE001 - a report: say what could not be read
+            out["error"] = str(e)
     return out
 
 

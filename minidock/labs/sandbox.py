@@ -107,9 +107,9 @@ class Group:
         meta = self._meta()
         if not meta.get("subnet"):
             meta = {"group": self.name, "subnet": str(self._free_subnet())}
-            tmp = self.root / "lab-group.json.tmp"
-            tmp.write_text(json.dumps(meta))
-            os.replace(tmp, self.root / "lab-group.json")
+            from minidock.util import fsutil
+
+            fsutil.atomic_write_json(self.root / "lab-group.json", meta)
         self.ensure_busybox()
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
@@ -193,21 +193,18 @@ class Group:
 
 
 def _umount_under(prefix: str) -> None:
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix + "/")]
+    from minidock.util import mountinfo
+
+    targets = [m.target for m in mountinfo.read() if m.target.startswith(prefix + "/")]
     for t in sorted(targets, reverse=True):
         subprocess.run(["umount", "-l", t], capture_output=True)
 
 
 def _remove_cgroup_dirs(parent: str) -> None:
     """rmdir the group's cgroup directories (deepest first), in every hierarchy."""
-    with open("/proc/self/mountinfo") as f:
-        bases = []
-        for line in f:
-            parts = line.split()
-            if parts[parts.index("-") + 1] in ("cgroup", "cgroup2"):
-                bases.append(parts[4])
-    for base in bases:
+    from minidock.runtime.cgroups_mount import host_cgroup_mounts
+
+    for base, _, _ in host_cgroup_mounts():
         top = Path(base, parent)
         if not top.is_dir():
             continue
