@@ -14,13 +14,12 @@ objects, the object's controller its status and its pods' records.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import time
 from pathlib import Path
 
 from minidock import paths
+from minidock.util import fsutil
 
 
 def root() -> Path:
@@ -29,10 +28,7 @@ def root() -> Path:
 
 def _write(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    fsutil.atomic_write_json(path, data, indent=1, sort_keys=True)
 
 
 def _read(path: Path, default=None):
@@ -47,12 +43,8 @@ def _read(path: Path, default=None):
 def lock(name: str = ".lock"):
     p = root() / name
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with fsutil.flock(p):
         yield
-    finally:
-        os.close(fd)
 
 
 def now() -> str:

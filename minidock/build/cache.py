@@ -21,12 +21,12 @@ written to ``image/holds/builder.json``, which ``ImageStore.gc`` honours.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 
 from minidock import paths
+from minidock.util import fsutil
 
 try:  # the builtin sha256: hashlib's OpenSSL binding costs ~2 ms to import, paid by every build
     from _sha2 import sha256
@@ -69,31 +69,21 @@ class Cache:
     @contextlib.contextmanager
     def _locked(self):
         os.makedirs(self.dir, exist_ok=True)
-        fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with fsutil.flock(os.path.join(self.dir, ".lock")):
             self._index = None  # re-read under the lock: another build may have written
             yield self.index
             self._write(self.index)
-        finally:
-            os.close(fd)
 
     def _write(self, index: dict) -> None:
         from minidock.image.store import ImageStore
 
-        path = os.path.join(self.dir, "cache.json")
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(index, f, separators=(",", ":"))
-        os.replace(tmp, path)
+        fsutil.atomic_write_json(os.path.join(self.dir, "cache.json"), index, separators=(",", ":"))
         store = ImageStore()
         holds = store.root / "holds"
         holds.mkdir(parents=True, exist_ok=True)
         layers = [e["layer"] for e in index["steps"].values() if e.get("layer")]
         data = {"blobs": sorted({x["digest"] for x in layers}), "layers": sorted({x["diff_id"] for x in layers})}
-        tmp = holds / f"builder.json.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, holds / "builder.json")
+        fsutil.atomic_write_json(holds / "builder.json", data)
 
     def lookup(self, key: str) -> dict | None:
         if self.disabled:
@@ -193,8 +183,5 @@ class FileHashes:
         if not self.dirty:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.known, f, separators=(",", ":"))
-        os.replace(tmp, self.path)
+        fsutil.atomic_write_json(self.path, self.known, separators=(",", ":"))
         self.dirty = False
