@@ -174,6 +174,9 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
             {"digest": digest, "diff_id": diff_id, "mediaType": MT_OCI_LAYER, "size": size, "unpacked": size}]
         img = store.add_image(json.dumps(cfg, separators=(",", ":")).encode(), layers,
                               tags=[target] if target else [])
+    from minidock.engine import events
+
+    events.container_event(rec, "commit", comment=message or "", imageID=img.id)
     return img
 
 

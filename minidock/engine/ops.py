@@ -34,6 +34,9 @@ def pause(cid: str) -> None:
     while rt.status() != "paused" and time.monotonic() < deadline:  # v1: FREEZING until every task stops
         time.sleep(0.01)
     containers.update_state(cid, Paused=True, Status="paused")  # (takes the record's lock)
+    from minidock.engine import events
+
+    events.container_event(rec, "pause")
 
 
 def unpause(cid: str) -> None:
@@ -42,6 +45,9 @@ def unpause(cid: str) -> None:
         raise Conflict(f"Container {cid} is not paused")
     _runtime(rec).resume()
     containers.update_state(cid, Paused=False, Status="running")
+    from minidock.engine import events
+
+    events.container_event(rec, "unpause")
 
 
 # --- diff -----------------------------------------------------------------------------------------
