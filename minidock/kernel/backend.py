@@ -158,6 +158,11 @@ class Backend(abc.ABC):
     def symlink(self, src: str, path: str) -> None: ...
 
     @abc.abstractmethod
+    def make_mount_point(self, root: str, rel: str, is_dir: bool) -> None:
+        """Create root/rel and its missing parents with *at() calls from a descriptor of root,
+        never following a symbolic link (a component swapped for one fails: ENOTDIR/ELOOP)."""
+
+    @abc.abstractmethod
     def fork(self) -> int:
         """fork(2): 0 in the child, the child's pid in the parent."""
 

@@ -303,24 +303,19 @@ def write_file(path: str, data: str, *, why: str = "", hint: str | None = None) 
     _do("write", path, backend().write_file, path, data, hint=hint)
 
 
-def mount_point(target: str, is_dir: bool, *, why: str = "") -> None:
+def mount_point(rootfs: str, target: str, is_dir: bool, *, why: str = "") -> None:
     """Create a missing mount point (and its missing parents) inside the rootfs: a directory, or an
-    empty file for a file bind mount (mknod S_IFREG: no open(2) to leave behind)."""
-    import stat
-
+    empty file for a file bind mount. Made from a descriptor of the rootfs, component by component,
+    never following a link (CVE-2021-30465 class: a racing container swapping a component for a
+    symlink to a host directory makes this fail instead of creating on the host)."""
     q = shlex.quote
+    rel = os.path.relpath(target, rootfs)
+    if rel.startswith(".."):
+        raise KernelError("mkdir", target, errno.EINVAL, "a mount point outside the rootfs")
     parent = target if is_dir else os.path.dirname(target)
     trace("mkdir" if is_dir else "touch", target, why or "a mount needs a mount point",
           f"mkdir -p {q(target)}" if is_dir else f"mkdir -p {q(parent)} && touch {q(target)}")
-    missing = []
-    p = parent
-    while p and p != "/" and not os.path.lexists(p):
-        missing.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(missing):
-        _do("mkdir", d, backend().mkdir, d, 0o755)
-    if not is_dir:
-        _do("mknod", target, backend().mknod, target, stat.S_IFREG | 0o644, 0)
+    _do("mkdir" if is_dir else "touch", target, backend().make_mount_point, rootfs, rel, is_dir)
 
 
 def symlink(src: str, path: str, *, why: str = "") -> None:

@@ -306,6 +306,31 @@ class LibcBackend(Backend):
     def symlink(self, src: str, path: str) -> None:
         os.symlink(src, path)
 
+    def make_mount_point(self, root: str, rel: str, is_dir: bool) -> None:
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise OSError(errno.EINVAL, f"'..' in a mount point: {rel}")
+        fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for i, name in enumerate(parts):
+                if i == len(parts) - 1 and not is_dir:
+                    try:
+                        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                         0o644, dir_fd=fd))
+                    except FileExistsError:
+                        pass
+                    return
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                # O_NOFOLLOW | O_DIRECTORY: a link planted here, even one made a moment ago, fails
+                nfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+        finally:
+            os.close(fd)
+
     def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
         pid = os.fork()
         if pid == 0:

@@ -109,10 +109,10 @@ def secure_join(root: str, path: str) -> str:
     return os.path.join(root, *resolved)
 
 
-def _ensure_target(target: str, source_is_dir: bool) -> None:
+def _ensure_target(rootfs: str, target: str, source_is_dir: bool) -> None:
     if os.path.lexists(target):
         return
-    k.mount_point(target, source_is_dir)
+    k.mount_point(rootfs, target, source_is_dir)
 
 
 def make_private(propagation: str | None) -> None:
@@ -180,7 +180,7 @@ def mount_one(rootfs: str, m: dict, cgroup_mounter=None, userns: bool = False) -
         if not os.path.exists(source):
             raise InvalidArgument(f"bind mount source path does not exist: {source}")
         source_is_dir = os.path.isdir(source)
-    _ensure_target(target, source_is_dir)
+    _ensure_target(rootfs, target, source_is_dir)
     fds: list[int] = []
 
     def held() -> str:
@@ -206,7 +206,7 @@ def _mount_one(rootfs: str, m: dict, target: str, dest: str, cgroup_mounter, use
     flags, prop, data = parse_options(m.get("options", []))
     is_bind = bool(flags & k.MS_BIND) or mtype == "bind"
     if mtype == "cgroup":
-        _ensure_target(target, True)
+        _ensure_target(rootfs, target, True)
         if cgroup_mounter:
             cgroup_mounter(target, flags)
         return
@@ -214,7 +214,7 @@ def _mount_one(rootfs: str, m: dict, target: str, dest: str, cgroup_mounter, use
         flags |= k.MS_BIND
         if not os.path.exists(source):
             raise InvalidArgument(f"bind mount source path does not exist: {source}")
-        _ensure_target(target, os.path.isdir(source))
+        _ensure_target(rootfs, target, os.path.isdir(source))
         k.mount(source, target, None, flags & (k.MS_BIND | k.MS_REC),
                 why=f"make host path {source} visible at {dest} in the container")
         target = held() or target
@@ -226,7 +226,7 @@ def _mount_one(rootfs: str, m: dict, target: str, dest: str, cgroup_mounter, use
             k.mount(None, target, None, extra | k.MS_BIND | k.MS_REMOUNT,
                     why=f"apply {','.join(k.mount_options(extra))} to the bind mount at {dest}")
     elif mtype == "sysfs" and userns:
-        _ensure_target(target, True)
+        _ensure_target(rootfs, target, True)
         try:
             k.mount(source, target, mtype, flags, ",".join(data) or None, why=_WHY["/sys"])
             target = held() or target
@@ -241,7 +241,7 @@ def _mount_one(rootfs: str, m: dict, target: str, dest: str, cgroup_mounter, use
             k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | current_flags(target),
                     why="/sys read-only")
     else:
-        _ensure_target(target, True)
+        _ensure_target(rootfs, target, True)
         k.mount(source, target, mtype, flags, ",".join(data) or None,
                 why=_WHY.get(dest, f"the spec asks for {mtype} at {dest}"))
         target = held() or target

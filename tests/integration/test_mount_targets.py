@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from minidock import kernel as k
+from minidock.errors import KernelError
 from minidock.runtime import rootfs as rfs
 
 
@@ -59,3 +60,28 @@ def test_links_resolve_inside_the_rootfs(tree):
         assert os.readlink(f"/proc/self/fd/{fd}") == str(root / str(host).lstrip("/"))
     finally:
         os.close(fd)
+
+
+def test_a_missing_target_is_made_inside_even_when_a_component_is_swapped(tree, monkeypatch):
+    """Creating a missing mount point: after secure_join resolved /vol/sub/new inside the rootfs, a
+    racing container swaps /vol/sub for a link to a host directory. The runtime makes the missing
+    directory from a descriptor of the rootfs, never following a link: it fails, and nothing is
+    created on the host (before: os.makedirs by path made host-secret-dir/new)."""
+    root, host = tree
+    target = rfs.secure_join(str(root), "/vol/sub/new")
+    os.rename(root / "vol" / "sub", root / "vol" / "sub.old")
+    os.symlink(host, root / "vol" / "sub")
+    with pytest.raises(KernelError):
+        k.mount_point(str(root), target, True, why="test")
+    assert sorted(os.listdir(host)) == ["keep"]  # nothing made on the host
+    # and a file mount point the same way
+    with pytest.raises(KernelError):
+        k.mount_point(str(root), str(root / "vol" / "sub" / "file"), False, why="test")
+    assert sorted(os.listdir(host)) == ["keep"]
+
+
+def test_missing_targets_are_made_in_the_rootfs(tree):
+    root, _ = tree
+    k.mount_point(str(root), str(root / "a" / "b" / "c"), True, why="test")
+    k.mount_point(str(root), str(root / "etc" / "x.conf"), False, why="test")
+    assert (root / "a" / "b" / "c").is_dir() and (root / "etc" / "x.conf").is_file()
