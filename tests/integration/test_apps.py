@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,39 +21,14 @@ import uuid
 import pytest
 
 from tests.conftest import REPO
+from tests.netns import make_netns
 
 pytest.importorskip("kubernetes_validate")
 pytest.importorskip("yaml")
 
 
-DOCKER_FIREWALL = """
-iptables -w -P FORWARD DROP
-iptables -w -N DOCKER-USER
-iptables -w -A DOCKER-USER -j RETURN
-iptables -w -I FORWARD 1 -j DOCKER-USER
-echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
-"""
-
-
 def _make_netns(docker_firewall: bool = False):
-    name = f"mdapps-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    if docker_firewall:  # what dockerd leaves on a host (as in test_network.py)
-        if not os.path.exists("/proc/sys/net/bridge") and shutil.which("modprobe"):
-            subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
-        if not os.path.exists("/proc/sys/net/bridge"):
-            subprocess.run(["ip", "netns", "del", name], check=True)
-            pytest.skip("br_netfilter is not loaded and cannot be (modprobe br_netfilter)")
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-ec", DOCKER_FIREWALL], check=True)
-    yield name
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    base = ["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock"]
-    ids = subprocess.run([*base, "ps", "-aq"], capture_output=True, text=True, env=env).stdout.split()
-    if ids:
-        subprocess.run([*base, "rm", "-f", *ids], capture_output=True, env=env)
-    subprocess.run([*base, "system", "prune", "-f"], capture_output=True, env=env, timeout=120)
-    subprocess.run(["ip", "netns", "del", name], check=True)
+    yield from make_netns("mdapps", docker_firewall=docker_firewall)
 
 
 @pytest.fixture(scope="module")

@@ -14,44 +14,17 @@ import shutil
 import subprocess
 import sys
 import threading
-import uuid
 
 import pytest
 
 from minidock.labs import checks, sandbox, verify
+from tests.netns import make_netns
 
 LABS = checks.catalog()
 
 
-# what dockerd leaves on a host (tests/integration/test_network.py has the same)
-DOCKER_FIREWALL = """
-iptables -w -P FORWARD DROP
-iptables -w -N DOCKER-USER
-iptables -w -A DOCKER-USER -j RETURN
-iptables -w -I FORWARD 1 -j DOCKER-USER
-echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
-"""
-
-
 def _make_netns(state_root, docker_firewall=False):
-    name = f"mdlab-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    if docker_firewall:  # (the bridge sysctls exist once br_netfilter is loaded, as dockerd loads it)
-        if not os.path.exists("/proc/sys/net/bridge") and shutil.which("modprobe"):
-            subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
-        if not os.path.exists("/proc/sys/net/bridge"):
-            subprocess.run(["ip", "netns", "del", name], check=True)
-            pytest.skip("br_netfilter is not loaded and cannot be (modprobe br_netfilter)")
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-ec", DOCKER_FIREWALL], check=True)
-    yield name
-    # the session's own containers and network records made in this namespace go with it (never
-    # `--all`: the session's busybox image is shared by every later test module)
-    env = dict(os.environ, PYTHONPATH=str(checks.labs_dir().parents[1]))
-    for args in (["rm", "-f", "kview", "kview2", "kdraw", "rp-none", "rp-bridge"], ["system", "prune", "--force"]):
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", *args],
-                       capture_output=True, env=env, timeout=120)
-    subprocess.run(["ip", "netns", "del", name], check=True)
+    yield from make_netns("mdlab", docker_firewall=docker_firewall)
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import REPO
+from tests.netns import make_netns
 
 
 @pytest.fixture(scope="module", params=["plain", "docker-firewall"])
@@ -29,42 +27,9 @@ def netns(state_root, request):
     yield from _make_netns(docker_firewall=request.param == "docker-firewall")
 
 
-DOCKER_FIREWALL = """
-iptables -w -P FORWARD DROP
-iptables -w -N DOCKER-USER
-iptables -w -A DOCKER-USER -j RETURN
-iptables -w -I FORWARD 1 -j DOCKER-USER
-echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
-"""
-
-
 def _make_netns(docker_firewall: bool = False):
-    name = f"mdtest-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     # a new namespace inherits the host's ip_forward; start from 0 to see minidock set and restore it
-    subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"],
-                   check=True)
-    if docker_firewall:  # (the bridge sysctls exist once br_netfilter is loaded: modprobe, as dockerd does)
-        if not os.path.exists("/proc/sys/net/bridge") and shutil.which("modprobe"):
-            subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
-        if not os.path.exists("/proc/sys/net/bridge"):
-            subprocess.run(["ip", "netns", "del", name], check=True)
-            pytest.skip("br_netfilter is not loaded and cannot be (modprobe br_netfilter)")
-        subprocess.run(["nsenter", f"--net=/run/netns/{name}", "sh", "-ec", DOCKER_FIREWALL], check=True)
-    yield name
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", "rm", "-f",
-                    *_ids(name, env)], capture_output=True, env=env)
-    subprocess.run(["nsenter", f"--net=/run/netns/{name}", sys.executable, "-m", "minidock", "system",
-                    "prune", "-f"], capture_output=True, env=env, timeout=120)
-    subprocess.run(["ip", "netns", "del", name], check=True)
-
-
-def _ids(ns, env):
-    r = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", sys.executable, "-m", "minidock", "ps", "-aq"],
-                       capture_output=True, text=True, env=env)
-    return r.stdout.split()
+    yield from make_netns("mdtest", docker_firewall=docker_firewall, ip_forward="0")
 
 
 @pytest.fixture
