@@ -1,7 +1,7 @@
 """`minidock`: the top-level command group.
 
 Subcommands are loaded lazily (only the module of the command being run is imported), so that
-`minidock run --network none ...` does not pay for pyroute2, rich or the image registry client.
+`minidock run --network none ...` does not pay for the image registry client, yaml or the build package.
 To add a command, add one line to COMMANDS: "name": "module:attribute".
 """
 
