@@ -144,6 +144,23 @@ def busybox(state_root, busybox_tar):
     return "busybox"
 
 
+@pytest.fixture
+def detached(md, busybox):
+    """Start detached containers (`start(*run_args, name=None)` -> (name, id)); removed after."""
+    made = []
+
+    def start(*args, name=None):
+        name = name or f"t{os.urandom(4).hex()}"
+        r = md("run", "-d", "--name", name, *args)
+        assert r.returncode == 0, r.stderr
+        made.append(name)
+        return name, r.stdout.strip()
+
+    yield start
+    for n in made:
+        md("rm", "-f", n)
+
+
 # ---- the leak check -----------------------------------------------------------------------------
 def _snapshot(state_root: str) -> dict[str, set]:
     """What a test could leak, scoped to this session (other minidock users on the host, e.g. a

@@ -1714,3 +1714,15 @@ def docker_format(fmt: str, rows: list, header: dict | None = None, json_rows=No
     return tabwrite(head + "\n" + body)
 
 
+
+
+def write_listing(fmt: str | None, rows: list, default: str, header: dict) -> None:
+    """`network ls`, `volume ls` ...: --format json (each row's plain fields), table (the
+    command's default columns when no template is given) or a template, to standard output."""
+    import sys
+
+    if fmt == "json":
+        sys.stdout.write(docker_format("json", rows, json_rows=[
+            {k: r[k] for k in sorted(r) if not callable(r[k])} for r in rows]))
+        return
+    sys.stdout.write(docker_format(default if not fmt or fmt == "table" else fmt, rows, header))

@@ -50,7 +50,6 @@ def _event(action: str, net_id: str, name: str, type_: str = "bridge", **extra) 
 def ls(quiet, no_trunc, filters, fmt):
     """List networks."""
     import re
-    import sys
 
     from minidock.cli import gotemplate, views
 
@@ -86,15 +85,9 @@ def ls(quiet, no_trunc, filters, fmt):
             "CreatedAt": views.go_time(n.get("Created", ""))}, type_name="*formatter.networkContext")
         row["Label"] = lambda k, labels=labels: labels.get(k, "")
         rows.append(row)
-    if fmt == "json":
-        sys.stdout.write(gotemplate.docker_format("json", rows, json_rows=[
-            {k: r[k] for k in sorted(r) if not callable(r[k])} for r in rows]))
-        return
-    if not fmt or fmt == "table":
-        fmt = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
-    sys.stdout.write(gotemplate.docker_format(fmt, rows, {
+    gotemplate.write_listing(fmt, rows, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", {
         "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
-        "Internal": "INTERNAL", "Labels": "LABELS", "Label": lambda *_: "LABEL", "CreatedAt": "CREATED"}))
+        "Internal": "INTERNAL", "Labels": "LABELS", "Label": lambda *_: "LABEL", "CreatedAt": "CREATED"})
 
 
 def _table(cols, rows):

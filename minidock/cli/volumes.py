@@ -45,7 +45,6 @@ def create(driver, labels, opts, name):
 def ls(quiet, filters, fmt):
     """List volumes."""
     import re
-    import sys
 
     from minidock.cli import gotemplate, views
 
@@ -78,16 +77,10 @@ def ls(quiet, filters, fmt):
             type_name="*formatter.volumeContext")
         row["Label"] = lambda k, labels=labels: labels.get(k, "")
         rows.append(row)
-    if fmt == "json":
-        sys.stdout.write(gotemplate.docker_format("json", rows, json_rows=[
-            {k: r[k] for k in sorted(r) if not callable(r[k])} for r in rows]))
-        return
-    if not fmt or fmt == "table":
-        fmt = "table {{.Driver}}\t{{.Name}}"
-    sys.stdout.write(gotemplate.docker_format(fmt, rows, {
+    gotemplate.write_listing(fmt, rows, "table {{.Driver}}\t{{.Name}}", {
         "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
         "Labels": "LABELS", "Label": lambda *_: "LABEL", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP",
-        "Availability": "AVAILABILITY", "Status": "STATUS"}))
+        "Availability": "AVAILABILITY", "Status": "STATUS"})
 
 
 @volume.command("inspect")

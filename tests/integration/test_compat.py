@@ -11,22 +11,6 @@ import time
 import pytest
 
 
-@pytest.fixture
-def detached(md, busybox):
-    made = []
-
-    def start(*args, name=None):
-        name = name or f"c{os.urandom(4).hex()}"
-        r = md("run", "-d", "--name", name, *args)
-        assert r.returncode == 0, r.stderr
-        made.append(name)
-        return name, r.stdout.strip()
-
-    yield start
-    for n in made:
-        md("rm", "-f", n)
-
-
 def _wait_for(pred, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

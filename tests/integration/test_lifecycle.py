@@ -9,22 +9,6 @@ import psutil
 import pytest
 
 
-@pytest.fixture
-def detached(md, busybox):
-    made = []
-
-    def start(*args, name=None):
-        name = name or f"t{os.urandom(4).hex()}"
-        r = md("run", "-d", "--name", name, *args)
-        assert r.returncode == 0, r.stderr
-        made.append(name)
-        return name, r.stdout.strip()
-
-    yield start
-    for n in made:
-        md("rm", "-f", n)
-
-
 def _inspect(md, name):
     r = md("inspect", name)
     assert r.returncode == 0, r.stderr
