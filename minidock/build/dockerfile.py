@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 from minidock.build.shell import Lexer, ShellWordError, expand, expand_words  # noqa: F401 (re-exported)
 from minidock.errors import InvalidArgument
+from minidock.util import goduration
 from minidock.util.gostrconv import go_quote
 
 __all__ = [
@@ -745,35 +746,12 @@ def parse_flags(inst: Instruction, allowed: Mapping[str, str] | None = None) -> 
     return used
 
 
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DUR_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-
-
 def parse_duration(s: str) -> float:
-    """Go's time.ParseDuration, in seconds."""
-    orig = s
-    sign = 1.0
-    if s[:1] in "+-" and s:
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise _Err(f'time: invalid duration "{orig}"')
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DUR_RE.match(s, pos)
-        if not m or m.group(1) in ("", "."):
-            if not m and re.match(r"[0-9.]+\Z", s[pos:]):
-                raise _Err(f'time: missing unit in duration "{orig}"')
-            if not m and re.match(r"[0-9.]+", s[pos:]):
-                unit = re.sub(r"^[0-9.]+", "", s[pos:])
-                raise _Err(f'time: unknown unit "{re.match(r"[^0-9.]*", unit).group(0)}" in duration "{orig}"')
-            raise _Err(f'time: invalid duration "{orig}"')
-        total += float(m.group(1)) * _DUR_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
+    """Go's time.ParseDuration, in seconds (HEALTHCHECK's flags)."""
+    try:
+        return goduration.parse_seconds(s)
+    except ValueError as e:
+        raise _Err(str(e)) from None
 
 
 class Mount(_Record):

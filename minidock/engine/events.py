@@ -284,27 +284,12 @@ def parse_time(text: str, now_ns: int | None = None) -> int:
     return secs * 1_000_000_000 + int(((frac or ".")[1:] + "000000000")[:9])
 
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-          "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
 def parse_duration(text: str) -> int:
     """Go's time.ParseDuration -> nanoseconds (InvalidArgument with Go's message otherwise)."""
-    import re
-
     from minidock.errors import InvalidArgument
+    from minidock.util import goduration
 
-    s = text
-    sign = 1
-    if s[:1] in "+-" and s:
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)", s)
-    if not s or "".join(a + b for a, b in parts) != s:
-        raise InvalidArgument(f'time: invalid duration "{text}"')
-    total = 0.0
-    for num, unit in parts:
-        total += float(num) * _UNITS[unit]
-    return sign * int(round(total))
+    try:
+        return goduration.parse_ns(text)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None

@@ -121,18 +121,14 @@ def _opaque(path: str) -> bool:
 
 
 # --- prune filters --------------------------------------------------------------------------------
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(v: str) -> float | None:
-    """Go's time.ParseDuration: `300ms`, `1.5h`, `2h45m`; None if it is not one."""
-    m = re.fullmatch(r"-?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+", v)
-    if not m:
+    """Go's time.ParseDuration in seconds: `300ms`, `1.5h`, `2h45m`; None if it is not one."""
+    from minidock.util import goduration
+
+    try:
+        return goduration.parse_seconds(v)
+    except ValueError:
         return None
-    total = 0.0
-    for num, unit in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", v):
-        total += float(num) * _DUR_UNITS[unit]
-    return -total if v.startswith("-") else total
 
 
 def parse_time(value: str, now: float | None = None) -> float:
