@@ -18,7 +18,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -27,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+
+from tests.dockerd import PrivateDockerd
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs containers)")
@@ -224,42 +225,10 @@ def engines(state_root, busybox, tmp_path_factory):
 
 
 def _private_dockerd(d):
-    """dockerd with its own root, socket and network namespace; None where it cannot run."""
-    if not shutil.which("dockerd") or not shutil.which("docker") or os.environ.get("MINIDOCK_NO_DOCKERD"):
-        return None
-    sock = f"unix://{d}/docker.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
-    log = open(f"{d}/dockerd.log", "wb")  # noqa: SIM115 - closed in stop()
-    proc = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", f"{d}/data", "--exec-root",
-                             f"{d}/exec", "-H", sock, "--pidfile", f"{d}/dockerd.pid", "--iptables=false",
-                             "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    def run(*args, input=None):
-        return subprocess.run(["docker", "-H", sock, *map(str, args)], capture_output=True, timeout=180, env=env,
-                              input=input)
-
-    def stop():
-        run("rm", "-f", *run("ps", "-aq").stdout.decode().split())
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        for sub in ("data", "exec"):
-            subprocess.run(["umount", "-R", f"{d}/{sub}"], capture_output=True)
-
-    run.stop = stop
-    for _ in range(150):
-        if proc.poll() is not None:
-            break
-        if run("info").returncode == 0:
-            return run
-        time.sleep(0.2)
-    stop()
-    return None
+    """dockerd with its own root, socket and network namespace (tests/dockerd.py); None where it
+    cannot run."""
+    docker = PrivateDockerd(d, text=False)
+    return None if docker.start(tries=150) else docker
 
 
 def run_case(case: Case, eng) -> tuple[list[int], bytes]:

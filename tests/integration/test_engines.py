@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dockerd import PrivateDockerd
+
 pytestmark = pytest.mark.noleakcheck  # the engines' own daemons and mounts live for the module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,30 +88,17 @@ def test_podman_interactive_session(podman):
 # ---- docker --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def docker(busybox_tar, tmp_path_factory):
+    """A private dockerd (tests/dockerd.py) that knows minidock-runtime as the runtime `minidock`."""
     _need("dockerd")
-    w = tmp_path_factory.mktemp("docker")
-    sock = f"unix://{w}/d.sock"
-    log = open(w / "dockerd.log", "w")
-    # its own network namespace: with --bridge=none dockerd deletes the host's docker0 otherwise
-    d = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", w / "data", "--exec-root", w / "exec",
-                          "-H", sock,
-                          "--pidfile", w / "d.pid", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                          "--ip-forward=false", "--ip-masq=false", "--add-runtime", f"minidock={RUNTIME}"],
-                         stdout=log, stderr=log)
-    base = ["docker", "-H", sock]
-    for _ in range(150):
-        if sh(*base, "info").returncode == 0:
-            break
-        time.sleep(0.2)
-    else:
-        d.kill()
-        pytest.skip("dockerd did not start here (see its log)")
-    assert sh(*base, "import", busybox_tar, "busybox").returncode == 0
-    yield base
-    sh(*base, "rm", "-f", *sh(*base, "ps", "-aq").stdout.split())
-    d.terminate()
-    d.wait(timeout=30)
-    _umount_under(str(w))
+    d = PrivateDockerd(tmp_path_factory.mktemp("docker"), args=("--add-runtime", f"minidock={RUNTIME}"))
+    why = d.start(tries=150)
+    if why:
+        pytest.skip(why)
+    try:
+        assert sh(*d.base, "import", busybox_tar, "busybox").returncode == 0
+        yield d.base
+    finally:
+        d.stop()
 
 
 def test_docker_run_exec_stop_with_runtime(docker):

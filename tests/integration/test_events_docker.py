@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
+
+from tests.dockerd import PrivateDockerd
 
 pytestmark = pytest.mark.noleakcheck  # the private dockerd lives for the module
 
@@ -25,41 +26,17 @@ def sh(*cmd, timeout=90, **kw):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def _umount_under(prefix: str) -> None:
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for t in sorted(targets, reverse=True):
-        subprocess.run(["umount", "-l", t], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def docker(busybox_tar, tmp_path_factory):
-    if shutil.which("dockerd") is None or shutil.which("docker") is None:
-        pytest.skip("dockerd is not installed")
-    w = tmp_path_factory.mktemp("dockerev")
-    sock = f"unix://{w}/d.sock"
-    log = open(w / "dockerd.log", "w")  # noqa: SIM115
-    d = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", w / "data",
-                          "--exec-root", w / "exec", "-H", sock, "--pidfile", w / "d.pid",
-                          "--iptables=false", "--ip6tables=false", "--bridge=none",
-                          "--ip-forward=false", "--ip-masq=false"], stdout=log, stderr=log)
-    base = ["docker", "-H", sock]
-    for _ in range(150):
-        if sh(*base, "info").returncode == 0:
-            break
-        time.sleep(0.2)
-    else:
-        d.kill()
-        pytest.skip("dockerd did not start here (see its log)")
-    assert sh(*base, "import", busybox_tar, "busybox").returncode == 0
-    yield base
-    ids = sh(*base, "ps", "-aq").stdout.split()
-    if ids:
-        sh(*base, "rm", "-f", *ids)
-    d.terminate()
-    d.wait(timeout=30)
-    log.close()
-    _umount_under(str(w))
+    d = PrivateDockerd(tmp_path_factory.mktemp("dockerev"))
+    why = d.start(tries=150)
+    if why:
+        pytest.skip(why)
+    try:
+        assert sh(*d.base, "import", busybox_tar, "busybox").returncode == 0
+        yield d.base
+    finally:
+        d.stop()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fixtures_registry import Registry, have_registry  # noqa: E402
 
+from tests.dockerd import PrivateDockerd  # noqa: E402
+
 # the tree of everything the image provides (the engines' own mount targets and /etc/ differ)
 TREE = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /etc "
         "-o -path /.dockerenv \\) -prune -o -print | sort; "
@@ -182,56 +184,17 @@ def test_registry_both_ways_with_skopeo_and_podman(md, md_saved, podman, podman_
 
 @pytest.fixture(scope="module")
 def docker():
-    """A private dockerd: its own data root and socket, no bridge, no iptables, and its own network
-    namespace (with --bridge=none, dockerd deletes a `docker0` it finds: the host's, unless it runs
-    in a namespace of its own); started without our environment (it is not one of our processes)."""
+    """A private dockerd (tests/dockerd.py: own root, socket and network namespace)."""
     _need("dockerd")
     _need("docker")
-    d = tempfile.mkdtemp(prefix="minidock-docker-")
-    sock = f"unix://{d}/docker.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
-    log = open(f"{d}/dockerd.log", "wb")
-    proc = subprocess.Popen(["unshare", "--net", "--", "dockerd", "--data-root", f"{d}/data",
-                             "--exec-root", f"{d}/exec", "-H", sock,
-                             "--pidfile", f"{d}/dockerd.pid", "--iptables=false", "--ip6tables=false",
-                             "--bridge=none", "--ip-forward=false", "--ip-masq=false"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    def run(*args, check=True):
-        r = subprocess.run(["docker", "-H", sock, *map(str, args)], capture_output=True, text=True, timeout=180,
-                           env=env)
-        if check:
-            assert r.returncode == 0, f"docker {args}: {r.stderr}"
-        return r
-
-    import time
-
-    for _ in range(150):
-        if run("info", check=False).returncode == 0:
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    else:
-        proc.poll()
-    ok = proc.poll() is None and run("info", check=False).returncode == 0
+    d = PrivateDockerd()
+    why = d.start(tries=150)
+    if why:
+        pytest.skip(why)
     try:
-        if not ok:
-            pytest.skip(f"dockerd did not start: {open(f'{d}/dockerd.log').read()[-300:]}")
-        yield run
+        yield lambda *args, check=True: d(*args, check=check)
     finally:
-        if ok:
-            run("rm", "-f", *run("ps", "-aq").stdout.split(), check=False)
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        subprocess.run(["umount", "-R", f"{d}/data"], capture_output=True)
-        subprocess.run(["umount", "-R", f"{d}/exec"], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        d.stop()
 
 
 def test_docker_both_ways(md, md_saved, docker, tmp_path):

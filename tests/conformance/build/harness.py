@@ -24,13 +24,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +37,7 @@ REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO))
 
 from minidock.build import dockerfile as D  # noqa: E402
+from tests.dockerd import PrivateDockerd  # noqa: E402
 
 CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
                  "Healthcheck", "StopSignal", "OnBuild", "Shell")
@@ -414,61 +413,18 @@ def docker_cli() -> str:
     return shutil.which("docker") or "docker"
 
 
-class DockerD:
-    """A private dockerd: own data root, exec root and socket, --bridge=none --iptables=false,
-    started inside a network namespace of its own (`unshare --net`), so the host's docker0 and
-    firewall are never touched."""
+class DockerD(PrivateDockerd):
+    """The private dockerd of tests/dockerd.py (own roots and socket, its own network namespace),
+    driven with the client of its own release and BuildKit on; calls fail loudly by default."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="minidock-bconf-docker-"))
-        self.sock = f"unix://{self.dir}/docker.sock"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK_")}
-        self.env["DOCKER_BUILDKIT"] = "1"
-        self.proc: subprocess.Popen | None = None
-        self.cli = docker_cli()
+        super().__init__(cli=docker_cli(), env={"DOCKER_BUILDKIT": "1"}, timeout=600)
 
-    def start(self) -> str | None:
-        """None when it runs, else why not."""
-        for tool in ("dockerd", "docker", "unshare"):
-            if shutil.which(tool) is None:
-                return f"{tool} is not installed"
-        self.log = open(self.dir / "dockerd.log", "wb")
-        script = ("ip link set lo up 2>/dev/null || true; exec dockerd --data-root \"$1/data\" "
-                  "--exec-root \"$1/exec\" -H \"$2\" --pidfile \"$1/dockerd.pid\" --iptables=false "
-                  "--ip6tables=false --bridge=none --ip-forward=false --ip-masq=false")
-        self.proc = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", script, "sh", str(self.dir), self.sock],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                break
-            if self("info", check=False).returncode == 0:
-                return None
-            time.sleep(0.2)
-        reason = (self.dir / "dockerd.log").read_text(errors="replace")[-400:]
-        self.stop()
-        return f"dockerd did not start: {reason}"
-
-    def __call__(self, *args, check=True, timeout=600, input=None):
-        r = run([self.cli, "-H", self.sock, *args], env=self.env, timeout=timeout, input=input)
+    def __call__(self, *args, check=True, **kw):
+        r = super().__call__(*args, **kw)
         if check and r.returncode != 0:
             raise RuntimeError(f"docker {' '.join(map(str, args))}: {r.stderr.strip()[-600:]}")
         return r
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(60)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-        for sub in ("data", "exec"):
-            run(["umount", "-R", self.dir / sub])
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Minidock:
