@@ -29,7 +29,7 @@ from minidock import paths
 from minidock.engine import attach, events
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
-from minidock.util import fsutil, now
+from minidock.util import fsutil, now, read_text
 
 
 def _image_layers(rec: dict) -> list[str]:
@@ -80,8 +80,8 @@ def _write_etc_files(rec: dict) -> None:
     hostname = cfg["Hostname"]
     if mode == "host":
         hostname = os.uname().nodename
-        hosts = _read("/etc/hosts")
-        resolv = _read("/etc/resolv.conf")
+        hosts = read_text("/etc/hosts")
+        resolv = read_text("/etc/resolv.conf")
     elif _uses_network_package(rec):
         from minidock import network
 
@@ -104,21 +104,13 @@ def _write_etc_files(rec: dict) -> None:
                         + " | ".join(line for line in text.splitlines() if line.strip())[:160])
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def default_resolv_conf(dns: list[str] | None, search: list[str] | None) -> str:
     """The host's resolv.conf minus loopback nameservers (unreachable from the container)."""
     lines = []
     if dns:
         lines += [f"nameserver {d}" for d in dns]
     else:
-        for line in _read("/etc/resolv.conf").splitlines():
+        for line in read_text("/etc/resolv.conf").splitlines():
             parts = line.split()
             if parts[:1] == ["nameserver"] and len(parts) > 1 and (
                     parts[1].startswith("127.") or parts[1] == "::1"):

@@ -14,6 +14,7 @@ import os
 import subprocess
 
 from minidock.kernel.constants import CAPABILITIES
+from minidock.util import read_text
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net", "cgroup", "user", "time")
 
@@ -23,14 +24,6 @@ SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
 
 def decode_caps(mask: int) -> list[str]:
     return [CAPS[i] if i < len(CAPS) else f"cap_{i}" for i in range(64) if mask >> i & 1]
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def namespaces(pid: int) -> list[dict]:
@@ -50,7 +43,7 @@ def namespaces(pid: int) -> list[dict]:
 
 def status(pid: int) -> dict:
     st = {}
-    for line in _read(f"/proc/{pid}/status").splitlines():
+    for line in read_text(f"/proc/{pid}/status").splitlines():
         k, _, v = line.partition(":")
         st[k] = v.strip()
     caps = {k: int(st.get(k, "0"), 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
@@ -136,8 +129,8 @@ def network(rec: dict, pid: int) -> dict:
 
 
 def ids_maps(pid: int) -> dict:
-    return {"uid_map": _read(f"/proc/{pid}/uid_map").split("\n")[:-1],
-            "gid_map": _read(f"/proc/{pid}/gid_map").split("\n")[:-1]}
+    return {"uid_map": read_text(f"/proc/{pid}/uid_map").split("\n")[:-1],
+            "gid_map": read_text(f"/proc/{pid}/gid_map").split("\n")[:-1]}
 
 
 def for_container(ref: str) -> tuple[dict, dict]:

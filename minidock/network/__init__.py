@@ -36,7 +36,6 @@ from minidock.network.common import (  # noqa: F401 - the package's interface
     NET_KINDS,
     _journal,
     _other,
-    _read,
     mode,
     veth_name,
     wanted_networks,

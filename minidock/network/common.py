@@ -41,9 +41,3 @@ def _other(ref: str) -> dict:
     return containers.full(containers.resolve(ref))
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""

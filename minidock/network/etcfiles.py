@@ -8,14 +8,15 @@ import os
 
 from minidock.errors import NotFound
 from minidock.network import store
-from minidock.network.common import LOCALHOST, _other, _read, mode
+from minidock.network.common import LOCALHOST, _other, mode
 from minidock.state import containers
+from minidock.util import read_text
 
 
 def hosts_file(rec: dict) -> str:
     m = mode(rec)
     if m.startswith("container:"):
-        return _read(_other(m[10:]).get("HostsPath", ""))
+        return read_text(_other(m[10:]).get("HostsPath", ""))
     hc, cfg = rec["HostConfig"], rec["Config"]
     settings = rec.get("NetworkSettings") or {}
     nets = settings.get("Networks") or {}
@@ -57,7 +58,7 @@ def resolv_conf(rec: dict, default: str) -> str:
     """The container's resolv.conf: its network peer's (--network container:X) or ``default``."""
     m = mode(rec)
     if m.startswith("container:"):
-        return _read(_other(m[10:]).get("ResolvConfPath", ""))
+        return read_text(_other(m[10:]).get("ResolvConfPath", ""))
     return default
 
 

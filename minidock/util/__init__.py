@@ -3,6 +3,7 @@
     now()          the one clock for records: RFC 3339 UTC with nanoseconds, like Docker's
     human_size()   Docker's size units (powers of 1000, 3 significant digits)
     proc_start_time(pid)  tells a live process from a recycled PID (None once gone or a zombie)
+    read_text(path)       a small file's text, "" when it cannot be read (/proc, /etc files)
 """
 
 from __future__ import annotations
@@ -44,3 +45,13 @@ def proc_start_time(pid: int) -> str | None:
         return None
     fields = data.rsplit(")", 1)[1].split()
     return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def read_text(path: str) -> str:
+    """A small file's text, or "" when it is missing or unreadable (a /proc file of a process that
+    just left, the host's /etc/hosts)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
