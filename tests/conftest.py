@@ -54,11 +54,11 @@ def state_root():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    _umount_under(str(d))
+    umount_under(str(d))
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _umount_under(prefix: str) -> None:
+def umount_under(prefix: str) -> None:
     for target in sorted(_mounts_under(prefix), reverse=True):
         subprocess.run(["umount", "-l", target], capture_output=True)
 

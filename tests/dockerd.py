@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.conftest import umount_under
+
 _SCRIPT = ('ip link set lo up 2>/dev/null || true; d="$1"; s="$2"; shift 2; exec dockerd --data-root "$d/data" '
            '--exec-root "$d/exec" -H "$s" --pidfile "$d/dockerd.pid" --iptables=false --ip6tables=false '
            '--bridge=none --ip-forward=false --ip-masq=false "$@"')
@@ -98,9 +100,6 @@ class PrivateDockerd:
         if self.log is not None:
             self.log.close()
             self.log = None
-        with open("/proc/self/mountinfo") as f:
-            targets = [line.split()[4] for line in f if line.split()[4].startswith(str(self.dir) + "/")]
-        for t in sorted(targets, reverse=True):
-            subprocess.run(["umount", "-l", t], capture_output=True)
+        umount_under(str(self.dir) + "/")
         if self.owned:
             shutil.rmtree(self.dir, ignore_errors=True)

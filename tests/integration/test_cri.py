@@ -26,6 +26,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.conftest import umount_under
+
 pytestmark = pytest.mark.noleakcheck  # containerd and its shims live for the module; the fixture cleans up
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,13 +41,6 @@ grpc = pytest.importorskip("grpc", reason="pip install grpcio (test extra)")
 
 def sh(*cmd, timeout=120, check=False, **kw):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, check=check, **kw)
-
-
-def _umount_under(prefix: str) -> None:
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for t in sorted(targets, reverse=True):
-        subprocess.run(["umount", "-l", t], capture_output=True)
 
 
 CONFIG = """\
@@ -301,7 +296,7 @@ def cri_node(busybox_tar, state_root, tmp_path_factory):
         yield from _start_node(w, netns, subnet, busybox_tar)
     finally:
         sh("ip", "netns", "del", netns)
-        _umount_under(str(w))
+        umount_under(str(w))
         shutil.rmtree(w, ignore_errors=True)
 
 

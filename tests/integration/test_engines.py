@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import umount_under
 from tests.dockerd import PrivateDockerd
 
 pytestmark = pytest.mark.noleakcheck  # the engines' own daemons and mounts live for the module
@@ -35,13 +36,6 @@ def sh(*cmd, timeout=90, check=False, **kw):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, check=check, **kw)
 
 
-def _umount_under(prefix: str) -> None:
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for t in sorted(targets, reverse=True):
-        subprocess.run(["umount", "-l", t], capture_output=True)
-
-
 # ---- podman ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def podman(busybox_tar, tmp_path_factory):
@@ -53,7 +47,7 @@ def podman(busybox_tar, tmp_path_factory):
     yield base
     sh(*base, "rm", "-af")
     sh(*base, "system", "reset", "-f")
-    _umount_under(str(w))
+    umount_under(str(w))
 
 
 def test_podman_run_exec_stop(podman):
@@ -144,7 +138,7 @@ def test_containerd_ctr_run_with_runc_binary(busybox_tar, tmp_path, state_root):
     finally:
         d.terminate()
         d.wait(timeout=30)
-        _umount_under(str(tmp_path))
+        umount_under(str(tmp_path))
 
 
 def test_podman_user_namespace(busybox_tar):
@@ -167,5 +161,5 @@ def test_podman_user_namespace(busybox_tar):
     finally:
         sh(*base, "rm", "-af")
         sh(*base, "system", "reset", "-f")
-        _umount_under(str(w))
+        umount_under(str(w))
         shutil.rmtree(w, ignore_errors=True)
