@@ -336,9 +336,11 @@ def push(ref, quiet, insecure):
     """Upload an image to a registry."""
     import sys
 
-    from minidock.image import registry
+    from minidock.image import reference, registry
 
     registry.push(ref, quiet=quiet, insecure=insecure, out=sys.stdout)
+    r = reference.parse(ref)  # Docker: the pushed reference, its repository as the name
+    _event("push", r.familiar(), r.familiar_repository)
 
 
 @click.command("login", context_settings={"help_option_names": ["--help"]})
@@ -391,8 +393,12 @@ def logout(server):
 def save(refs, output, fmt):
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     from minidock.image import archive
+    from minidock.image.store import ImageStore
 
-    archive.save(list(refs), output, fmt)
+    store = ImageStore()
+    archive.save(list(refs), output, fmt, store)
+    for img_id in dict.fromkeys(store.resolve(r).id for r in refs):  # Docker: one "save" per image, by ID
+        _event("save", img_id, img_id)
 
 
 @click.command("load", context_settings={"help_option_names": ["--help"]})
@@ -403,12 +409,18 @@ def load(input_, quiet):
     import sys
 
     from minidock.image import archive
+    from minidock.image.store import ImageStore
 
     if input_ == "-" and sys.stdin.isatty():
         raise click.UsageError("requested load from stdin, but stdin is empty")
-    for line in archive.load(input_):
+    store = ImageStore()
+    lines = archive.load(input_, store)
+    for line in lines:
         if not quiet:
             click.echo(line)
+    ids = (line.split(": ", 1)[1] for line in lines if line.startswith("Loaded image"))
+    for img_id in dict.fromkeys(store.resolve(ref).id for ref in ids):  # Docker: one "load" per image, by ID
+        _event("load", img_id, img_id)
 
 
 @click.command("export", context_settings={"help_option_names": ["--help"]})

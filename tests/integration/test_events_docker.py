@@ -143,3 +143,33 @@ def test_lifecycle_events_match_dockers(docker, minidock, md_env):
     assert d_probes and m_probes
     for d, m in zip(d_probes[:3], m_probes[:3]):
         assert m == d, (d, m)
+
+
+def _image_events(cli, tag, env, tmp) -> list[tuple]:
+    """tag, save, rmi (untag), load on one engine -> its image events, IDs normalized."""
+    name = f"evimg{tag}{os.urandom(3).hex()}:x"
+    t0 = time.time_ns()
+    for args in (("tag", "busybox", name), ("save", "-o", tmp / f"{tag}.tar", name), ("rmi", name),
+                 ("load", "-i", tmp / f"{tag}.tar")):
+        r = sh(*cli, *args, env=env)
+        assert r.returncode == 0, (args, r.stderr)
+    img = sh(*cli, "image", "inspect", "-f", "{{.Id}}", name, env=env).stdout.strip()
+    sh(*cli, "rmi", name, env=env)
+    t1 = time.time_ns()
+    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
+           "--filter", "type=image", "--format", "{{json .}}", env=env)
+    out = []
+    for line in r.stdout.splitlines():
+        e = json.loads(line)
+        norm = {img: "<img>", name: "<name>"}
+        attrs = {k: norm.get(v, v) for k, v in e["Actor"]["Attributes"].items()}
+        out.append((e["Type"], e["Action"], norm.get(e["Actor"]["ID"], e["Actor"]["ID"]), attrs))
+    return out
+
+
+def test_image_events_match_dockers(docker, minidock, md_env, tmp_path):
+    denv = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK")}
+    d = _image_events(docker, "d", denv, tmp_path)
+    m = _image_events(minidock, "m", md_env, tmp_path)
+    assert [a for _, a, _, _ in d][:5] == ["tag", "save", "untag", "load", "untag"]  # Docker's, as measured
+    assert m == d

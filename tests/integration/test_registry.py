@@ -149,6 +149,10 @@ def test_run_pulls_a_missing_image(md, busybox, registry, other_root):
     ref = f"{registry.addr}/lib/runpull:1"
     assert md("tag", busybox, ref).returncode == 0
     assert md("push", "-q", ref).returncode == 0
+    # Docker's push event (distribution.Push): the reference pushed, its repository as the name
+    r = md("events", "--since", "60s", "--until", "0s", "--filter", "type=image", "--filter", "event=push",
+           "--format", "{{.Actor.ID}} {{.Actor.Attributes.name}}")
+    assert r.stdout.splitlines()[-1:] == [f"{ref} {registry.addr}/lib/runpull"], r.stdout
     env = {"MINIDOCK_ROOT": str(other_root)}
     r = md("run", "--rm", "--pull", "never", ref, "true", env=env)
     assert r.returncode == 125 and f"No such image: {ref}" in r.stderr and "Pull complete" not in r.stderr
