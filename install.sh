@@ -5,6 +5,7 @@
 #                                the busybox image, and a first container
 #   sudo ./install.sh --test     also what the test suite needs (registry, podman, runc, qemu ...),
 #                                no demo run (scripts/test calls this)
+#   sudo ./install.sh --bench    --test, plus the `bench` extra (matplotlib, for scripts/plot-curves)
 #
 # Idempotent: run it again any time; it only installs what is missing.
 set -eu
@@ -15,6 +16,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 MODE=user
 [ "${1:-}" = "--test" ] && MODE=test
+[ "${1:-}" = "--bench" ] && MODE=bench   # the benchmarks need the peers the tests use, and a plotter
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -25,7 +27,7 @@ TEST_PKGS="docker-registry skopeo umoci podman runc crun containerd docker.io qe
            debootstrap hyperfine tmux strace cpio apache2-utils gcc libc6-dev curl
            containernetworking-plugins make"
 want=$RUN_PKGS
-[ "$MODE" = test ] && want="$RUN_PKGS $TEST_PKGS"
+[ "$MODE" != user ] && want="$RUN_PKGS $TEST_PKGS"
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -52,7 +54,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$MODE" = test ] && extras="[test]"
-stamp=".venv/.installed$(echo "$extras" | tr -d '[]')"
+[ "$MODE" = bench ] && extras="[test,bench]"
+stamp=".venv/.installed$(echo "$extras" | tr -d '[]' | tr , -)"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing minidock$extras into the venv"
     # editable_mode=compat: a static .pth path entry; the default import-hook finder costs ~9 ms
@@ -68,7 +71,7 @@ for cmd in minidock minidock-runtime; do
 done
 
 # podman refuses to start containers when its default ulimits exceed the host's hard limits
-if [ "$MODE" = test ] && command -v podman >/dev/null && [ ! -f /etc/containers/containers.conf ]; then
+if [ "$MODE" != user ] && command -v podman >/dev/null && [ ! -f /etc/containers/containers.conf ]; then
     hard=$(ulimit -Hn)
     mkdir -p /etc/containers
     printf '[containers]\ndefault_ulimits = ["nofile=%s:%s"]\n' "$hard" "$hard" > /etc/containers/containers.conf
@@ -86,7 +89,7 @@ if [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]
     systemctl is-enabled -q minidock-boot.service 2>/dev/null || systemctl enable -q minidock-boot.service
 fi
 
-[ "$MODE" = test ] && exit 0
+[ "$MODE" != user ] && exit 0
 
 # ---- the default image and a first container -------------------------------------------------------
 if ! minidock image inspect busybox >/dev/null 2>&1; then
