@@ -364,11 +364,17 @@ def create_container(o: RunOptions) -> dict:
         rec["NetworkingConfig"] = {"EndpointsConfig": {network: {
             "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}
         rec["HostConfig"].pop("_Endpoint", None)
+    from minidock.engine import events
+
+    hc = rec["HostConfig"]
+    if hc.get("Binds") or hc.get("Mounts") or hc.get("Tmpfs") or hc.get("VolumesFrom") or config.get("Volumes"):
+        from minidock import volumes
+
+        for name in volumes.create_for_container(rec):  # Docker makes them with the container
+            events.emit("volume", "create", name, {"driver": "local"})
     containers.save(rec)
     if o.cidfile:
         ho.write_cidfile(o.cidfile, rec["Id"])
-    from minidock.engine import events
-
     events.container_event(rec, "create")
     return rec
 

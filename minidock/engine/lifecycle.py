@@ -790,13 +790,16 @@ def remove(cid: str, force: bool = False, volumes: bool = False) -> None:
     errors = _cleanup(cid)
     if errors:
         raise MinidockError(f"could not remove container {cid}: " + "; ".join(errors))
+    gone = []
     if rec.get("Mounts") or rec["HostConfig"].get("Binds"):
         from minidock import volumes as vol
 
-        vol.release(rec, remove_anonymous=volumes)
+        gone = vol.release(rec, remove_anonymous=volumes)
     containers.release_name(containers.name_of(rec), cid)
     containers.remove_dir(cid)
     events.container_event(rec, "destroy")
+    for name in gone:  # after the container's, as Docker's removeMountPoints
+        events.emit("volume", "destroy", name, {"driver": "local"})
 
 
 def boot() -> list[tuple[str, str]]:

@@ -155,16 +155,20 @@ def prune(all_: bool = False) -> list[str]:
     return removed
 
 
-def release(rec: dict, remove_anonymous: bool) -> None:
-    """On `rm`: with -v, the container's anonymous volumes go too (if nobody else uses them)."""
+def release(rec: dict, remove_anonymous: bool) -> list[str]:
+    """On `rm`: with -v, the container's anonymous volumes go too (if nobody else uses them).
+    -> the names of the volumes removed."""
+    removed: list[str] = []
     if not remove_anonymous:
-        return
+        return removed
     for m in rec.get("Mounts") or []:
         if m.get("Type") != "volume":
             continue
         meta = _meta(m.get("Name", ""))
         if meta and is_anonymous(meta) and not users(meta["Name"], exclude=rec["Id"]):
             paths.remove_tree(vdir(meta["Name"]))
+            removed.append(meta["Name"])
+    return removed
 
 
 # --- parsing -v and friends into one list of mounts -------------------------------------------------
@@ -230,6 +234,40 @@ def _wanted_mounts(rec: dict) -> list[dict]:
     return sorted(wanted.values(), key=lambda m: os.path.normpath(m["Target"]).count("/"))
 
 
+def _shown(m: dict, target: str, source: str = "", name: str = "") -> dict:
+    """Docker's `Mounts` entry (inspect) of one wanted mount."""
+    if m["Type"] == "tmpfs":
+        return {"Type": "tmpfs", "Source": "", "Destination": target, "Mode": "", "RW": True, "Propagation": ""}
+    ro = bool(m.get("ReadOnly"))
+    if m["Type"] == "bind":
+        prop = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
+        return {"Type": "bind", "Source": source, "Destination": target, "Mode": m.get("Mode", ""),
+                "RW": not ro, "Propagation": prop}
+    return {"Type": "volume", "Name": name, "Source": source, "Destination": target, "Driver": "local",
+            "Mode": m.get("Mode", "z") or "z", "RW": not ro, "Propagation": ""}
+
+
+def create_for_container(rec: dict) -> list[str]:
+    """Docker makes a container's volumes when the container is created, not at its first start:
+    named ones that do not exist yet, anonymous ones under fresh names (`volume ls` shows them
+    after `create`, and `inspect` shows the container's Mounts). Records ``rec["Mounts"]``, whose
+    names resolve_mounts reuses at every start. -> the names of the volumes made."""
+    made, shown = [], []
+    for m in _wanted_mounts(rec):
+        target = os.path.normpath(m["Target"])
+        if m["Type"] == "volume":
+            meta, created = create(m.get("Source") or None)
+            if created:
+                made.append(meta["Name"])
+            shown.append(_shown(m, target, meta["Mountpoint"], meta["Name"]))
+        elif m["Type"] == "bind":  # checked now (--mount's missing source fails `create`, as Docker's)
+            shown.append(_shown(m, target, _bind_source(m, make=False)))
+        else:
+            shown.append(_shown(m, target))
+    rec["Mounts"] = shown
+    return made
+
+
 def resolve_mounts(rec: dict, rootfs: str, journal=None) -> list[dict]:
     """The OCI mounts for the container; records Docker's `Mounts` in ``rec``."""
     previous = {m["Destination"]: m for m in rec.get("Mounts") or []}
@@ -238,31 +276,28 @@ def resolve_mounts(rec: dict, rootfs: str, journal=None) -> list[dict]:
         target = os.path.normpath(m["Target"])
         if m["Type"] == "tmpfs":
             oci.append(_tmpfs(m, target))
-            shown.append({"Type": "tmpfs", "Source": "", "Destination": target, "Mode": "", "RW": True,
-                          "Propagation": ""})
+            shown.append(_shown(m, target))
             continue
         ro = bool(m.get("ReadOnly"))
         prop = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
         if m["Type"] == "bind":
             source = _bind_source(m)
-            shown.append({"Type": "bind", "Source": source, "Destination": target, "Mode": m.get("Mode", ""),
-                          "RW": not ro, "Propagation": prop})
+            shown.append(_shown(m, target, source))
         else:
             name = m.get("Source") or (previous.get(target) or {}).get("Name") or None
             meta, created = create(name)
             source = meta["Mountpoint"]
             if not (m.get("VolumeOptions") or {}).get("NoCopy"):
                 copy_up(rootfs, target, source)
-            shown.append({"Type": "volume", "Name": meta["Name"], "Source": source, "Destination": target,
-                          "Driver": "local", "Mode": m.get("Mode", "z") or "z", "RW": not ro,
-                          "Propagation": ""})
+            shown.append(_shown(m, target, source, meta["Name"]))
         opts = ["rbind", prop] + (["ro"] if ro else [])
         oci.append({"destination": target, "type": "bind", "source": source, "options": opts})
     rec["Mounts"] = shown
     return oci
 
 
-def _bind_source(m: dict) -> str:
+def _bind_source(m: dict, make: bool = True) -> str:
+    """The checked host path of a bind mount; -v's missing source is made (at start, as Docker)."""
     src = m.get("Source") or ""
     if not src.startswith("/"):
         raise InvalidArgument(f"invalid mount config for type \"bind\": invalid mount path: '{src}' "
@@ -271,7 +306,8 @@ def _bind_source(m: dict) -> str:
     if not os.path.exists(src):
         if not m.get("CreateSource"):
             raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
-        os.makedirs(src, mode=0o755, exist_ok=True)  # -v creates it, like Docker
+        if make:
+            os.makedirs(src, mode=0o755, exist_ok=True)  # -v creates it, like Docker
     return src
 
 

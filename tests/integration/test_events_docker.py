@@ -173,3 +173,39 @@ def test_image_events_match_dockers(docker, minidock, md_env, tmp_path):
     m = _image_events(minidock, "m", md_env, tmp_path)
     assert [a for _, a, _, _ in d][:5] == ["tag", "save", "untag", "load", "untag"]  # Docker's, as measured
     assert m == d
+
+
+def _volume_events(cli, tag, env, actions) -> list[tuple]:
+    """A container with a named and an anonymous volume, created, removed with -v -> its volume
+    events (only ``actions``), names normalized."""
+    vol, name = f"evvol{tag}{os.urandom(3).hex()}", f"evvc{tag}{os.urandom(3).hex()}"
+    t0 = time.time_ns()
+    r = sh(*cli, "create", "--name", name, "--network", "none", "-v", f"{vol}:/data", "-v", "/anon", "busybox",
+           "true", env=env)
+    assert r.returncode == 0, r.stderr
+    assert vol in sh(*cli, "volume", "ls", "-q", env=env).stdout.split()  # made with the container
+    anon = sh(*cli, "inspect", "-f", '{{range .Mounts}}{{if eq .Destination "/anon"}}{{.Name}}{{end}}{{end}}',
+              name, env=env).stdout.strip()
+    assert len(anon) == 64, anon
+    for args in (("start", "-a", name), ("rm", "-v", name), ("volume", "rm", vol)):
+        assert sh(*cli, *args, env=env).returncode == 0, args
+    t1 = time.time_ns()
+    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
+           "--filter", "type=volume", "--format", "{{json .}}", env=env)
+    out = []
+    for line in r.stdout.splitlines():
+        e = json.loads(line)
+        if e["Action"] in actions:
+            norm = {vol: "<vol>", anon: "<anon>"}
+            attrs = {k: norm.get(v, "<c>" if k == "container" else v) for k, v in e["Actor"]["Attributes"].items()}
+            out.append((e["Action"], norm.get(e["Actor"]["ID"], e["Actor"]["ID"]), attrs))
+    return out
+
+
+def test_volume_events_match_dockers(docker, minidock, md_env):
+    denv = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK")}
+    actions = {"create", "destroy"}
+    d = _volume_events(docker, "d", denv, actions)
+    m = _volume_events(minidock, "m", md_env, actions)
+    assert [a for a, _, _ in d] == ["create", "create", "destroy", "destroy"], d
+    assert sorted(m) == sorted(d)
