@@ -636,3 +636,84 @@ def test_min_ready_seconds_and_revision_history_limit(k):
     assert hist[3::2] == ["2", "3"]  # revision 1 forgotten: one old revision kept
     st = json.loads(k("get", "deployment", "web", "-o", "json").stdout)["status"]
     assert st["availableReplicas"] == 1 and st["observedGeneration"] == 3
+
+
+PROBES = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: hooks}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 5
+      volumes:
+      - name: hooks
+        persistentVolumeClaim: {claimName: hooks}
+      containers:
+      - name: web
+        image: busybox
+        command: [sh, -c, "httpd -f -p 8080 -h / & echo $! > /tmp/httpd.pid; exec sleep 100000"]
+        volumeMounts: [{name: hooks, mountPath: /hooks}]
+        startupProbe:
+          exec: {command: [test, -e, /tmp/started]}
+          periodSeconds: 1
+          failureThreshold: 600
+        readinessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+          failureThreshold: 1
+        lifecycle:
+          preStop:
+            exec: {command: [sh, -c, "echo preStop ran > /hooks/bye"]}
+"""
+
+
+def _ready(k) -> bool:
+    ps = pods(k)
+    return len(ps) == 1 and all(c.get("ready") for c in ps[0]["status"].get("containerStatuses") or [{}])
+
+
+def _until(pred, timeout=60.0) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_startup_and_tcp_socket_probes_and_the_pre_stop_hook(k):
+    apply(k, PROBES, "probes.yaml")
+    assert _until(lambda: len(pods(k)) == 1 and pods(k)[0]["status"].get("phase") == "Running")
+    pod = pods(k)[0]["metadata"]["name"]
+    # the startup probe gates readiness: the port is open, the file is not there
+    assert _until(lambda: k("exec", pod, "sh", "-c", "nc -z 127.0.0.1 8080 || netstat -tln | grep -q :8080")
+                  .returncode == 0)
+    time.sleep(4)  # four periods: readiness would have passed by now without the startup gate
+    assert not _ready(k)
+    assert k("exec", pod, "touch", "/tmp/started").returncode == 0
+    assert _until(lambda: _ready(k)), pods(k)
+    # tcpSocket readiness: the listener gone -> not ready (failureThreshold 1), back -> ready
+    assert k("exec", pod, "sh", "-c", "kill $(cat /tmp/httpd.pid)").returncode == 0
+    assert _until(lambda: not _ready(k)), pods(k)
+    assert k("exec", pod, "httpd", "-p", "8080", "-h", "/").returncode == 0  # (it daemonizes)
+    assert _until(lambda: _ready(k)), pods(k)
+    # preStop runs before the container is stopped: it leaves its file in the claim's volume
+    r = k("delete", "deployment/web", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert _until(lambda: pods(k) == [])
+    r = k("run", "--rm", "--network", "none", "-v", "hooks:/h", "busybox", "cat", "/h/bye")
+    assert r.stdout == "preStop ran\n", r.stdout + r.stderr
+    k("delete", "pvc/hooks")
+    k("volume", "rm", "hooks")
