@@ -44,7 +44,8 @@ def cgroup_parent() -> str:
 
 ROOT_MODE = 0o711     # crossable (the runtime's state under run/ is reached by path), not listable
 PRIVATE_MODE = 0o700  # image layers, containers, volumes, networks, logs: root's alone
-CROSSABLE = {"run"}   # (the runtime chmods its own per-container dirs where a user namespace needs)
+CROSSABLE = {"run", "remap"}  # (the runtime chmods its own per-container dirs where a user namespace
+# needs; remap/<id>/ holds what a container's mapped root must reach: 0710 root:<its gid>, engine/userns.py)
 
 
 def ensure_private() -> None:

@@ -90,6 +90,12 @@ def container_options(f):
         click.option("--ipc", help="IPC mode to use (private, shareable, host, container:NAME, none)."),
         click.option("--uts", help="UTS namespace to use (host)."),
         click.option("--cgroupns", help="Cgroup namespace to use (host, private)."),
+        click.option("--userns", help="User namespace to use (host, private, auto[:size=N]); default: none, "
+                                      "or MINIDOCK_USERNS_REMAP's."),
+        click.option("--uidmap", multiple=True,
+                     help="UID map for the user namespace (CONTAINER_UID:HOST_UID:AMOUNT; repeatable)."),
+        click.option("--gidmap", multiple=True,
+                     help="GID map for the user namespace (CONTAINER_GID:HOST_GID:AMOUNT; repeatable)."),
         click.option("--device", "devices", multiple=True, help="Add a host device to the container."),
         click.option("--device-cgroup-rule", "device_cgroup_rules", multiple=True,
                      help="Add a rule to the cgroup allowed devices list (e.g. 'c 1:3 rwm')."),

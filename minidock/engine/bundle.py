@@ -25,6 +25,11 @@ INIT_PATH = "/sbin/docker-init"
 def mount_rootfs(rec: dict, layer_dirs: list[str]) -> str:
     d = containers.cdir(rec["Id"])
     upper, work, merged = d / "upper", d / "work", d / "merged"
+    remapped = bool((rec.get("HostConfig") or {}).get("IDMappings"))
+    if remapped:
+        from minidock.engine import userns
+  # the mapped root must reach it: beside the records, not among them (userns.py)
+        merged = userns.prepare_dirs(rec)
     for p in (upper, work, merged):
         p.mkdir(exist_ok=True)
     if os.path.ismount(merged):
@@ -33,8 +38,13 @@ def mount_rootfs(rec: dict, layer_dirs: list[str]) -> str:
     k.alias(str(d), "CTR")
     from minidock.image import snapshots
 
-    containers.journal(rec["Id"]).record("mount", target=str(merged))
-    for m in snapshots.prepare(layer_dirs, str(upper), str(work), str(merged)):  # mounts as data
+    j = containers.journal(rec["Id"])
+    j.record("mount", target=str(merged))
+    mounts = snapshots.prepare(layer_dirs, str(upper), str(work), str(merged))  # mounts as data
+    if remapped:
+        userns.mount_overlay(rec, mounts, str(upper), j)
+        return str(merged)
+    for m in mounts:
         k.mount(m["source"], m["destination"], m["type"], 0, ",".join(m["options"]),
                 why="the container's root: image layers read-only below, its own writable layer on top")
     return str(merged)
@@ -276,16 +286,28 @@ def build_spec(rec: dict, rootfs: str, mounts_extra: list[dict], netns_path: str
     from minidock.engine import hostopts
 
     hostopts.apply(spec, rec)  # --pid/--ipc/--uts/--cgroupns, devices, --shm-size, --oom-kill-disable
+    if hc.get("IDMappings"):
+        from minidock.engine import userns
+
+        userns.apply(spec, rec)  # --uidmap/--gidmap or the remap default: a user namespace
     spec["annotations"] = {"org.minidock.name": containers.name_of(rec)}
     return spec
 
 
-def ensure_workdir(rootfs: str, cwd: str) -> None:
-    """Docker creates a missing working directory (owned by root, mode 755)."""
+def ensure_workdir(rootfs: str, cwd: str, owner: tuple[int, int] | None = None) -> None:
+    """Docker creates a missing working directory (owned by root, mode 755; by the mapped root
+    in a user namespace)."""
     target = rfs.secure_join(rootfs, cwd)
     if not os.path.isdir(target):
         try:
+            made = []
+            p = target
+            while not os.path.exists(p) and len(p) > len(rootfs):
+                made.append(p)
+                p = os.path.dirname(p)
             os.makedirs(target, mode=0o755, exist_ok=True)
+            for p in made if owner else []:
+                os.lchown(p, *owner)
         except OSError as e:
             raise MinidockError(f"cannot create working directory {cwd}: {e.strerror}") from None
 

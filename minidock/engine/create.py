@@ -67,6 +67,9 @@ class RunOptions:
     ipc: str | None = None
     uts: str | None = None
     cgroupns: str | None = None
+    userns: str | None = None  # --userns, --uidmap, --gidmap (engine/userns.py)
+    uidmap: list[str] = field(default_factory=list)
+    gidmap: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     device_cgroup_rules: list[str] = field(default_factory=list)
     shm_size: str | None = None
@@ -248,6 +251,10 @@ def create_container(o: RunOptions) -> dict:
         "UTSMode": ho.check_mode("--uts", o.uts, ("", "host"), False),
         "CgroupnsMode": ho.check_mode("--cgroupns", o.cgroupns, ("", "host", "private"), False) or "private",
     }
+    from minidock.engine import userns
+
+    ns_modes.update(userns.resolve(o.userns, o.uidmap, o.gidmap, privileged=o.privileged,
+                                   network=o.network or default_network(), pid=ns_modes["PidMode"]))
     ho.check_oom_score_adj(o.oom_score_adj)
     ulimits = ho.parse_ulimits(o.ulimits)
     devices = [ho.parse_device(d) for d in o.devices]
@@ -360,6 +367,8 @@ def create_container(o: RunOptions) -> dict:
                                 host_config=host_config)
     if not config["Hostname"]:
         rec["Config"]["Hostname"] = rec["Id"][:12]
+    if host_config.get("IDMappings"):
+        rec["GraphDriver"]["Data"]["MergedDir"] = str(userns.merged_dir(rec))
     if o.ip or o.aliases:
         rec["NetworkingConfig"] = {"EndpointsConfig": {network: {
             "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}

@@ -334,6 +334,10 @@ def write_init_files(rootfs: str, rec: dict) -> None:
             top = root.open("", os.O_PATH | os.O_DIRECTORY)
             try:
                 os.mkdir("run", 0o755, dir_fd=top)
+                if rec["HostConfig"].get("IDMappings"):  # the container's (mapped) root owns it
+                    from minidock.engine import userns
+
+                    os.chown("run", *userns.root_ids(rec), dir_fd=top, follow_symlinks=False)
             finally:
                 os.close(top)
             run = root.open("run", os.O_PATH | os.O_DIRECTORY)

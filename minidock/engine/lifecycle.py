@@ -55,6 +55,10 @@ def rootfs_mounted(ref: str):
     cid = containers.resolve(ref)
     rec = refresh(cid)
     merged = str(containers.cdir(cid) / "merged")
+    if rec["HostConfig"].get("IDMappings"):
+        from minidock.engine import userns
+
+        merged = str(userns.merged_dir(rec))
     mounted_here = False
     from minidock.engine import bundle  # (lazy: the kernel layer, not needed by ps/inspect/logs)
 
@@ -169,11 +173,16 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
             netns = network.netns_path(rec)
         elif (hc.get("NetworkMode") or "").startswith("container:"):
             netns = _container_netns(hc["NetworkMode"][10:])
-        bundle.ensure_workdir(rootfs, rec["Config"].get("WorkingDir") or "/")
+        remap = None
+        if hc.get("IDMappings"):
+            from minidock.engine import userns as remap
+        bundle.ensure_workdir(rootfs, rec["Config"].get("WorkingDir") or "/", remap and remap.root_ids(rec))
         spec = bundle.build_spec(rec, rootfs, extra_mounts, netns)
         rec["Path"], rec["Args"] = spec["process"]["args"][0], spec["process"]["args"][1:]
         rec["GraphDriver"]["Data"]["LowerDir"] = ":".join(reversed(layers))
         _write_etc_files(rec)
+        if remap:  # the runtime binds from inside the user namespace: sources it can reach
+            remap.stage_mounts(rec, spec, j)
         path = bundle.write_bundle(rec, spec)
         from minidock.engine.logs import LogWriter
 

@@ -184,3 +184,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
         """openat2(2) with RESOLVE_* flags; returns the new descriptor."""
+
+    # --- user namespaces for idmapped mounts
+    @abc.abstractmethod
+    def userns_fd(self, uid_map: str, gid_map: str) -> int:
+        """A descriptor of a new user namespace with these maps (/proc/PID/uid_map lines), held by
+        nothing else: a child unshares it, we write its maps, open it, and reap the child."""
+
+    @abc.abstractmethod
+    def mount_idmapped(self, source: str, target: str, userns_fd: int) -> None:
+        """Bind ``source`` (not recursive) on ``target``, its owners seen through ``userns_fd``'s
+        maps: open_tree(OPEN_TREE_CLONE), mount_setattr(MOUNT_ATTR_IDMAP), move_mount."""

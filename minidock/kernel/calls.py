@@ -471,6 +471,23 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     return _do("openat2", path or ".", backend().openat2, dirfd, path, flags, resolve)
 
 
+def userns_fd(uid_map: str, gid_map: str, *, why: str = "") -> int:
+    """A held user namespace with these maps (for idmapped mounts); the caller closes it."""
+    trace("unshare", f"a user namespace to describe an idmapping: uid_map {uid_map.strip()!r}, "
+          f"gid_map {gid_map.strip()!r}", why, "unshare --user sleep infinity & "
+          "(then write /proc/$!/uid_map and gid_map, open /proc/$!/ns/user)")
+    return _do("unshare(CLONE_NEWUSER)", "an idmapping holder", backend().userns_fd, uid_map, gid_map)
+
+
+def mount_idmapped(source: str, target: str, userns_fd: int, *, maps: str = "", why: str = "") -> None:
+    trace("mount", f"idmapped bind {source} on {target}" + (f" ({maps})" if maps else ""), why,
+          f"mount --bind -o X-mount.idmap={shlex.quote(maps or '...')} {shlex.quote(source)} {shlex.quote(target)}")
+    _do("open_tree/mount_setattr(MOUNT_ATTR_IDMAP)/move_mount", f"{source} on {target}",
+        backend().mount_idmapped, source, target, userns_fd,
+        hint="Idmapped mounts need Linux 5.12+ and a filesystem that supports them (ext4, xfs, btrfs; "
+             "tmpfs from 6.3), and overlayfs takes them as layers from 5.19.")
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 

@@ -120,4 +120,13 @@ CAPABILITIES = [
     "CAP_CHECKPOINT_RESTORE",
 ]
 
+# idmapped mounts (the new mount API, Linux 5.12+; overlayfs takes idmapped layers from 5.19)
+SYS_OPEN_TREE = 428  # x86_64 and aarch64 (the unified syscall table)
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x100000
+
 __all__ = [n for n in dir() if n.isupper()]

@@ -137,6 +137,9 @@ class FakeBackend(Backend):
     def _effect_seccomp_load(self, call: Call) -> int:
         return len(call.rules)
 
+    def _effect_userns_fd(self, call: Call) -> int:
+        return 900 + len(self.of("userns_fd"))
+
     def _effect_spawn(self, call: Call) -> int:
         return 4000 + len(self.of("spawn"))
 

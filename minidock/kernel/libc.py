@@ -13,21 +13,29 @@ import termios
 
 from minidock.kernel.backend import Backend
 from minidock.kernel.constants import (
+    AT_EMPTY_PATH,
     BPF_CGROUP_DEVICE,
     BPF_F_ALLOW_MULTI,
     BPF_PROG_ATTACH,
     BPF_PROG_LOAD,
     BPF_PROG_TYPE_CGROUP_DEVICE,
+    CLONE_NEWUSER,
     KEYCTL_JOIN_SESSION_KEYRING,
     LINUX_CAPABILITY_VERSION_3,
+    MOUNT_ATTR_IDMAP,
+    MOVE_MOUNT_F_EMPTY_PATH,
     NLM_F_ACK,
     NLM_F_MULTI,
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
+    OPEN_TREE_CLONE,
     SYS_BPF,
     SYS_CAPSET,
     SYS_KEYCTL,
+    SYS_MOUNT_SETATTR,
+    SYS_MOVE_MOUNT,
+    SYS_OPEN_TREE,
     SYS_OPENAT2,
     SYS_PIVOT_ROOT,
 )
@@ -362,3 +370,50 @@ class LibcBackend(Backend):
         how = OpenHow(flags, 0, resolve)
         return self._retry(self.libc.syscall, SYS_OPENAT2, dirfd, path.encode() or b".",
                            ctypes.byref(how), ctypes.sizeof(how))
+
+    def userns_fd(self, uid_map: str, gid_map: str) -> int:
+        go_r, go_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the holder: unshare, say so, wait until the parent has opened the namespace
+            try:
+                os.close(go_w)
+                os.close(ready_r)
+                if self.libc.unshare(CLONE_NEWUSER) == -1:
+                    os._exit(1)
+                os.write(ready_w, b"u")
+                os.read(go_r, 1)
+            finally:
+                os._exit(0)
+        os.close(go_r)
+        os.close(ready_w)
+        try:
+            if os.read(ready_r, 1) != b"u":
+                raise OSError(errno.EPERM, "unshare(CLONE_NEWUSER) failed in the holder process")
+            for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+                fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(go_w)
+            os.close(ready_r)
+            os.waitpid(pid, 0)
+
+    def mount_idmapped(self, source: str, target: str, userns_fd: int) -> None:
+        class MountAttr(ctypes.Structure):
+            _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                        ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+        tree = self._check(self.libc.syscall(SYS_OPEN_TREE, -100, source.encode(),
+                                             OPEN_TREE_CLONE | os.O_CLOEXEC))
+        try:
+            attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+            self._check(self.libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH,
+                                          ctypes.byref(attr), ctypes.sizeof(attr)))
+            self._check(self.libc.syscall(SYS_MOVE_MOUNT, tree, b"", -100, target.encode(),
+                                          MOVE_MOUNT_F_EMPTY_PATH))
+        finally:
+            os.close(tree)

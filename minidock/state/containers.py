@@ -221,6 +221,8 @@ def full(cid: str) -> dict:
 
 def remove_dir(cid: str) -> None:
     paths.remove_tree(cdir(cid))
+    if os.path.isdir(paths.root() / "remap" / cid):  # a user namespace's reachable side (engine/userns.py)
+        paths.remove_tree(paths.root() / "remap" / cid)
 
 
 def journal(cid: str) -> Journal:

@@ -1,0 +1,276 @@
+"""User namespaces (issue 16): `--uidmap`/`--gidmap`, `--userns host|private|auto`, the remap
+default MINIDOCK_USERNS_REMAP (off unless set).
+
+What a user sees: root in the container is uid 100000 on the host (0:100000:65536); what it writes
+in its rootfs and in a new volume is owned by 100000 on the host; the records stay root's and
+private (0700), and the mapped root reaches only its own rootfs and the mounts staged for it. The
+attacks are made by the mapped root itself: inside a container (with the other container's record
+and a root-only host file bound in, which a container without a user namespace reads: the control),
+and on the host as uid 100000 (setpriv) with the exact paths handed to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+MAP = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
+AS_MAPPED_ROOT = ["setpriv", "--reuid=100000", "--regid=100000", "--clear-groups", "--", "sh", "-c", 'exec "$0" "$@"']
+
+
+def _status_ids(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/status") as f:
+        lines = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(lines["Uid"].split()[0]), int(lines["Gid"].split()[0])
+
+
+def _host_uid_by_ps(pid: int) -> int:
+    return int(subprocess.run(["ps", "-o", "uid=", "-p", str(pid)], capture_output=True, text=True).stdout)
+
+
+def _inspect(md, name: str) -> dict:
+    r = md("inspect", name)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)[0]
+
+
+def test_remapped_root_is_0_inside_and_100000_on_the_host(md, busybox, detached):
+    name, cid = detached(*MAP, busybox, "sh", "-c", "sleep 600")
+    r = md("exec", name, "sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "0", "0", "100000", "65536", "0", "100000", "65536"]
+    rec = _inspect(md, name)
+    pid = rec["State"]["Pid"]
+    assert _status_ids(pid) == (100000, 100000)
+    assert _host_uid_by_ps(pid) == 100000
+    assert rec["HostConfig"]["IDMappings"] == {"UidMap": ["0:100000:65536"], "GidMap": ["0:100000:65536"]}
+    assert rec["HostConfig"]["UsernsMode"] == ""
+
+
+def test_gidmap_defaults_to_the_uidmap_and_several_ranges(md, busybox):
+    r = md("run", "--rm", "--uidmap", "0:200000:1000", "--uidmap", "1000:300000:64536", busybox,
+           "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert rows == [["0", "200000", "1000"], ["1000", "300000", "64536"]] * 2
+
+
+def test_files_written_in_the_rootfs_and_a_volume_belong_to_the_mapped_root(md, busybox, detached, state_root):
+    vol = f"uv{os.urandom(3).hex()}"
+    name, cid = detached(*MAP, "-v", f"{vol}:/data", "-w", "/new/work", busybox, "sh", "-c",
+                         "touch /created /data/in-volume && echo x >> /etc/passwd && mkdir /tmp/d && "
+                         "touch /tmp/ready; sleep 600")
+    try:
+        assert _wait(lambda: md("exec", name, "test", "-e", "/tmp/ready").returncode == 0)
+        upper = state_root / "containers" / cid / "upper"
+        for p in ("created", "etc/passwd", "tmp/d", "new/work"):  # new, copied up, made by the engine
+            st = os.lstat(upper / p)
+            assert (st.st_uid, st.st_gid) == (100000, 100000), p
+        data = json.loads(md("volume", "inspect", vol).stdout)[0]["Mountpoint"]
+        assert os.stat(f"{data}/in-volume").st_uid == 100000
+        assert os.stat(data).st_uid == 100000  # a new volume is given to the mapped root
+        # the image's files (root's in the shared layer) are root's inside, 100000's on the host
+        r = md("exec", name, "stat", "-c", "%u:%g", "/bin/busybox", "/")
+        assert r.stdout.split() == ["0:0", "0:0"], r.stderr
+        merged = _inspect(md, name)["GraphDriver"]["Data"]["MergedDir"]
+        assert merged.startswith(str(state_root / "remap" / cid))
+        assert os.stat(f"{merged}/bin/busybox").st_uid == 100000
+        # the layer itself is untouched: still root's, shared with containers without a map
+        layer_owners = {os.lstat(os.path.join(d, f)).st_uid
+                        for d, _, fs in os.walk(state_root / "image" / "layers") for f in fs}
+        assert layer_owners == {0}
+    finally:
+        md("rm", "-f", name)
+        md("volume", "rm", vol)
+
+
+def _wait(pred, n=200):
+    import time
+
+    for _ in range(n):
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_userns_host_and_the_remap_default(md, busybox):
+    host_map = "0 0 4294967295"
+    r = md("run", "--rm", "--userns", "host", busybox, "cat", "/proc/self/uid_map")
+    assert r.returncode == 0 and r.stdout.split() == host_map.split(), r.stderr
+    remap = {"MINIDOCK_USERNS_REMAP": "0:300000:65536"}
+    r = md("run", "--rm", busybox, "sh", "-c", "cat /proc/self/uid_map; id -u", env=remap)
+    assert r.returncode == 0 and r.stdout.split() == ["0", "300000", "65536", "0"], r.stderr
+    r = md("run", "--rm", "--userns", "host", busybox, "cat", "/proc/self/uid_map", env=remap)
+    assert r.returncode == 0 and r.stdout.split() == host_map.split(), r.stderr
+    r = md("run", "--rm", "--userns", "private", "--uidmap", "0:310000:1000", busybox, "cat",
+           "/proc/self/uid_map", env=remap)  # flags win over the default
+    assert r.stdout.split() == ["0", "310000", "1000"], r.stderr
+    # the maps are the record's: a later start without the variable is the same
+    name = f"ur{os.urandom(3).hex()}"
+    assert md("create", "--name", name, busybox, "cat", "/proc/self/uid_map", env=remap).returncode == 0
+    try:
+        r = md("start", "-a", name)
+        assert r.stdout.split() == ["0", "300000", "65536"], r.stderr
+    finally:
+        md("rm", "-f", name)
+    bad = md("run", "--rm", busybox, "true", env={"MINIDOCK_USERNS_REMAP": "nosuchuser"})
+    assert bad.returncode == 125 and "no subordinate ranges found for 'nosuchuser'" in bad.stderr
+
+
+BAD = [
+    (["--uidmap", "0:100000"], 'UID setting is malformed expected ["uint32:uint32:uint32"]: ["0:100000"]'),
+    (["--gidmap", "0:x:1"], 'GID setting is malformed'),
+    (["--uidmap", "0:100000:0"], "the range must hold at least one ID"),
+    (["--uidmap", "0:4294967290:10"], "the range must hold at least one ID and end below 4294967295"),
+    (["--uidmap", "1:100000:10"], "container ID 0 cannot be mapped to a host ID"),
+    (["--uidmap", "0:100000:65536", "--uidmap", "10:300000:5"], "conflicts with other mappings"),
+    (["--uidmap", "0:100000:10", "--uidmap", "10:100005:5"], "conflicts with other mappings"),
+    (["--uidmap", "0:100000:65536", "--userns", "host"], "are mutually exclusive"),
+    (["--userns", "keep-id"], "keep-id is only supported in rootless mode"),
+    (["--userns", "nomap"], "nomap is only supported in rootless mode"),
+    (["--userns", "bogus"], "--userns: invalid USER mode"),
+    (["--userns", "ns:/proc/1/ns/user"], "joining an existing user namespace is not supported"),
+    (["--userns", "private"], "must provide at least one UID or GID mapping"),
+    ([*MAP, "--privileged"], "privileged mode is incompatible with user namespaces"),
+    ([*MAP, "--network", "host"], "cannot share the host's network namespace when user namespaces are enabled"),
+    ([*MAP, "--pid", "host"], "cannot share the host PID namespace when user namespaces are enabled"),
+]
+
+
+def test_bad_maps_are_refused_and_nothing_is_lost(md, busybox, detached, state_root):
+    name, cid = detached(*MAP, busybox, "sleep", "600")
+    before = sorted(os.listdir(state_root / "containers")), sorted(os.listdir(state_root / "remap"))
+    for flags, message in BAD:
+        for verb in ("run", "create"):
+            r = md(verb, *(["--rm"] if verb == "run" else []), *flags, busybox, "true")
+            assert r.returncode == 125, (flags, r.stdout, r.stderr)
+            assert message in r.stderr, (flags, r.stderr)
+            assert "Traceback" not in r.stderr
+    assert (sorted(os.listdir(state_root / "containers")), sorted(os.listdir(state_root / "remap"))) == before
+    assert md("exec", name, "true").returncode == 0  # the running one is untouched
+
+
+def test_userns_auto_takes_free_ranges_of_containers(md, busybox, tmp_path):
+    """podman's --userns=auto reads /etc/subuid; without a `containers` entry it is refused (the
+    allocation itself is unit-tested with a written subuid file)."""
+    with open("/etc/subuid") if os.path.exists("/etc/subuid") else open(os.devnull) as f:
+        if any(line.startswith("containers:") for line in f):
+            pytest.skip("this host has subordinate IDs for `containers`: not the case tested here")
+    r = md("run", "--rm", "--userns", "auto", busybox, "true")
+    assert r.returncode == 125 and "could not find enough available IDs" in r.stderr
+
+
+def test_records_stay_private_and_the_mapped_root_reaches_only_its_rootfs(md, busybox, detached, state_root):
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is needed")
+    name, cid = detached(*MAP, busybox, "sleep", "600")
+    other, ocid = detached("--uidmap", "0:200000:65536", busybox, "sleep", "600")
+    plain, pcid = detached(busybox, "sleep", "600")
+    cdir = state_root / "containers"
+    for d in (cdir, cdir / cid, cdir / ocid, cdir / pcid):
+        assert os.stat(d).st_mode & 0o777 == 0o700, d
+        assert os.stat(d).st_uid == 0
+    remap = state_root / "remap"
+    assert os.stat(remap).st_mode & 0o777 == 0o711
+    st = os.stat(remap / cid)
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o710, 0, 100000)
+
+    def as_mapped_root(*cmd):
+        return subprocess.run([*AS_MAPPED_ROOT, *map(str, cmd)], capture_output=True, text=True, timeout=30)
+
+    # control: what it must reach, it reaches (so the refusals below are the modes' doing)
+    assert as_mapped_root("cat", remap / cid / "rootfs" / "etc" / "passwd").returncode == 0
+    for path in (cdir / cid / "config.json", cdir / ocid / "config.json", cdir / pcid / "config.json",
+                 cdir / cid / "state.json", cdir / cid / "hosts"):
+        r = as_mapped_root("cat", path)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, (path, r.stdout)
+    for d in (cdir, remap, state_root / "volumes", state_root / "image"):
+        assert as_mapped_root("ls", d).returncode != 0, d
+    # another container's rootfs (another map): not crossable; one without a map: not reachable
+    r = as_mapped_root("cat", remap / ocid / "rootfs" / "etc" / "passwd")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_mapped_root("cat", cdir / pcid / "merged" / "etc" / "passwd")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_attack_the_mapped_root_cannot_read_records_or_host_files_bound_in(md, busybox, detached, state_root):
+    """The mapped root has every capability in its namespace; given another container's record
+    directory and a root-only host file, it still reads neither. Control: the same command in a
+    container without a user namespace reads both."""
+    victim, vcid = detached("-e", "SECRET=hunter2", busybox, "sleep", "600")
+    secret_dir = tempfile.mkdtemp(prefix="minidock-userns-secret-", dir="/tmp")
+    try:
+        os.chmod(secret_dir, 0o755)
+        secret = os.path.join(secret_dir, "shadow")
+        with open(secret, "w") as f:
+            f.write("root-only\n")
+        os.chmod(secret, 0o600)
+        binds = ["-v", f"{state_root / 'containers' / vcid}:/victim:ro", "-v", f"{secret}:/host-secret:ro"]
+        script = ("cat /victim/config.json >/dev/null && echo READ-RECORD; cat /host-secret && echo READ-HOST; "
+                  "ls /victim >/dev/null && echo LISTED; id -u")
+        control = md("run", "--rm", *binds, busybox, "sh", "-c", script)
+        assert "READ-RECORD" in control.stdout and "READ-HOST" in control.stdout, control.stderr
+        r = md("run", "--rm", *MAP, *binds, busybox, "sh", "-c", script)
+        assert r.returncode == 0, r.stderr
+        assert "READ-RECORD" not in r.stdout and "READ-HOST" not in r.stdout and "LISTED" not in r.stdout
+        assert "root-only" not in r.stdout and "hunter2" not in r.stdout
+        assert r.stdout.split()[-1] == "0"  # it was root inside
+        assert "Permission denied" in r.stderr
+        # nor can it take the files over: chown/chmod of host-root files are refused in its namespace
+        r = md("run", "--rm", *MAP, "-v", f"{secret}:/host-secret", busybox, "sh", "-c",
+               "chmod 666 /host-secret; chown 0:0 /host-secret; cat /host-secret")
+        assert "root-only" not in r.stdout
+        assert os.stat(secret).st_mode & 0o777 == 0o600 and os.stat(secret).st_uid == 0
+    finally:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+
+
+def test_podman_maps_the_same_way(md, busybox, busybox_tar):
+    """Side by side with podman --uidmap on this machine: the same maps, the same ids inside, the
+    same host uid for the process."""
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    w = tempfile.mkdtemp(prefix="minidock-podman-cmp-", dir="/tmp")
+    os.chmod(w, 0o755)
+    base = ["podman", "--root", f"{w}/root", "--runroot", f"{w}/run", "--runtime", "runc"]
+    ul = ["--ulimit", "nproc=1024:1024", "--ulimit", "nofile=1024:1024"]  # root here lacks CAP_SYS_RESOURCE
+    script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; sleep 600"
+    want = ["0", "0", "0", "100000", "65536", "0", "100000", "65536"]
+    try:
+        assert subprocess.run([*base, "import", str(busybox_tar), "localhost/busybox"],
+                              capture_output=True).returncode == 0
+        p = subprocess.run([*base, "run", "-d", "--network", "none", *ul, *MAP, "localhost/busybox", "sh", "-c",
+                            script], capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            pytest.skip(f"podman cannot run here: {p.stderr[-300:]}")
+        pcid = p.stdout.strip()
+        ppid = int(subprocess.run([*base, "inspect", "-f", "{{.State.Pid}}", pcid], capture_output=True,
+                                  text=True).stdout)
+        podman_ids = _status_ids(ppid)
+
+        def podman_logs():
+            return subprocess.run([*base, "logs", pcid], capture_output=True, text=True).stdout
+
+        assert _wait(lambda: len(podman_logs().split()) >= len(want))
+        podman_out = podman_logs()
+        name = f"pc{os.urandom(3).hex()}"
+        assert md("run", "-d", "--name", name, *MAP, busybox, "sh", "-c", script).returncode == 0
+        try:
+            ours_ids = _status_ids(_inspect(md, name)["State"]["Pid"])
+            assert _wait(lambda: len(md("logs", name).stdout.split()) >= len(want))
+            ours_out = md("logs", name).stdout
+        finally:
+            md("rm", "-f", name)
+        assert ours_out.split() == podman_out.split() == want
+        assert ours_ids == podman_ids == (100000, 100000)
+    finally:
+        subprocess.run([*base, "rm", "-af"], capture_output=True)
+        subprocess.run([*base, "system", "reset", "-f"], capture_output=True)
+        subprocess.run(["umount", "-R", w], capture_output=True)
+        shutil.rmtree(w, ignore_errors=True)
