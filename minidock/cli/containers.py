@@ -3,15 +3,13 @@ inspect, top, rename, and the `container` group. Parse, call the engine, print."
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 import click
 
-from minidock.cli import explain_opt
+from minidock.cli import explain_opt, hot
+from minidock.cli.hot import inspect_many  # noqa: F401 (images, networks and volumes print through it)
 from minidock.engine import lifecycle
-from minidock.engine.create import RunOptions, create_container
 from minidock.errors import InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
@@ -22,18 +20,6 @@ def _resource_options(f):
     from minidock.cli.resources import resource_options
 
     return resource_options(f)
-
-
-def _resources(kw: dict) -> tuple[dict, dict]:
-    """Pop the resource flags out of kw -> (OCI resources, HostConfig fields)."""
-    names = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_period",
-             "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight")
-    flags = {n: kw.pop(n) for n in names if n in kw}
-    if not any(v is not None for v in flags.values()):
-        return {}, {}
-    from minidock.engine.resources import host_config_fields, resources_from_flags
-
-    return resources_from_flags(**flags), host_config_fields(**flags)
 
 
 def container_options(f):
@@ -126,32 +112,6 @@ def container_options(f):
     return _resource_options(f)
 
 
-def _warn(opts: RunOptions) -> None:
-    """Docker's WARNING lines for settings the host cannot honour (the run goes on)."""
-    if opts.oom_kill_disable:
-        from minidock.runtime.cgroups import cgroup_version
-
-        if cgroup_version() == 2:
-            click.echo("WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded.", err=True)
-            opts.oom_kill_disable = False
-        elif not (opts.resource_flags or {}).get("Memory"):
-            click.echo("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit "
-                       "may be dangerous.", err=True)
-    if opts.resource_flags:
-        from minidock.engine.resources import warnings
-
-        for w in warnings(opts.resource_flags):
-            click.echo(f"WARNING: {w}", err=True)
-
-
-def _options(image: str, command: tuple, kw: dict) -> RunOptions:
-    resources, hc_fields = _resources(kw)
-    network = kw.pop("network") or ""
-    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
-    return RunOptions(image=image, command=list(command), network=network, resources=resources,
-                      resource_flags=hc_fields, **fields)
-
-
 @click.command(context_settings=RUN_CTX)
 @container_options
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
@@ -167,39 +127,7 @@ def _options(image: str, command: tuple, kw: dict) -> RunOptions:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(image, command, detach, explain, explain_format, attach_streams, sig_proxy, detach_keys, **kw):
     """Create and run a new container from an image."""
-    if detach and attach_streams:
-        raise InvalidArgument("Conflicting options: -a and -d")
-    if kw["tty"] and kw["interactive"] and not detach and not os.isatty(0):
-        raise MinidockError("the input device is not a TTY", exit_code=1)
-    if explain:
-        from minidock import kernel
-
-        kernel.explain_to(2, explain_format)
-    opts = _options(image, command, kw)
-    _warn(opts)
-    rec = create_container(opts)
-    if detach:
-        lifecycle.run_detached(rec, interactive=opts.interactive)
-        click.echo(rec["Id"])
-        return 0
-    streams = [a.lower() for a in attach_streams] or ["stdin", "stdout", "stderr"]
-    interactive = opts.interactive and "stdin" in streams
-    if (not sig_proxy or detach_keys) and not opts.tty:
-        # the container must outlive this process (^C stops only the client): a monitor runs it,
-        # and we attach to it as `minidock attach` does
-        from minidock.engine import reattach
-
-        lifecycle.run_detached(rec, interactive=opts.interactive)
-        return reattach.attach(rec["Id"], no_stdin=not interactive, sig_proxy=sig_proxy,
-                               detach_keys=detach_keys, streams=streams)
-    try:
-        return lifecycle.run_attached(rec, interactive=interactive,
-                                      streams=[s for s in streams if s != "stdin"])
-    except BaseException:  # --rm removes the container even when it failed to start
-        if opts.auto_remove and os.path.exists(containers.cdir(rec["Id"])):
-            lifecycle.remove(rec["Id"], force=True, volumes=True)
-        raise
-
+    return hot.run(image, command, detach, explain, explain_format, attach_streams, sig_proxy, detach_keys, **kw)
 
 @click.command(context_settings=RUN_CTX)
 @container_options
@@ -207,9 +135,7 @@ def run(image, command, detach, explain, explain_format, attach_streams, sig_pro
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(image, command, **kw):
     """Create a new container (without starting it)."""
-    rec = create_container(_options(image, command, kw))
-    click.echo(rec["Id"])
-
+    return hot.create(image, command, **kw)
 
 @click.command()
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
@@ -217,32 +143,7 @@ def create(image, command, **kw):
 @click.argument("containers_", metavar="CONTAINER...", nargs=-1, required=True)
 def start(attach, interactive, containers_):
     """Start one or more stopped containers."""
-    code = 0
-    for ref in containers_:
-        cid = containers.resolve(ref)
-        rec = lifecycle.refresh(cid)
-        if rec["State"].get("Running"):
-            if not attach:
-                click.echo(ref)
-            continue
-        if attach:
-            return lifecycle.run_attached(rec, interactive=interactive)
-        lifecycle.run_detached(rec, interactive=interactive)
-        click.echo(ref)
-    return code
-
-
-def _each(refs, fn) -> int:
-    """Apply fn to each container; report errors per container like Docker; exit 1 if any failed."""
-    failed = False
-    for ref in refs:
-        try:
-            fn(containers.resolve(ref), ref)
-        except MinidockError as e:
-            click.echo(f"Error response from daemon: {e.message}", err=True)
-            failed = True
-    return 1 if failed else 0
-
+    return hot.start(attach, interactive, containers_)
 
 @click.command()
 @click.option("-t", "--time", "timeout", type=int, default=None,
@@ -251,8 +152,7 @@ def _each(refs, fn) -> int:
 @click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
 def stop(timeout, sig, refs):
     """Stop one or more running containers (the stop signal, then SIGKILL after -t seconds)."""
-    return _each(refs, lambda cid, ref: (lifecycle.stop(cid, timeout, sig), click.echo(ref)))
-
+    return hot.stop(timeout, sig, refs)
 
 @click.command()
 @click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before killing.")
@@ -268,7 +168,7 @@ def restart(timeout, refs):
         events.container_event(rec, "restart")
         click.echo(ref)
 
-    return _each(refs, do)
+    return hot.each(refs, do)
 
 
 @click.command()
@@ -276,9 +176,7 @@ def restart(timeout, refs):
 @click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
 def kill(sig, refs):
     """Kill one or more running containers."""
-    signum = lifecycle.signal_number(sig)
-    return _each(refs, lambda cid, ref: (lifecycle.kill(cid, signum), click.echo(ref)))
-
+    return hot.kill(sig, refs)
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL).")
@@ -286,8 +184,7 @@ def kill(sig, refs):
 @click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
 def rm(force, volumes, refs):
     """Remove one or more containers."""
-    return _each(refs, lambda cid, ref: (lifecycle.remove(cid, force=force, volumes=volumes), click.echo(ref)))
-
+    return hot.rm(force, volumes, refs)
 
 @click.command()
 @click.option("--condition", default="not-running", show_default=True,
@@ -296,25 +193,9 @@ def rm(force, volumes, refs):
 @click.argument("refs", metavar="CONTAINER...", nargs=-1, required=True)
 def wait(condition, refs):
     """Block until one or more containers stop, then print their exit codes."""
-    def do(cid, ref):
-        click.echo(lifecycle.wait_condition(cid, condition))
-
-    return _each(refs, do)
-
+    return hot.wait(condition, refs)
 
 # --- ps -------------------------------------------------------------------------------------------
-def _ago(ts: str) -> str:
-    from minidock.cli.views import since
-
-    return since(ts)
-
-
-def status_text(st: dict) -> str:
-    from minidock.cli.views import status_text as text
-
-    return text(st)
-
-
 @click.command()
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
@@ -329,44 +210,7 @@ def status_text(st: dict) -> str:
 @click.option("--format", "fmt", help="Format output: 'table', 'table TEMPLATE', 'json' or a Go template.")
 def ps(all_, quiet, no_trunc, last, latest, size, filters, fmt):
     """List containers."""
-    from minidock.cli import gotemplate, views
-
-    if fmt and fmt not in ("json", "table"):
-        gotemplate.parse(fmt[5:] if fmt.startswith("table") else fmt)  # a bad template fails first
-    flt = views.parse_filters(filters, views.PS_FILTERS)
-    if latest:
-        last = 1
-    rows = []
-    for cid in containers.all_ids():
-        try:
-            rec = lifecycle.refresh(cid)
-        except NotFound:
-            continue
-        if not all_ and last < 0 and not rec["State"].get("Running"):
-            continue
-        if not views.matches(rec, flt):
-            continue
-        rows.append(rec)
-    rows.sort(key=lambda r: r["Created"], reverse=True)
-    if last >= 0:
-        rows = rows[:last]
-    if quiet and not fmt:
-        for r in rows:
-            click.echo(r["Id"] if no_trunc else r["Id"][:12])
-        return
-    trunc = not no_trunc
-    ctx = [views.ps_row(r, trunc=trunc, size=size or _uses_size(fmt)) for r in rows]
-    if fmt == "json":
-        sys.stdout.write(gotemplate.docker_format("json", ctx, json_rows=[views.ps_json(c) for c in ctx]))
-        return
-    if not fmt or fmt == "table":
-        fmt = views.PS_DEFAULT_TABLE + ("\t{{.Size}}" if size else "")
-    sys.stdout.write(gotemplate.docker_format(fmt, ctx, views.ps_header()))
-
-
-def _uses_size(fmt) -> bool:
-    return bool(fmt) and ".Size" in fmt
-
+    return hot.ps(all_, quiet, no_trunc, last, latest, size, filters, fmt)
 
 def _print_table(cols: list[str], rows: list[list[str]]) -> None:
     from minidock.cli.gotemplate import tabwrite
@@ -386,31 +230,7 @@ def _print_table(cols: list[str], rows: list[list[str]]) -> None:
 @click.argument("ref", metavar="CONTAINER")
 def logs(follow, tail, timestamps, since, until, details, ref):
     """Fetch the logs of a container."""
-    from minidock.engine import logs as lg
-    from minidock.engine.ops import parse_time
-
-    cid = containers.resolve(ref)
-    rec = lifecycle.refresh(cid)
-    if ((rec["HostConfig"].get("LogConfig") or {}).get("Type") or "json-file") == "none":
-        raise MinidockError("configured logging driver does not support reading", exit_code=1)
-    n = None
-    if tail != "all":
-        try:
-            n = int(tail)
-        except ValueError:
-            raise InvalidArgument(f"invalid value for --tail: {tail!r}", "Use a number or 'all'.") from None
-        if n < 0:
-            n = None
-    t_since = parse_time(since) if since else None
-    t_until = parse_time(until) if until else None
-    if follow:
-        lg.follow(rec["LogPath"], lambda: lifecycle.is_running(cid), tail=n, timestamps=timestamps,
-                  since=t_since, until=t_until)
-        return
-    for stream, text in lg.read(rec["LogPath"], tail=n, timestamps=timestamps, since=t_since, until=t_until):
-        (sys.stdout if stream == "stdout" else sys.stderr).write(text)
-    sys.stdout.flush()
-
+    return hot.logs(follow, tail, timestamps, since, until, details, ref)
 
 # --- exec ------------------------------------------------------------------------------------------
 @click.command("exec", context_settings={"allow_interspersed_args": False})
@@ -426,18 +246,7 @@ def logs(follow, tail, timestamps, since, until, details, ref):
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, explain_format, ref, command):
     """Execute a command in a running container."""
-    from minidock.engine import execute
-
-    if tty and interactive and not detach and not os.isatty(0):
-        raise MinidockError("the input device is not a TTY", exit_code=1)
-    if explain:
-        from minidock import kernel
-
-        kernel.explain_to(2, explain_format)
-    cid = containers.resolve(ref)
-    return execute.exec_in(cid, list(command), interactive=interactive, tty=tty, detach=detach,
-                           env=list(env), user=user, workdir=workdir, privileged=privileged)
-
+    return hot.exec_(interactive, tty, detach, env, user, workdir, privileged, explain, explain_format, ref, command)
 
 # --- inspect, top, rename ---------------------------------------------------------------------------
 @click.command()
@@ -450,76 +259,7 @@ def exec_(interactive, tty, detach, env, user, workdir, privileged, explain, exp
 @click.argument("refs", metavar="NAME|ID...", nargs=-1, required=True)
 def inspect(fmt, size, type_, kernel, refs):
     """Return low-level information on containers, images, networks or volumes."""
-    if kernel:
-        return _inspect_kernel(refs, fmt)
-
-    def lookup(ref):
-        obj = _inspect_one(ref, type_, size)
-        if obj is None:
-            raise NotFound(f"No such object: {ref}")
-        return obj
-
-    return inspect_many(refs, lookup, fmt)
-
-
-def _inspect_kernel(refs, fmt: str | None) -> int:
-    from minidock.labs import kernelview
-
-    for ref in refs:
-        _, r = kernelview.for_container(ref)
-        click.echo(json.dumps(r, indent=2) if fmt == "json" else kernelview.render(r))
-    return 0
-
-
-def inspect_many(refs, lookup, fmt: str | None, prefix: str = "Error: ") -> int:
-    """Docker's `inspect` output for every kind of object: a JSON list (or one template line per
-    object); an unknown reference is one error line, and the exit code is 1 if there was one."""
-    from minidock.cli import gotemplate
-
-    tmpl = gotemplate.parse(fmt) if fmt else None  # a template that does not parse: exit 64 first
-    out, failed = [], False
-    for ref in refs:
-        try:
-            out.append(lookup(ref))
-        except MinidockError as e:
-            click.echo(f"{prefix}{e.message}", err=True)
-            failed = True
-    if tmpl is not None:
-        from minidock.cli.views import template_view
-
-        for obj in out:
-            click.echo(tmpl.execute(template_view(obj)))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    return 1 if failed else 0
-
-
-def _inspect_one(ref: str, type_: str | None, size: bool = False):
-    if type_ in (None, "container"):
-        try:
-            from minidock.cli.views import inspect_view
-
-            return inspect_view(lifecycle.refresh(containers.resolve(ref)), size=size)
-        except (NotFound, InvalidArgument):
-            if type_:
-                return None
-    if type_ in (None, "image"):
-        try:
-            from minidock.image.store import ImageStore
-
-            return ImageStore().inspect(ref)
-        except (NotFound, InvalidArgument, ImportError, AttributeError):
-            pass
-    for kind, mod in (("network", "minidock.network"), ("volume", "minidock.volumes")):
-        if type_ in (None, kind):
-            try:
-                import importlib
-
-                return importlib.import_module(mod).inspect(ref)
-            except (NotFound, ImportError, AttributeError, InvalidArgument):
-                pass
-    return None
-
+    return hot.inspect(fmt, size, type_, kernel, refs)
 
 def format_template(fmt: str, obj) -> str:
     """One object through a Go template (the CLI's one engine: minidock.cli.gotemplate)."""
@@ -651,7 +391,7 @@ def pause(refs):
     """Pause all processes within one or more containers (the cgroup freezer)."""
     from minidock.engine import ops
 
-    return _each(refs, lambda cid, ref: (ops.pause(cid), click.echo(ref)))
+    return hot.each(refs, lambda cid, ref: (ops.pause(cid), click.echo(ref)))
 
 
 @click.command()
@@ -660,7 +400,7 @@ def unpause(refs):
     """Unpause all processes within one or more containers."""
     from minidock.engine import ops
 
-    return _each(refs, lambda cid, ref: (ops.unpause(cid), click.echo(ref)))
+    return hot.each(refs, lambda cid, ref: (ops.unpause(cid), click.echo(ref)))
 
 
 @click.command()

@@ -1,191 +1,64 @@
-"""`minidock`: the top-level command group.
+"""`minidock`'s entry point: the hot commands without Click's start-up, everything else with Click.
 
-Subcommands are loaded lazily (only the module of the command being run is imported), so that
-`minidock run --network none ...` does not pay for the image registry client, yaml or the build package.
-To add a command, add one line to COMMANDS: "name": "module:attribute".
+Click defines the whole command line (minidock/cli/app.py and the command modules), but importing
+it costs ~15 ms (click.core pulls inspect, enum, typing, ...), more than `docker ps` takes in
+all. So the commands people run in loops (ps, inspect, logs, stop, start, kill, rm, wait, run,
+create, exec) are parsed here from a spec *generated from the Click definitions*
+(cli/_fastspec.py, made by cli/fastspec.py; a unit test proves the spec is current and that
+the fast parse equals Click's for a corpus of command lines) and go straight to their click-free
+bodies in cli/hot.py. Anything the fast parser is not sure of -- `--help`, an unknown or
+malformed option, a missing argument, `--explain`, an option value Click would convert
+differently -- goes to Click unchanged, so messages and exit codes stay Click's.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
 
-import click
-
-from minidock import paths
-from minidock.errors import MinidockError
-
-COMMANDS: dict[str, str] = {
-    # containers (engine)
-    "run": "minidock.cli.containers:run",
-    "create": "minidock.cli.containers:create",
-    "start": "minidock.cli.containers:start",
-    "stop": "minidock.cli.containers:stop",
-    "restart": "minidock.cli.containers:restart",
-    "kill": "minidock.cli.containers:kill",
-    "rm": "minidock.cli.containers:rm",
-    "ps": "minidock.cli.containers:ps",
-    "logs": "minidock.cli.containers:logs",
-    "exec": "minidock.cli.containers:exec_",
-    "wait": "minidock.cli.containers:wait",
-    "inspect": "minidock.cli.containers:inspect",
-    "top": "minidock.cli.containers:top",
-    "rename": "minidock.cli.containers:rename",
-    "pause": "minidock.cli.containers:pause",
-    "unpause": "minidock.cli.containers:unpause",
-    "diff": "minidock.cli.containers:diff",
-    "attach": "minidock.cli.containers:attach_",
-    "container": "minidock.cli.containers:container",
-    # resources (cgroups)
-    "update": "minidock.cli.resources:update",
-    "stats": "minidock.cli.resources:stats",
-    # images
-    "images": "minidock.cli.images:images",
-    "image": "minidock.cli.images:image",
-    "import": "minidock.cli.images:import_",
-    "rmi": "minidock.cli.images:rmi",
-    "pull": "minidock.cli.images:pull",
-    "push": "minidock.cli.images:push",
-    "tag": "minidock.cli.images:tag",
-    "history": "minidock.cli.images:history",
-    "save": "minidock.cli.images:save",
-    "load": "minidock.cli.images:load",
-    "export": "minidock.cli.images:export",
-    "commit": "minidock.cli.images:commit",
-    "login": "minidock.cli.images:login",
-    "logout": "minidock.cli.images:logout",
-    # build
-    "build": "minidock.cli.build:build",
-    "builder": "minidock.cli.build:builder",
-    # networks and volumes
-    "network": "minidock.cli.network:network",
-    "port": "minidock.cli.network:port",
-    "volume": "minidock.cli.volumes:volume",
-    "cp": "minidock.cli.volumes:cp",
-    # orchestration (Kubernetes YAML): minidock/apps
-    "apply": "minidock.cli.apps:apply",
-    "autoscale": "minidock.cli.apps:autoscale",
-    "delete": "minidock.cli.apps:delete",
-    "describe": "minidock.cli.apps:describe",
-    "get": "minidock.cli.apps:get",
-    "kube": "minidock.cli.apps:kube",
-    "rollout": "minidock.cli.apps:rollout",
-    "scale": "minidock.cli.apps:scale",
-    "set": "minidock.cli.apps:set_",
-    # system
-    "info": "minidock.cli.system:info",
-    "doctor": "minidock.cli.system:doctor",
-    "events": "minidock.cli.events:events_",
-    "system": "minidock.cli.system:system",
-    "version": "minidock.cli.system:version",
-    # teaching
-    "lab": "minidock.cli.lab:lab",
-    "diagram": "minidock.cli.lab:diagram",
-    "replay": "minidock.cli.lab:replay",
-}
-
-
-NO_ROOT_NEEDED = {"version", "doctor", None}
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx):
-        return sorted(c for c in COMMANDS if _available(c))
-
-    def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        mod, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:
-                return None  # not written yet
-            raise
-        return getattr(module, attr, None)
-
-
-def _available(name: str) -> bool:
-    mod = COMMANDS[name].partition(":")[0]
-    return importlib.util.find_spec(mod) is not None
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", envvar="MINIDOCK_ROOT", metavar="DIR",
-              help="State directory (default /var/lib/minidock).")
-@click.version_option(package_name="minidock", prog_name="minidock")
-def cli(root):
-    """A daemonless container engine: Docker's verbs, the kernel's features, nothing hidden."""
-    if root:
-        os.environ["MINIDOCK_ROOT"] = os.path.abspath(root)
-    ctx = click.get_current_context()
-    if ctx.invoked_subcommand in NO_ROOT_NEEDED or ctx.resilient_parsing or \
-            any(a in ("-h", "--help") for a in sys.argv[1:]):
-        return
-    if os.geteuid() != 0:
-        raise MinidockError("minidock needs root: run it with sudo",
-                            "Containers need namespaces, mounts and cgroups; the state under "
-                            f"{paths.root()} is root's alone.")
-    paths.ensure_private()
-
-
-def _explain_format(args: list[str]) -> list[str]:
-    """`--explain=json` on a subcommand (see cli/explain_opt.py): only when it is there."""
-    i = 0
-    while i < len(args) and args[i].startswith("-"):
-        i += 2 if args[i] == "--root" else 1
-    cmd = cli.get_command(None, args[i]) if i < len(args) else None
-    if cmd is None:
-        return args
-    from minidock.cli import explain_opt
-
-    return args[:i + 1] + explain_opt.rewrite(cmd, args[i + 1:])
-
 
 def main(argv=None) -> None:
-    """Entry point: turn minidock errors into one clear line and Docker's exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    from minidock.cli import fastparse
+
+    hit = fastparse.parse(args)
+    if hit is None:
+        from minidock.cli import app
+
+        app.main(args)
+        return
+    target, params, root = hit
+    from minidock.cli.exits import internal_error, leave, report
+    from minidock.errors import MinidockError
+
     try:
-        args = list(sys.argv[1:] if argv is None else argv)
-        if any(a.startswith("--explain=") for a in args):
-            args = _explain_format(args)
-        rv = cli.main(args=args, prog_name="minidock", standalone_mode=False)
+        _group(root)
+        mod, _, attr = target.partition(":")
+        rv = getattr(__import__(mod, fromlist=[attr]), attr)(**params)
     except MinidockError as e:
-        click.echo(f"minidock: Error: {e.message}", err=True)
-        if e.hint:
-            click.echo(e.hint, err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        click.echo("See 'minidock --help'.", err=True)
-        sys.exit(125)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        report(e)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # a bug: still one clear line, the traceback on request
-        if os.environ.get("MINIDOCK_DEBUG"):
-            raise
-        click.echo(f"minidock: Error: internal error: {type(e).__name__}: {e}", err=True)
-        click.echo("This is a bug in minidock. Run again with MINIDOCK_DEBUG=1 for the traceback.", err=True)
-        sys.exit(125)
-    _exit(rv if isinstance(rv, int) else 0)
+        internal_error(e)
+    leave(rv)
 
 
-def _exit(code: int) -> None:
-    """Flush and leave without the interpreter's teardown (~10 ms of freeing modules and objects,
-    paid by every `run`): every file we write is closed by a `with` block before we get here."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        pass
-    os._exit(code)
+def _group(root: str | None) -> None:
+    """What the `minidock` group does before a command (app.cli): the state root (--root, else
+    $MINIDOCK_ROOT), root only, the state root's modes."""
+    from minidock.errors import MinidockError
 
+    if root is None:
+        root = os.environ.get("MINIDOCK_ROOT")
+    if root:
+        os.environ["MINIDOCK_ROOT"] = os.path.abspath(root)
+    from minidock import paths
+
+    if os.geteuid() != 0:
+        raise MinidockError("minidock needs root: run it with sudo",
+                            "Containers need namespaces, mounts and cgroups; the state under "
+                            f"{paths.root_str()} is root's alone.")
+    paths.ensure_private()

@@ -4,13 +4,13 @@ has (at its default), the rows of `ps` (Docker's ContainerContext: ID, Image, Co
 
 from __future__ import annotations
 
-import calendar
-import re
 import time
 
-from minidock.cli.gotemplate import Struct, sprintf
 from minidock.errors import InvalidArgument
 from minidock.state import containers
+
+# (re, calendar, strptime and the template engine are imported where used: `ps`'s default table
+# needs none of them)
 
 # Docker 28's HostConfig, in its order, with the value a container created without flags has.
 # (None is JSON null: Docker's nil slices, maps and pointers.)
@@ -47,7 +47,7 @@ def inspect_view(rec: dict, size: bool = False) -> dict:
             v = default
         out[k] = None if default is None and v == [] else v  # Docker: null for a flag never given
     if not out["Privileged"] and out["MaskedPaths"] is None:
-        from minidock.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+        from minidock.runtime.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
         out["MaskedPaths"], out["ReadonlyPaths"] = list(DEFAULT_MASKED_PATHS), list(DEFAULT_READONLY_PATHS)
     for k in HOST_CONFIG_OPTIONAL:
@@ -78,7 +78,7 @@ _STATE_FIELDS = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead
 def template_view(obj):
     """A container's inspect data as Docker's typed structs, for `inspect -f` (JSON output is
     unchanged). Other objects (images, networks, volumes) are returned as they are."""
-    from minidock.cli.gotemplate import Nil
+    from minidock.cli.gotemplate import Nil, Struct
 
     if not (isinstance(obj, dict) and "HostConfig" in obj and "State" in obj):
         return obj
@@ -135,12 +135,54 @@ def sizes(rec: dict) -> tuple[int, int]:
 # --- Docker's go-units ---------------------------------------------------------------------------
 def parse_time(ts: str) -> float | None:
     """An RFC 3339 time from a record (UTC, optional fraction) -> Unix seconds."""
+    t = _fast_timegm(ts)
+    if t is None:
+        return _parse_time_slow(ts)
+    i = 20
+    while i < len(ts) and ts[i] in _DIGITS:
+        i += 1
+    if i < len(ts) and ts[i].isdigit():
+        return _parse_time_slow(ts)  # (other Unicode digits: as the regular expression reads them)
+    if ts[19:20] != "." or i == 20:
+        return t + 0.0
+    return t + float("0." + ts[20:i])
+
+
+_DIGITS = frozenset("0123456789")
+
+
+def _parse_time_slow(ts) -> float | None:
+    import calendar
+    import re
+
     try:
         t = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
     except (ValueError, TypeError):
         return None
     frac = re.match(r"\.(\d+)", ts[19:])
     return t + (float("0." + frac.group(1)) if frac else 0.0)
+
+
+def _fast_timegm(ts) -> int | None:
+    """calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) for the plain case (what
+    every record holds), without strptime (~0.05 ms a call, and `import calendar`); None for
+    anything else, which the slow path then judges."""
+    if not isinstance(ts, str) or len(ts) < 19 or ts[4] != "-" or ts[7] != "-" or ts[10] != "T" or \
+            ts[13] != ":" or ts[16] != ":":
+        return None
+    parts = (ts[0:4], ts[5:7], ts[8:10], ts[11:13], ts[14:16], ts[17:19])
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    y, mo, d, h, mi, sec = (int(p) for p in parts)
+    if not (1 <= mo <= 12 and 1 <= d <= 28 and h <= 23 and mi <= 59 and sec <= 59 and y >= 1):
+        return None
+    # days from the civil date (H. Hinnant's algorithm), as calendar.timegm counts them
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + h * 3600 + mi * 60 + sec
 
 
 def human_duration(seconds: float) -> str:
@@ -178,6 +220,8 @@ def since(ts: str) -> str:
 
 def human_size(n: float, precision: int = 3) -> str:
     """go-units HumanSizeWithPrecision: powers of 1000, `%.4g`-style (4.26MB, 0B)."""
+    from minidock.cli.gotemplate import sprintf
+
     units = ("B", "kB", "MB", "GB", "TB", "PB")
     i = 0
     n = float(n)
@@ -238,9 +282,9 @@ def _ellipsis(s: str, n: int) -> str:
 
 
 def _go_quote(s: str) -> str:
-    from minidock.cli.gotemplate import _go_quote as q
+    from minidock.util.gostrconv import go_quote
 
-    return q(s)
+    return go_quote(s)
 
 
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
@@ -248,6 +292,7 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "Cre
               "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
               "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
 PS_DEFAULT_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+_DEFAULT_COLUMNS = ("ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names")
 
 
 def ps_header() -> dict:
@@ -256,12 +301,47 @@ def ps_header() -> dict:
     return h
 
 
-def ps_row(rec: dict, trunc: bool = True, size: bool = False) -> Struct:
-    """Docker's ContainerContext for one container (the fields `ps --format` can use)."""
+def _ps_command(rec: dict, trunc: bool) -> str:
     if rec["Path"]:
         cmd = " ".join([rec["Path"], *rec["Args"]])
     else:
         cmd = " ".join((rec["Config"].get("Entrypoint") or []) + (rec["Config"].get("Cmd") or []))
+    return _go_quote(_ellipsis(cmd, 20) if trunc else cmd)
+
+
+def _ps_image(rec: dict, trunc: bool) -> str:
+    image = rec.get("ImageRef") or rec.get("Image", "")
+    if trunc and image.startswith("sha256:"):
+        image = image[7:19]
+    return image
+
+
+def _ps_size(rec: dict) -> str:
+    rw, root = sizes(rec)
+    return f"{human_size(rw)} (virtual {human_size(root)})"
+
+
+def ps_default_table(recs: list[dict], trunc: bool = True, size: bool = False) -> str:
+    """`ps` with Docker's default columns (PS_DEFAULT_TABLE, + SIZE with -s), exactly as the
+    template engine prints them (every cell is a string), without it: only these columns are
+    computed."""
+    from minidock.cli.tabwriter import tabwrite
+
+    cols = _DEFAULT_COLUMNS + (("Size",) if size else ())
+    lines = ["\t".join(PS_HEADERS[c] for c in cols)]
+    for rec in recs:
+        cells = [rec["Id"][:12] if trunc else rec["Id"], _ps_image(rec, trunc), _ps_command(rec, trunc),
+                 since(rec["Created"]) + " ago", status_text(rec["State"]), ports_text(rec), containers.name_of(rec)]
+        if size:
+            cells.append(_ps_size(rec))
+        lines.append("\t".join(cells))
+    return tabwrite("\n".join(lines) + "\n")
+
+
+def ps_row(rec: dict, trunc: bool = True, size: bool = False):
+    """Docker's ContainerContext for one container (the fields `ps --format` can use)."""
+    from minidock.cli.gotemplate import Struct
+
     labels = rec["Config"].get("Labels") or {}
     mounts = []
     local = 0
@@ -274,24 +354,17 @@ def ps_row(rec: dict, trunc: bool = True, size: bool = False) -> Struct:
     if not nets:
         mode = rec["HostConfig"].get("NetworkMode", "")
         nets = [mode] if mode in ("host", "none") else []
-    size_text = "0B"
-    if size:
-        rw, root = sizes(rec)
-        size_text = f"{human_size(rw)} (virtual {human_size(root)})"
-    image = rec.get("ImageRef") or rec.get("Image", "")
-    if trunc and image.startswith("sha256:"):
-        image = image[7:19]
     row = Struct(type_name="*formatter.ContainerContext")
     row.update({
         "ID": rec["Id"][:12] if trunc else rec["Id"],
-        "Image": image,
-        "Command": _go_quote(_ellipsis(cmd, 20) if trunc else cmd),
+        "Image": _ps_image(rec, trunc),
+        "Command": _ps_command(rec, trunc),
         "CreatedAt": go_time(rec["Created"]),
         "RunningFor": since(rec["Created"]) + " ago",
         "Ports": ports_text(rec),
         "State": rec["State"].get("Status", ""),
         "Status": status_text(rec["State"]),
-        "Size": size_text,
+        "Size": _ps_size(rec) if size else "0B",
         "Names": containers.name_of(rec),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         "Mounts": ",".join(mounts),
@@ -303,7 +376,7 @@ def ps_row(rec: dict, trunc: bool = True, size: bool = False) -> Struct:
     return row
 
 
-def ps_json(row: Struct) -> dict:
+def ps_json(row) -> dict:
     """`ps --format json`: Docker marshals every field as a string, keys sorted."""
     return {k: row[k] for k in sorted(row) if not callable(row[k])}
 
@@ -313,10 +386,14 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 
 def _f_name(rec, val):
+    import re
+
     return re.search(val, "/" + containers.name_of(rec)) is not None
 
 
 def _f_id(rec, val):
+    import re
+
     return re.search(val, rec["Id"]) is not None
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 
 def go_quote(s: str) -> str:
     """Go's strconv.Quote."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'  # (most strings: `ps` quotes every container's command)
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -32,4 +32,6 @@ def go_quote(s: str) -> str:
 
 
 def _go_printable(ch: str) -> bool:
+    import unicodedata
+
     return unicodedata.category(ch)[0] in "LMNPS" or ch == " "
