@@ -253,3 +253,13 @@ def test_install_sh_writes_the_console_scripts_pyproject_declares():
     line = next(ln for ln in (repo / "install.sh").read_text().splitlines() if ln.startswith("for entry in "))
     written = dict(e.split() for e in re.findall(r'"([^"]+)"', line))
     assert {k: f"{v}:main" for k, v in written.items()} == scripts
+
+
+def test_a_stale_spec_hands_every_line_to_click(monkeypatch):
+    """An option added to the Click definitions without regenerating the spec: the checksum of
+    their sources differs, and Click parses (slower, never wrong)."""
+    from minidock.cli import _fastspec
+
+    assert fastparse.parse(["ps", "-a"]) is not None
+    monkeypatch.setattr(_fastspec, "CHECKSUM", _fastspec.CHECKSUM + 1)
+    assert fastparse.parse(["ps", "-a"]) is None
