@@ -31,10 +31,12 @@ from minidock.util import now
 MOUNT_TARGETS = {"etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv", "run/.containerenv"}
 
 
-def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo | None:
+def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str, idmap=None) -> tarfile.TarInfo | None:
     ti = tf.gettarinfo(path, arcname)
     if ti is None:  # sockets
         return None
+    if idmap is not None:  # a user namespace's files: the owners the container sees
+        ti.uid, ti.gid = idmap.to_container(ti.uid, ti.gid)
     ti.uname = ti.gname = ""  # names would be the host's, not the container's
     xattrs = {}
     try:
@@ -50,8 +52,8 @@ def _tarinfo(tf: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo | 
     return ti
 
 
-def _add(tf: tarfile.TarFile, path: str, arcname: str) -> None:
-    ti = _tarinfo(tf, path, arcname)
+def _add(tf: tarfile.TarFile, path: str, arcname: str, idmap=None) -> None:
+    ti = _tarinfo(tf, path, arcname, idmap)
     if ti is None:
         return
     if ti.isreg():
@@ -61,10 +63,12 @@ def _add(tf: tarfile.TarFile, path: str, arcname: str) -> None:
         tf.addfile(ti)
 
 
-def tar_tree(root: str, out, *, whiteouts: bool) -> None:
+def tar_tree(root: str, out, *, whiteouts: bool, idmap=None) -> None:
     """Write the tree under `root` as a tar stream to the binary file `out`.
 
-    whiteouts=True: `root` is an overlay upper dir; its whiteouts become OCI whiteouts."""
+    whiteouts=True: `root` is an overlay upper dir; its whiteouts become OCI whiteouts.
+    idmap (util.idmap.IDMap): a remapped container's tree, owners written as the container sees
+    them (a layer committed from it is root's, as Docker's is)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
@@ -85,13 +89,13 @@ def tar_tree(root: str, out, *, whiteouts: bool) -> None:
                     ti.mtime = int(st.st_mtime)
                     tf.addfile(ti)
                     continue
-                _add(tf, path, prefix + name)
+                _add(tf, path, prefix + name, idmap)
             for d in list(dirnames):
                 path = os.path.join(dirpath, d)
                 if os.path.islink(path):
                     dirnames.remove(d)  # added above as a symlink; never followed
                     continue
-                _add(tf, path, prefix + d)
+                _add(tf, path, prefix + d, idmap)
 
 
 def export(ref: str, out_path: str | None) -> None:
@@ -101,19 +105,22 @@ def export(ref: str, out_path: str | None) -> None:
     if not out_path or out_path == "-":
         if sys.stdout.isatty():
             raise MinidockError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    with lifecycle.rootfs_mounted(ref) as (_rec, merged):
+    from minidock.util.idmap import IDMap
+
+    with lifecycle.rootfs_mounted(ref) as (rec, merged):
+        idmap = IDMap.of(rec)
         if out_path and out_path != "-":
             tmp = out_path + ".tmp"
             try:
                 with open(tmp, "wb") as f:
-                    tar_tree(merged, f, whiteouts=False)
+                    tar_tree(merged, f, whiteouts=False, idmap=idmap)
                 os.replace(tmp, out_path)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
             with os.fdopen(os.dup(1), "wb") as f:
-                tar_tree(merged, f, whiteouts=False)
+                tar_tree(merged, f, whiteouts=False, idmap=idmap)
 
 
 CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "WorkingDir", "Labels", "Volumes",
@@ -129,6 +136,7 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
     from minidock.image import reference
     from minidock.image.config import apply_changes
     from minidock.state import containers
+    from minidock.util.idmap import IDMap
 
     store = store or ImageStore()
     if target:
@@ -146,7 +154,7 @@ def commit(ref: str, target: str | None = None, *, changes: list[str] = (), mess
         try:
             tmp = os.path.join(work, "layer.tar")
             with _paused(cid, rec, pause), open(tmp, "wb") as f:
-                tar_tree(upper, f, whiteouts=True)
+                tar_tree(upper, f, whiteouts=True, idmap=IDMap.of(rec))
             with open(tmp, "rb") as f:
                 digest, size = lease.put_blob(f)
         finally:

@@ -316,6 +316,11 @@ def write_init_files(rootfs: str, rec: dict) -> None:
     from minidock.volumes.cp import Root
 
     root = Root(rootfs)
+    owner = None
+    if rec["HostConfig"].get("IDMappings"):  # what we make belongs to the container's (mapped) root
+        from minidock.engine import userns
+
+        owner = userns.root_ids(rec)
     try:
         etc = root.open("etc", os.O_PATH | os.O_DIRECTORY)
         try:
@@ -323,6 +328,8 @@ def write_init_files(rootfs: str, rec: dict) -> None:
                 os.stat("mtab", dir_fd=etc, follow_symlinks=False)
             except FileNotFoundError:
                 os.symlink("/proc/mounts", "mtab", dir_fd=etc)
+                if owner:
+                    os.chown("mtab", *owner, dir_fd=etc, follow_symlinks=False)
         finally:
             os.close(etc)
     except OSError:
@@ -334,10 +341,8 @@ def write_init_files(rootfs: str, rec: dict) -> None:
             top = root.open("", os.O_PATH | os.O_DIRECTORY)
             try:
                 os.mkdir("run", 0o755, dir_fd=top)
-                if rec["HostConfig"].get("IDMappings"):  # the container's (mapped) root owns it
-                    from minidock.engine import userns
-
-                    os.chown("run", *userns.root_ids(rec), dir_fd=top, follow_symlinks=False)
+                if owner:
+                    os.chown("run", *owner, dir_fd=top, follow_symlinks=False)
             finally:
                 os.close(top)
             run = root.open("run", os.O_PATH | os.O_DIRECTORY)
@@ -352,6 +357,8 @@ def write_init_files(rootfs: str, rec: dict) -> None:
             fd = os.open(".containerenv", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=run)
             try:
                 os.write(fd, body.encode())
+                if owner:
+                    os.fchown(fd, *owner)
             finally:
                 os.close(fd)
         finally:

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from minidock import paths
 from minidock.errors import InvalidArgument, MinidockError
+from minidock.util.idmap import MAX_ID, IDMap, parse_map
 
-MAX_ID = 4294967295  # (uint32)-1 is never a valid ID
 REMAP_ENV = "MINIDOCK_USERNS_REMAP"
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 AUTO_USER = "containers"  # podman's user for --userns=auto
@@ -49,26 +49,6 @@ DEFAULT_USER = "dockremap"  # Docker's user for --userns-remap=default
 
 
 # --- maps ----------------------------------------------------------------------------------------
-def parse_map(text: str, flag: str) -> list[tuple[int, int, int]]:
-    """`C:H:N[,C:H:N...]` -> [(container, host, amount)] (containers/storage's rules)."""
-    out = []
-    for part in text.split(","):
-        fields = part.split(":")
-        try:
-            if len(fields) != 3 or not all(f.isdigit() for f in fields):
-                raise ValueError
-            c, h, n = (int(f) for f in fields)
-            if max(c, h, n) > MAX_ID:
-                raise ValueError
-        except ValueError:
-            what = "UID" if flag == "--uidmap" else "GID"
-            raise InvalidArgument(f'initializing ID mappings: {what} setting is malformed expected '
-                                  f'["uint32:uint32:uint32"]: ["{text}"]',
-                                  f"Use {flag} CONTAINER_ID:HOST_ID:AMOUNT, e.g. {flag} 0:100000:65536.") from None
-        out.append((c, h, n))
-    return out
-
-
 def check_maps(maps: list[tuple[int, int, int]], what: str) -> None:
     """The kernel's rules, said before anything is made: ranges inside uint32, no overlap inside or
     outside, at most 340 lines, and the container's root mapped."""
@@ -249,25 +229,16 @@ def record_maps(rec: dict) -> dict:
 
 def oci_maps(rec: dict) -> tuple[list[dict], list[dict]] | None:
     """(uidMappings, gidMappings) in the OCI spec's shape, or None: no user namespace."""
-    m = record_maps(rec)
-    if not m.get("UidMap"):
+    m = IDMap.of(rec)
+    if m is None:
         return None
-    conv = [[{"containerID": c, "hostID": h, "size": n}
-             for t in m[key] for c, h, n in parse_map(t, "--uidmap")] for key in ("UidMap", "GidMap")]
-    return conv[0], conv[1]
-
-
-def _host_id(maps: list[dict], cid: int) -> int:
-    for m in maps:
-        if m["containerID"] <= cid < m["containerID"] + m["size"]:
-            return m["hostID"] + cid - m["containerID"]
-    return -1
+    return tuple([{"containerID": c, "hostID": h, "size": n} for c, h, n in maps] for maps in (m.uids, m.gids))
 
 
 def root_ids(rec: dict) -> tuple[int, int] | None:
     """The host (uid, gid) of the container's root, or None: no user namespace."""
-    maps = oci_maps(rec)
-    return (_host_id(maps[0], 0), _host_id(maps[1], 0)) if maps else None
+    m = IDMap.of(rec)
+    return m.root() if m else None
 
 
 def _proc_maps(maps: list[dict]) -> str:
@@ -318,7 +289,9 @@ def prepare_dirs(rec: dict) -> Path:
         os.mkdir(d, 0o700)
     except FileExistsError:
         pass
-    os.chown(d, 0, gid)
+    from minidock import kernel as k
+
+    k.chown(str(d), 0, gid, why="only the container's root group (and root) may cross it")
     os.chmod(d, 0o710)
     (d / "rootfs").mkdir(exist_ok=True)
     return d / "rootfs"

@@ -138,7 +138,7 @@ class FakeBackend(Backend):
         return len(call.rules)
 
     def _effect_userns_fd(self, call: Call) -> int:
-        return 900 + len(self.of("userns_fd"))
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # a real descriptor: the caller closes it
 
     def _effect_spawn(self, call: Call) -> int:
         return 4000 + len(self.of("spawn"))

@@ -88,7 +88,10 @@ class Container:
     """A container's files: path -> (Root, path inside it), through its volumes and binds."""
 
     def __init__(self, rec: dict, merged: str):
+        from minidock.util.idmap import IDMap
+
         self.roots = {"/": Root(merged)}
+        self.idmap = IDMap.of(rec)  # a user namespace: owners translated both ways (Docker's rule)
         self.mounts = sorted(((m["Destination"], m["Source"]) for m in rec.get("Mounts") or []
                               if m.get("Type") in ("bind", "volume") and m.get("Source")
                               and os.path.isdir(m["Source"])), key=lambda x: -len(x[0]))
@@ -109,6 +112,14 @@ class Container:
     def stat(self, path: str) -> os.stat_result | None:
         root, rel = self.locate(path)
         return root.stat(rel)
+
+    def host_ids(self, uid: int, gid: int) -> tuple[int, int]:
+        """Owners as the container means them -> as they are on disk."""
+        return self.idmap.to_host(uid, gid) if self.idmap else (uid, gid)
+
+    def ctr_ids(self, uid: int, gid: int) -> tuple[int, int]:
+        """Owners on disk -> as the container sees them."""
+        return self.idmap.to_container(uid, gid) if self.idmap else (uid, gid)
 
 
 def _abs(path: str) -> str:
@@ -199,8 +210,8 @@ def copy_in(src: str, ref: str, cpath: str, *, rootfs_mounted, archive: bool = F
                 _put(c, os.path.realpath(src), cdest, archive=archive)
 
 
-def _own(pfd: int, name: str, st: os.stat_result, archive: bool) -> None:
-    uid, gid = (st.st_uid, st.st_gid) if archive else (0, 0)
+def _own(c: Container, pfd: int, name: str, st: os.stat_result, archive: bool) -> None:
+    uid, gid = c.host_ids(*((st.st_uid, st.st_gid) if archive else (0, 0)))
     os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
 
 
@@ -215,16 +226,16 @@ def _put(c: Container, src: str, cdest: str, archive: bool = False) -> None:
     try:
         if stat.S_ISDIR(st.st_mode):
             _put_dir(root, pfd, name, rel, st, cdest)
-            _own(pfd, name, st, archive)
+            _own(c, pfd, name, st, archive)
             for child in sorted(os.listdir(src)):
                 _put(c, os.path.join(src, child), cdest.rstrip("/") + "/" + child, archive=archive)
         elif stat.S_ISREG(st.st_mode):
             _put_file(pfd, name, src, st, cdest)
-            _own(pfd, name, st, archive)
+            _own(c, pfd, name, st, archive)
         elif stat.S_ISLNK(st.st_mode):
             _replace(pfd, name, cdest)
             os.symlink(os.readlink(src), name, dir_fd=pfd)  # a link is copied as a link
-            _own(pfd, name, st, archive)
+            _own(c, pfd, name, st, archive)
         else:
             raise InvalidArgument(f"cannot copy special file {src} into a container")
     finally:
@@ -316,7 +327,7 @@ def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False, owner=No
             if os.path.lexists(hdest) and not os.path.isdir(hdest):
                 os.unlink(hdest)
             os.symlink(os.readlink("", dir_fd=fd), hdest)
-            os.lchown(hdest, *(owner or (st.st_uid, st.st_gid)))
+            os.lchown(hdest, *(owner or c.ctr_ids(st.st_uid, st.st_gid)))
             return
         if stat.S_ISREG(st.st_mode):
             with os.fdopen(root.open(rel, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW)), "rb") as f, \
@@ -329,7 +340,7 @@ def _get(c: Container, cpath: str, hdest: str, *, follow: bool = False, owner=No
                 _get(c, cpath.rstrip("/") + "/" + name, os.path.join(hdest, name), owner=owner)
         elif not _special(st, hdest):
             return
-        os.chown(hdest, *(owner or (st.st_uid, st.st_gid)))
+        os.chown(hdest, *(owner or c.ctr_ids(st.st_uid, st.st_gid)))
         os.chmod(hdest, stat.S_IMODE(st.st_mode))
         os.utime(hdest, ns=(st.st_atime_ns, st.st_mtime_ns))
     finally:
@@ -408,7 +419,8 @@ def _tar_add(tar, c: Container, cpath: str, name: str, *, follow: bool = False) 
     try:
         st = os.fstat(fd)
         ti = tarfile.TarInfo(name)
-        ti.mode, ti.uid, ti.gid, ti.mtime = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)
+        ti.uid, ti.gid = c.ctr_ids(st.st_uid, st.st_gid)
+        ti.mode, ti.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
         if stat.S_ISLNK(st.st_mode):
             ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
             tar.addfile(ti)
@@ -457,7 +469,7 @@ def tar_in(stream, ref: str, cdir: str, *, rootfs_mounted, archive: bool = False
                 pfd = root.open(parent, os.O_PATH | os.O_DIRECTORY)
                 try:
                     _tar_entry(tar, m, root, pfd, leaf, rel, target)
-                    uid, gid = (m.uid, m.gid) if archive else (0, 0)
+                    uid, gid = c.host_ids(*((m.uid, m.gid) if archive else (0, 0)))
                     os.chown(leaf, uid, gid, dir_fd=pfd, follow_symlinks=False)
                     if not m.issym():
                         fd = os.open(leaf, os.O_PATH | _NOFOLLOW, dir_fd=pfd)

@@ -274,3 +274,51 @@ def test_podman_maps_the_same_way(md, busybox, busybox_tar):
         subprocess.run([*base, "system", "reset", "-f"], capture_output=True)
         subprocess.run(["umount", "-R", w], capture_output=True)
         shutil.rmtree(w, ignore_errors=True)
+
+
+def test_cp_commit_and_export_translate_owners(md, md_env, busybox, detached, state_root, tmp_path):
+    """Docker's rule with userns-remap: what goes in belongs to the container's root (100000 on
+    disk), what comes out (cp -a, cp to a tar, export, commit) carries the IDs the container sees."""
+    import io
+    import tarfile
+
+    name, cid = detached(*MAP, busybox, "sh", "-c", "touch /made; chown 7:8 /made; touch /tmp/ready; sleep 600")
+    assert _wait(lambda: md("exec", name, "test", "-e", "/tmp/ready").returncode == 0)
+    upper = state_root / "containers" / cid / "upper"
+    assert (os.lstat(upper / "made").st_uid, os.lstat(upper / "made").st_gid) == (100007, 100008)
+    src = tmp_path / "in.txt"
+    src.write_text("x")
+    assert md("cp", src, f"{name}:/copied").returncode == 0
+    assert os.lstat(upper / "copied").st_uid == 100000
+    assert md("exec", name, "stat", "-c", "%u:%g", "/copied").stdout.strip() == "0:0"
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w") as tf:
+        ti = tarfile.TarInfo("fromtar")
+        ti.uid = ti.gid = 5
+        tf.addfile(ti, io.BytesIO(b""))
+    r = subprocess.run([sys_exe(), "-m", "minidock", "cp", "-a", "-", f"{name}:/tmp"], input=stream.getvalue(),
+                       capture_output=True, env=md_env)
+    assert r.returncode == 0, r.stderr
+    assert os.lstat(upper / "tmp" / "fromtar").st_uid == 100005  # -a: the archive's IDs, as the container's
+    r = subprocess.run([sys_exe(), "-m", "minidock", "cp", f"{name}:/made", "-"], capture_output=True, env=md_env)
+    member = tarfile.open(fileobj=io.BytesIO(r.stdout)).getmember("made")
+    assert (member.uid, member.gid) == (7, 8)
+    assert md("cp", "-a", f"{name}:/made", tmp_path / "out").returncode == 0
+    assert (os.lstat(tmp_path / "out").st_uid, os.lstat(tmp_path / "out").st_gid) == (7, 8)
+    assert md("export", "-o", tmp_path / "x.tar", name).returncode == 0
+    owners = {(m.name, m.uid) for m in tarfile.open(tmp_path / "x.tar") if m.name in ("bin/busybox", "made")}
+    assert owners == {("bin/busybox", 0), ("made", 7)}
+    assert all(m.uid < 65536 for m in tarfile.open(tmp_path / "x.tar"))
+    img = f"userns-commit-{os.urandom(3).hex()}"
+    assert md("commit", name, img).returncode == 0, "commit"
+    try:
+        r = md("run", "--rm", img, "stat", "-c", "%u:%g", "/made", "/copied")
+        assert r.stdout.split() == ["7:8", "0:0"], r.stderr
+    finally:
+        md("rmi", img)
+
+
+def sys_exe() -> str:
+    import sys
+
+    return sys.executable
