@@ -132,6 +132,11 @@ CASES = [
     Case("oom-score-adj-negative", "flags", [[*RUN, "--oom-score-adj", "-5", "busybox", "true"]], compare="exit"),
     Case("ulimit-word", "flags", [[*RUN, "--ulimit", "core=unlimited", "busybox", "true"]], compare="exit"),
     Case("bad-pid-mode", "flags", [[*RUN, "--pid", "bogus", "busybox", "true"]], compare="exit"),
+    Case("userns-host", "flags", [[*RUN, "--userns", "host", "busybox", "cat", "/proc/self/uid_map"]]),
+    Case("bad-userns-mode", "flags", [[*RUN, "--userns", "bogus", "busybox", "true"]], compare="exit"),
+    Case("uidmap", "flags", [[*RUN, "--uidmap", "0:100000:65536", "busybox", "cat", "/proc/self/uid_map"]],
+         expect="differs", why="podman's flag (minidock maps 0 100000 65536); Docker has only the daemon-wide "
+                               "dockerd --userns-remap and refuses it as an unknown flag"),
     # --- logs -----------------------------------------------------------------------------------
     Case("logs-until", "logs", [["logs", "--until", "2000-01-01T00:00:00Z", "cf-done"]]),
     Case("logs-since", "logs", [["logs", "--since", "1h", "cf-done"]]),
