@@ -184,12 +184,16 @@ def ps(all_, quiet, no_trunc, last, latest, size, filters, fmt):
     if latest:
         last = 1
     rows = []
-    for cid in containers.all_ids():
+    running_only = not all_ and last < 0
+    for cid in containers.all_ids(complete=False):
+        st = containers.load_state(cid) if running_only else None
+        if st is not None and not st.get("Running"):
+            continue  # (a stopped container stays stopped: its record is not read)
         try:
-            rec = refresh(cid)
+            rec = refresh(cid, state=st)
         except NotFound:
             continue
-        if not all_ and last < 0 and not rec["State"].get("Running"):
+        if running_only and not rec["State"].get("Running"):
             continue
         if flt and not views.matches(rec, flt):
             continue

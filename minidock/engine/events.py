@@ -35,12 +35,12 @@ from minidock import paths
 DEFAULT_MAX_BYTES = 1 << 20
 
 
-def log_dir():
-    return paths.root() / "events"
+def log_dir() -> str:
+    return os.path.join(paths.root_str(), "events")  # (no pathlib: `stop` and `rm` append here)
 
 
 def log_path() -> str:
-    return str(log_dir() / "events.log")
+    return os.path.join(log_dir(), "events.log")
 
 
 def max_bytes() -> int:

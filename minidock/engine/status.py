@@ -17,8 +17,9 @@ def monitor_alive(st: dict) -> bool:
     return bool(mpid) and proc_start_time(mpid) == st.get("MonitorStart")
 
 
-def refresh(cid: str, *, restart: bool = True) -> dict:
-    rec = containers.full(cid)
+def refresh(cid: str, *, restart: bool = True, state: dict | None = None) -> dict:
+    """``state``: the container's state.json, when the caller has just read it."""
+    rec = containers.full(cid, state)
     st = rec["State"]
     if not st.get("Running") or monitor_alive(st):
         return rec

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 # the engine's version where the engine needs it (the layers may not import the root package; the
@@ -38,11 +39,16 @@ def proc_start_time(pid: int) -> str | None:
     it: some hosts' PID 1 does not). Here, not in the runtime, so that `ps` and
     `minidock-runtime state` check liveness without importing the runtime's process module.
     """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
+    try:  # (plain system calls: `ps` reads one per running container)
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     fields = data.rsplit(")", 1)[1].split()
     return None if fields[0] in ("Z", "X") else fields[19]
 

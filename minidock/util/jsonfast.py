@@ -30,7 +30,7 @@ _WS = " \t\n\r"
 
 def loads(s: str):
     """json.loads(s) for a str."""
-    start = len(s) - len(s.lstrip(_WS))
+    start = 0 if s[:1] not in _WS else len(s) - len(s.lstrip(_WS))  # ("" is in any string)
     try:
         obj, end = _scan(s, start)
     except StopIteration:

@@ -263,3 +263,38 @@ def test_a_stale_spec_hands_every_line_to_click(monkeypatch):
     assert fastparse.parse(["ps", "-a"]) is not None
     monkeypatch.setattr(_fastspec, "CHECKSUM", _fastspec.CHECKSUM + 1)
     assert fastparse.parse(["ps", "-a"]) is None
+
+
+def test_record_reads_with_plain_system_calls(tmp_path, monkeypatch):
+    """containers' reader (os.read, not a file object) returns whole records of any size, and
+    util.proc_start_time the same field as the text it replaced."""
+    import os
+
+    from minidock.state import containers
+    from minidock.util import proc_start_time
+
+    for size in (0, 10, 1 << 16, (1 << 16) + 1, 300_000):
+        p = tmp_path / f"r{size}"
+        p.write_text("x" * size)
+        assert containers._read(str(p)) == "x" * size
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        assert proc_start_time(os.getpid()) == f.read().rsplit(")", 1)[1].split()[19]
+    assert proc_start_time(2 ** 22 + 1) is None
+
+
+def test_ps_skips_records_without_reading_what_it_does_not_show(tmp_path, monkeypatch, capsys):
+    """`ps` (running only) reads a stopped container's state.json, not its record; a directory
+    that has no record yet is skipped, as before."""
+    from minidock.state import containers
+
+    monkeypatch.setenv("MINIDOCK_ROOT", str(tmp_path))
+    cdir = tmp_path / "containers"
+    stopped, half = "a" * 64, "b" * 64
+    (cdir / stopped).mkdir(parents=True)
+    (cdir / stopped / "state.json").write_text(json.dumps(containers.initial_state()))
+    (cdir / stopped / "config.json").write_text("not json: never read")
+    (cdir / half).mkdir()
+    assert sorted(containers.all_ids(complete=False)) == [stopped, half]
+    assert containers.all_ids() == [stopped]
+    hot.ps(False, False, False, -1, False, False, (), None)
+    assert capsys.readouterr().out == "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n"
