@@ -335,7 +335,8 @@ def mount_overlay(rec: dict, mounts: list[dict], upper: str, journal) -> None:
 
 def stage_mounts(rec: dict, spec: dict, journal) -> None:
     """Bind every bind mount's source under remap/<id>/m/ (reachable by the mapped root) and point
-    the spec there; give new, empty, root-owned volumes to the mapped root."""
+    the spec there; give new, empty, root-owned volumes and the container's hostname, hosts and
+    resolv.conf to the mapped root."""
     from minidock import kernel as k
 
     uid, gid = root_ids(rec)
@@ -347,6 +348,12 @@ def stage_mounts(rec: dict, spec: dict, journal) -> None:
                     k.chown(m["Source"], uid, gid, why="a new volume belongs to the container's (mapped) root")
             except OSError:
                 pass
+    from minidock.state import containers
+
+    for name in ("hostname", "hosts", "resolv.conf"):  # the container's root may edit them (Docker's)
+        path = containers.cdir(rec["Id"]) / name
+        if path.exists():
+            k.chown(str(path), uid, gid, why=f"/etc/{name} belongs to the container's (mapped) root")
     staged = remap_dir(rec["Id"]) / "m"
     staged.mkdir(exist_ok=True)
     os.chmod(staged, 0o711)

@@ -75,8 +75,10 @@ def test_files_written_in_the_rootfs_and_a_volume_belong_to_the_mapped_root(md, 
         assert os.stat(f"{data}/in-volume").st_uid == 100000
         assert os.stat(data).st_uid == 100000  # a new volume is given to the mapped root
         # the image's files (root's in the shared layer) are root's inside, 100000's on the host
-        r = md("exec", name, "stat", "-c", "%u:%g", "/bin/busybox", "/")
-        assert r.stdout.split() == ["0:0", "0:0"], r.stderr
+        r = md("exec", name, "stat", "-c", "%u:%g", "/bin/busybox", "/", "/etc/hosts", "/etc/resolv.conf")
+        assert r.stdout.split() == ["0:0"] * 4, r.stderr
+        r = md("exec", name, "sh", "-c", "echo 10.0.0.9 extra >> /etc/hosts && echo edited")
+        assert r.stdout.strip() == "edited", r.stderr  # root inside may edit its /etc/hosts, as in Docker
         merged = _inspect(md, name)["GraphDriver"]["Data"]["MergedDir"]
         assert merged.startswith(str(state_root / "remap" / cid))
         assert os.stat(f"{merged}/bin/busybox").st_uid == 100000
