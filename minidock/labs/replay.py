@@ -157,6 +157,12 @@ def script(rec: dict, spec: dict, *, workdir: str | None = None) -> str:
     short = cid[:8]
     proc = spec.get("process") or {}
     linux = spec.get("linux") or {}
+    if linux.get("uidMappings"):  # (the script has no user namespace step, nor idmapped layers)
+        from minidock.errors import MinidockError
+
+        raise MinidockError(f"replay does not rebuild user namespaces: {rec['Name'].lstrip('/')} runs with "
+                            "--uidmap/--gidmap", "Replay a container without ID maps; `run --explain "
+                            "--uidmap ...` shows the user namespace's steps.")
     nss = [n["type"] for n in linux.get("namespaces", []) if not n.get("path")]
     data = (rec.get("GraphDriver") or {}).get("Data") or {}
     net_own = "network" in nss and (rec.get("HostConfig", {}).get("NetworkMode") or "none") != "none"
