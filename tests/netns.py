@@ -22,14 +22,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# what dockerd leaves on a host: FORWARD policy DROP, a DOCKER-USER chain jumped to first,
-# br_netfilter on (bridged traffic goes through iptables)
+# what dockerd (28) leaves on a host: FORWARD policy DROP, a DOCKER-USER chain jumped to first,
+# br_netfilter on (bridged traffic goes through iptables) -- in iptables and, as dockerd 28 does
+# with its default ip6tables=true, in ip6tables too
 DOCKER_FIREWALL = """
-iptables -w -P FORWARD DROP
-iptables -w -N DOCKER-USER
-iptables -w -A DOCKER-USER -j RETURN
-iptables -w -I FORWARD 1 -j DOCKER-USER
+for t in iptables ip6tables; do
+  $t -w -P FORWARD DROP
+  $t -w -N DOCKER-USER
+  $t -w -A DOCKER-USER -j RETURN
+  $t -w -I FORWARD 1 -j DOCKER-USER
+done
 echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables
 """
 
 

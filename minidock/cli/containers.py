@@ -53,6 +53,7 @@ def container_options(f):
         click.option("--dns", multiple=True, help="Set custom DNS servers."),
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
         click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+        click.option("--ip6", help="IPv6 address (e.g., fd00:1::104)."),
         click.option("--network-alias", "aliases", multiple=True, help="Add network-scoped alias for the container."),
         click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),

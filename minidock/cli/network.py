@@ -20,17 +20,37 @@ def network():
     """Manage networks."""
 
 
-@network.command("create")
+class _GoBoolFlags(click.Command):
+    """``--ipv6`` alone, or ``--ipv6=true|false``, as Go's pflag parses a bool flag (the value never
+    comes from the next argument: `network create --ipv6 NAME`)."""
+
+    def parse_args(self, ctx, args):
+        out = []
+        for a in args:
+            if a.startswith("--ipv6="):
+                v = a.partition("=")[2]
+                if v.lower() not in ("true", "false", "1", "0", "t", "f"):
+                    raise click.UsageError(f'invalid argument "{v}" for "--ipv6" flag: strconv.ParseBool: '
+                                           f'parsing "{v}": invalid syntax', ctx)
+                a = "--ipv6" if v.lower() in ("true", "1", "t") else "--no-ipv6"
+            out.append(a)
+        return super().parse_args(ctx, out)
+
+
+@network.command("create", cls=_GoBoolFlags)
 @click.option("-d", "--driver", default="bridge", help="Driver to manage the Network (bridge).")
-@click.option("--subnet", help="Subnet in CIDR format that represents a network segment.")
-@click.option("--gateway", help="IPv4 Gateway for the master subnet.")
+@click.option("--subnet", "subnets", multiple=True,
+              help="Subnet in CIDR format that represents a network segment (one IPv4, one IPv6).")
+@click.option("--gateway", "gateways", multiple=True, help="IPv4 or IPv6 Gateway for the master subnet.")
+@click.option("--ipv6/--no-ipv6", default=None,
+              help="Enable or disable IPv6: --ipv6[=true|false] (default: on where the host has IPv6).")
 @click.option("--label", "labels", multiple=True, help="Set metadata on a network.")
 @click.option("--internal", is_flag=True, help="Restrict external access to the network (recorded only).")
 @click.argument("name")
-def create(driver, subnet, gateway, labels, internal, name):
+def create(driver, subnets, gateways, ipv6, labels, internal, name):
     """Create a network."""
     lab = dict(x.partition("=")[::2] for x in labels)
-    net = _net().create(name, subnet, gateway, lab, driver, internal)
+    net = _net().create(name, list(subnets), list(gateways), lab, driver, internal, ipv6)
     _event("create", net["Id"], name, driver or "bridge")
     click.echo(net["Id"])
 
@@ -155,16 +175,17 @@ def prune(force, filters):
 
 @network.command("connect")
 @click.option("--ip", help="IPv4 address (e.g., 172.30.100.104).")
+@click.option("--ip6", help="IPv6 address (e.g., fd00:1::104).")
 @click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container.")
 @click.argument("net")
 @click.argument("ref", metavar="CONTAINER")
-def connect(ip, aliases, net, ref):
+def connect(ip, ip6, aliases, net, ref):
     """Connect a container to a network (now if it runs, else at its next start)."""
     from minidock.engine import lifecycle
     from minidock.state import containers
 
     rec = lifecycle.refresh(containers.resolve(ref))
-    _net().connect_container(net, rec, ip, list(aliases))
+    _net().connect_container(net, rec, ip, list(aliases), ip6=ip6)
     info = _net().inspect(net)
     _event("connect", info.get("Id", net), info.get("Name", net), container=rec["Id"])
 

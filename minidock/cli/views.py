@@ -266,9 +266,8 @@ def ports_text(rec: dict) -> str:
             out.append(cport)
             continue
         for b in binds:
-            ip = b.get("HostIp") or "0.0.0.0"
-            out.append(f"{'[' + ip + ']' if ':' in ip and ip != '::' else (':::' if ip == '::' else ip)}"
-                       f"{'' if ip == '::' else ':'}{b['HostPort']}->{cport}")
+            ip = b.get("HostIp") or "0.0.0.0"  # Docker 28's CLI: net.JoinHostPort, [::]:8080->80/tcp
+            out.append(f"{'[' + ip + ']' if ':' in ip else ip}:{b['HostPort']}->{cport}")
     return ", ".join(out)
 
 

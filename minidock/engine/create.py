@@ -50,6 +50,7 @@ class RunOptions:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     ip: str | None = None
+    ip6: str | None = None
     aliases: list[str] = field(default_factory=list)
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
@@ -361,7 +362,7 @@ def create_container(o: RunOptions) -> dict:
         "LogConfig": log_config,
     }
     ho.check_sysctls(host_config["Sysctls"], host_config)
-    if o.ip or o.aliases:
+    if o.ip or o.ip6 or o.aliases:
         host_config["_Endpoint"] = {"IPv4Address": o.ip, "Aliases": list(o.aliases)}
     rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
                                 host_config=host_config)
@@ -369,9 +370,9 @@ def create_container(o: RunOptions) -> dict:
         rec["Config"]["Hostname"] = rec["Id"][:12]
     if host_config.get("IDMappings"):
         rec["GraphDriver"]["Data"]["MergedDir"] = str(userns.merged_dir(rec))
-    if o.ip or o.aliases:
-        rec["NetworkingConfig"] = {"EndpointsConfig": {network: {
-            "IPAMConfig": {"IPv4Address": o.ip} if o.ip else {}, "Aliases": list(o.aliases)}}}
+    if o.ip or o.ip6 or o.aliases:
+        ipam = {k: v for k, v in (("IPv4Address", o.ip), ("IPv6Address", o.ip6)) if v}
+        rec["NetworkingConfig"] = {"EndpointsConfig": {network: {"IPAMConfig": ipam, "Aliases": list(o.aliases)}}}
         rec["HostConfig"].pop("_Endpoint", None)
     from minidock.engine import events
 

@@ -91,9 +91,10 @@ def connect(rec: dict, pid: int, journal) -> dict:
     with in_netns(netns) as c:
         c.set_up("lo")
         for i, (_, ep) in enumerate(nets):
-            c.add_address(f"eth{i}", ep["IPAddress"], ep["IPPrefixLen"])
-            c.set_up(f"eth{i}")
+            _addresses(c, i, ep)
         c.add_default_route(nets[0][1]["Gateway"], "eth0")
+        if nets[0][1].get("IPv6Gateway"):
+            c.add_default_route(nets[0][1]["IPv6Gateway"], "eth0")
     settings["SandboxKey"] = netns
     settings["Bridge"] = ""
     _publish(journal)
@@ -102,19 +103,43 @@ def connect(rec: dict, pid: int, journal) -> dict:
     return settings
 
 
-def create(name: str, subnet: str | None = None, gateway: str | None = None,
-           labels: dict | None = None, driver: str = "bridge", internal: bool = False) -> dict:
+def _addresses(c: Netlink, i: int, ep: dict) -> None:
+    """eth<i>'s addresses inside the container (IPv4, and IPv6 on a dual-stack network), then up."""
+    c.add_address(f"eth{i}", ep["IPAddress"], ep["IPPrefixLen"])
+    if ep.get("GlobalIPv6Address"):
+        c.add_address(f"eth{i}", ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"])
+    c.set_up(f"eth{i}")
+
+
+def create(name: str, subnet: str | list[str] | None = None, gateway: str | list[str] | None = None,
+           labels: dict | None = None, driver: str = "bridge", internal: bool = False,
+           ipv6: bool | None = None) -> dict:
+    """`network create`: ``subnet``/``gateway`` may each hold one IPv4 and one IPv6 value (the
+    CLI's repeated --subnet/--gateway); ``ipv6`` None = dual-stack where the host has IPv6."""
     if driver != "bridge":
         raise InvalidArgument(f"plugin \"{driver}\" not found", "Only the bridge driver exists in minidock.")
     if name in store.PREDEFINED:
         raise Conflict(f"network with name {name} already exists")
+    v4, v6 = _by_family(subnet, "subnet")
+    g4, g6 = _by_family(gateway, "gateway")
     with store.lock():
-        return store.new_network(name, subnet, gateway, labels, internal)
+        return store.new_network(name, v4, g4, labels, internal, ipv6=ipv6, wanted_subnet6=v6, gw6=g6)
+
+
+def _by_family(values: str | list[str] | None, what: str) -> tuple[str | None, str | None]:
+    if not values:
+        return None, None
+    values = [values] if isinstance(values, str) else list(values)
+    v4 = [v for v in values if ":" not in v]
+    v6 = [v for v in values if ":" in v]
+    if len(v4) > 1 or len(v6) > 1:
+        raise InvalidArgument(f"only one IPv4 and one IPv6 {what} are supported per network")
+    return (v4[0] if v4 else None), (v6[0] if v6 else None)
 
 
 def public(net: dict) -> dict:
     """The record as `network inspect` shows it (minus our bookkeeping)."""
-    out = {k_: v for k_, v in net.items() if k_ != "UserSubnet"}
+    out = {k_: v for k_, v in net.items() if k_ not in ("UserSubnet", "UserSubnet6")}
     out["Containers"] = {cid: {k_: v for k_, v in ep.items() if k_ not in ("Aliases", "HostsPath")}
                          for cid, ep in net["Containers"].items()}
     return out
@@ -167,6 +192,9 @@ def _teardown(net: dict) -> None:
         nl.delete_link(br)
     if nat.table_exists():
         nat.remove_network(net["IPAM"]["Config"][0]["Subnet"], br)
+    sub6 = store.subnet6(net)
+    if sub6 and nat.table_exists("ip6"):
+        nat.remove_network(str(sub6), br)
     firewall.close_bridge(br)
     store.delete(net["Name"])
     st = store.host_state()
@@ -180,8 +208,7 @@ def _teardown(net: dict) -> None:
 def _last_gone() -> None:
     st = store.host_state()
     if st.pop("nft_table", False):
-        if nat.table_exists():
-            nat.delete_table()
+        nat.delete_table()  # (ip and ip6; each only if it is there)
         store.save_host_state(st)
     _restore_forwarding()
 
@@ -216,7 +243,7 @@ def prune_orphans() -> list[str]:
         for key, cid in list(reserved.items()):
             if cid not in alive:
                 proto, ip, port = key.split("/")
-                if nat.table_exists():
+                if nat.table_exists("ip6" if ":" in ip else "ip"):
                     nat.remove_port(proto, "" if ip == "0.0.0.0" else ip, int(port))
                 del reserved[key]
                 removed.append(f"port {key}")
@@ -224,7 +251,7 @@ def prune_orphans() -> list[str]:
         removed += _orphan_links(alive)
         if not store.all_networks() and store.host_state().get("nft_table"):
             _last_gone()
-            removed.append(f"nft table ip {nat.TABLE}")
+            removed.append(f"nft table ip {nat.TABLE}")  # (and ip6 minidock, where there was one)
     return removed
 
 
@@ -261,7 +288,8 @@ def _orphan_links(alive: set[str]) -> list[str]:
     return removed
 
 
-def connect_container(ref_net: str, rec: dict, ip: str | None = None, aliases: list[str] | None = None) -> None:
+def connect_container(ref_net: str, rec: dict, ip: str | None = None, aliases: list[str] | None = None,
+                      ip6: str | None = None) -> None:
     """`network connect`: ``rec`` is the container's record, refreshed by the caller."""
     net = store.find(ref_net) if ref_net != store.DEFAULT else store.get_or_create(ref_net)
     m = mode(rec)
@@ -273,7 +301,8 @@ def connect_container(ref_net: str, rec: dict, ip: str | None = None, aliases: l
     eps = rec.setdefault("NetworkingConfig", {}).setdefault("EndpointsConfig", {})
     if name in eps or name == m:
         raise Conflict(f"endpoint with name {containers.name_of(rec)} already exists in network {name}")
-    cfg = {"IPAMConfig": {"IPv4Address": ip} if ip else {}, "Aliases": list(aliases or [])}
+    ipam = {k_: v for k_, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
+    cfg = {"IPAMConfig": ipam, "Aliases": list(aliases or [])}
     eps[name] = cfg
     if rec["State"].get("Running"):
         j = _journal(rec)
@@ -284,8 +313,7 @@ def connect_container(ref_net: str, rec: dict, ip: str | None = None, aliases: l
         with Netlink() as nl:
             _plug(nl, rec, i, store.load(name), ep, netns, j)
         with in_netns(netns) as c:
-            c.add_address(f"eth{i}", ep["IPAddress"], ep["IPPrefixLen"])
-            c.set_up(f"eth{i}")
+            _addresses(c, i, ep)
         rec["NetworkSettings"].setdefault("Networks", {})[name] = ep
         _save_settings(rec)
         refresh_peers(None, [name])

@@ -31,6 +31,8 @@ def hosts_file(rec: dict) -> str:
             own += [n for n in [cname, *(ep.get("Aliases") or [])] if n and n not in own]
         if own:
             lines.append(f"{ep['IPAddress']}\t{' '.join(own)}\n")
+            if ep.get("GlobalIPv6Address"):  # a dual-stack network: the IPv6 address too, as Docker writes it
+                lines.append(f"{ep['GlobalIPv6Address']}\t{' '.join(own)}\n")
     gw = next((ep["Gateway"] for ep in nets.values()), "")
     for h in hc.get("ExtraHosts") or []:
         name, _, ip = h.partition(":")
@@ -43,12 +45,12 @@ def hosts_file(rec: dict) -> str:
         for cid, ep in sorted(net["Containers"].items(), key=lambda kv: kv[1]["IPv4Address"]):
             if cid == rec["Id"]:
                 continue
-            ip = ep["IPv4Address"].split("/")[0]
             names = [ep["Name"]] + [a for a in ep.get("Aliases") or [] if a != ep["Name"]]
-            line = f"{ip}\t{' '.join(names)}\n"
-            if line not in seen:
-                seen.add(line)
-                lines.append(line)
+            for ip in (ep["IPv4Address"], ep.get("IPv6Address") or ""):
+                line = f"{ip.split('/')[0]}\t{' '.join(names)}\n"
+                if ip and line not in seen:
+                    seen.add(line)
+                    lines.append(line)
         for ip, names in (net.get("Hosts") or {}).items():  # extra names (minidock.apps: Services)
             lines.append(f"{ip}\t{' '.join(names)}\n")
     return "".join(lines)

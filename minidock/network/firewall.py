@@ -18,6 +18,10 @@ jumps to first), else at the top of ``FORWARD``. With the iptables fallback the 
 Each rule is written to ``networks/host.json`` before it is added (the journal of host-global
 state) and removed with its bridge, by ``network rm``/``prune`` and by ``system prune``.
 
+IPv6: dockerd 28 sets ip6tables' FORWARD policy DROP too (with its default ip6tables=true), so a
+dual-stack bridge gets the same two rules in ip6tables when *its* FORWARD policy is DROP. They
+are journaled with the family (``[chain, rule, "ip6"]``) and removed the same way.
+
 `doctor` shows the policy and br_netfilter (:func:`report`).
 """
 
@@ -27,25 +31,27 @@ from minidock import kernel as k
 from minidock.network import store
 
 
-def _iptables() -> str | None:
+def _iptables(v6: bool = False) -> str | None:
     import shutil
 
-    return shutil.which("iptables") or next((p for p in ("/usr/sbin/iptables", "/sbin/iptables")
-                                             if shutil.which(p)), None)
+    name = "ip6tables" if v6 else "iptables"
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}")
+                                       if shutil.which(p)), None)
 
 
-def _run(args: list[str], why: str = ""):
+def _run(args: list[str], why: str = "", v6: bool = False):
     import shlex
 
-    cmd = [_iptables() or "iptables", "-w", *args]
-    return k.run_tool(cmd, why=why, op="iptables", detail=" ".join(args), shell=shlex.join(cmd))
+    cmd = [_iptables(v6) or ("ip6tables" if v6 else "iptables"), "-w", *args]
+    return k.run_tool(cmd, why=why, op="ip6tables" if v6 else "iptables", detail=" ".join(args),
+                      shell=shlex.join(cmd))
 
 
-def forward_policy() -> str:
-    """The policy of the host's iptables filter FORWARD chain: ACCEPT, DROP, or "unknown"."""
-    if not _iptables():
+def forward_policy(v6: bool = False) -> str:
+    """The policy of the host's ip(6)tables filter FORWARD chain: ACCEPT, DROP, or "unknown"."""
+    if not _iptables(v6):
         return "unknown"
-    r = _run(["-t", "filter", "-S", "FORWARD"])
+    r = _run(["-t", "filter", "-S", "FORWARD"], v6=v6)
     for line in r.stdout.splitlines():
         if line.startswith("-P FORWARD "):
             return line.split()[2]
@@ -61,8 +67,8 @@ def br_netfilter() -> str:
         return "not loaded"
 
 
-def _chain_exists(chain: str) -> bool:
-    return _run(["-t", "filter", "-S", chain]).returncode == 0
+def _chain_exists(chain: str, v6: bool = False) -> bool:
+    return _run(["-t", "filter", "-S", chain], v6=v6).returncode == 0
 
 
 def _rules(br: str, target: str) -> list[str]:
@@ -70,20 +76,25 @@ def _rules(br: str, target: str) -> list[str]:
             f"-o {br} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j {target}"]
 
 
-def open_bridge(br: str, iptables_mode: bool) -> None:
-    """Accept rules for a new bridge when the host's FORWARD chain drops by default (lock held)."""
-    if forward_policy() != "DROP":
+def open_bridge(br: str, iptables_mode: bool, v6: bool = False) -> None:
+    """Accept rules for a new bridge when the host's FORWARD chain drops by default (lock held).
+
+    ``v6``: the same, in ip6tables, for a dual-stack bridge."""
+    if forward_policy(v6) != "DROP":
         return
-    chain = "DOCKER-USER" if _chain_exists("DOCKER-USER") else "FORWARD"
-    target = "MINIDOCK-FORWARD" if iptables_mode else "ACCEPT"
+    chain = "DOCKER-USER" if _chain_exists("DOCKER-USER", v6) else "FORWARD"
+    target = "MINIDOCK-FORWARD" if iptables_mode and not v6 else "ACCEPT"
     rules = _rules(br, target)
     st = store.host_state()
-    st.setdefault("host_rules", {})[br] = [[chain, r] for r in rules]
+    entries = [[chain, r, "ip6"] if v6 else [chain, r] for r in rules]
+    st.setdefault("host_rules", {}).setdefault(br, [])
+    st["host_rules"][br] = [e for e in st["host_rules"][br] if e not in entries] + entries
     store.save_host_state(st)  # journaled before the rules exist
+    tool = "ip6tables" if v6 else "iptables"
     for r in reversed(rules):  # inserted at the top, in this order
-        if _run(["-t", "filter", "-C", chain, *r.split()]).returncode != 0:
-            _run(["-t", "filter", "-I", chain, "1", *r.split()],
-                 why=f"the host's FORWARD policy is DROP (Docker installed?): let {br}'s traffic through")
+        if _run(["-t", "filter", "-C", chain, *r.split()], v6=v6).returncode != 0:
+            _run(["-t", "filter", "-I", chain, "1", *r.split()], v6=v6,
+                 why=f"the host's {tool} FORWARD policy is DROP (Docker installed?): let {br}'s traffic through")
 
 
 def close_bridge(br: str) -> None:
@@ -92,8 +103,10 @@ def close_bridge(br: str) -> None:
     rules = (st.get("host_rules") or {}).pop(br, None)
     if rules is None:
         return
-    for chain, r in rules:
-        while _run(["-t", "filter", "-D", chain, *r.split()],
+    for entry in rules:
+        chain, r = entry[0], entry[1]
+        v6 = len(entry) > 2 and entry[2] == "ip6"
+        while _run(["-t", "filter", "-D", chain, *r.split()], v6=v6,
                    why=f"{br} is gone: its accept rule in the host's {chain} chain too").returncode == 0:
             pass
     if not st["host_rules"]:
@@ -106,4 +119,8 @@ def report() -> list[tuple[str, str]]:
     pol = forward_policy()
     note = {"DROP": "minidock adds accept rules for its bridges (DOCKER-USER where it exists)",
             "ACCEPT": "nothing to add", "unknown": "iptables not found"}.get(pol, "")
-    return [("iptables FORWARD policy", f"{pol} ({note})"), ("br_netfilter", br_netfilter())]
+    pol6 = forward_policy(v6=True)
+    note6 = {"DROP": "minidock adds accept rules for its dual-stack bridges",
+             "ACCEPT": "nothing to add", "unknown": "ip6tables not found"}.get(pol6, "")
+    return [("iptables FORWARD policy", f"{pol} ({note})"), ("ip6tables FORWARD policy", f"{pol6} ({note6})"),
+            ("br_netfilter", br_netfilter())]

@@ -11,7 +11,7 @@ import os
 from minidock import kernel as k
 from minidock.errors import KernelError, NotFound
 from minidock.network import firewall, nat, store
-from minidock.network.common import veth_name
+from minidock.network.common import _VETH, veth_name
 from minidock.network.endpoints import _forget_endpoint, _port_key
 from minidock.network.etcfiles import refresh_peers
 from minidock.network.netlink import Netlink
@@ -67,6 +67,16 @@ def ensure_bridge(nl: Netlink, net: dict) -> int:
                          "(minidock's input rule drops anything else from the bridge to 127.0.0.0/8)")
         firewall.open_bridge(br, nat._use_iptables())
         _enable_forwarding()
+        sub6 = store.subnet6(net)
+        if sub6:  # a dual-stack bridge (docs/networking.md "IPv6")
+            st = store.host_state()
+            st["nft_table"] = True
+            store.save_host_state(st)
+            nl.add_address(br, store.gateway6(net), sub6.prefixlen, idx)
+            nat.ensure_table("ip6")
+            nat.add_network(str(sub6), br)
+            firewall.open_bridge(br, False, v6=True)
+            _enable_forwarding6()
         net["Options"]["com.docker.network.driver.mtu"] = str(mtu)
         store.save(net)
     return idx
@@ -86,11 +96,61 @@ def _enable_forwarding() -> None:
         k.write_file(path, "1", why="route the containers' traffic out of their subnet (outbound NAT)")
 
 
+def _enable_forwarding6() -> None:
+    """IPv6 forwarding on, for published ports reached from other hosts and the containers' own
+    IPv6 traffic; remembered to be restored with the last bridge, like ip_forward.
+
+    Turning IPv6 forwarding on makes Linux ignore router advertisements on every interface whose
+    accept_ra is 1: a host that got its IPv6 default route by SLAAC would lose it when the route
+    expires. So those interfaces get accept_ra=2 ("accept them even when forwarding") first,
+    remembered and put back with the rest."""
+    import os
+
+    path = "/proc/sys/net/ipv6/conf/all/forwarding"
+    try:
+        cur = open(path).read().strip()
+    except OSError:
+        return
+    if cur == "1":
+        return
+    st = store.host_state()
+    st["ip6_forward_was"] = cur
+    ra = st.setdefault("accept_ra_was", {})
+    ours = set(st.get("bridges", []))
+    for iface in sorted(os.listdir("/proc/sys/net/ipv6/conf")):
+        if iface in ("all", "default", "lo") or iface in ours or _VETH.match(iface):
+            continue
+        try:
+            if open(f"/proc/sys/net/ipv6/conf/{iface}/accept_ra").read().strip() == "1":
+                ra[iface] = "1"
+        except OSError:
+            continue
+    if not ra:
+        del st["accept_ra_was"]
+    store.save_host_state(st)  # remembered before anything changes
+    for iface in ra:
+        with contextlib.suppress(OSError, KernelError):
+            k.write_file(f"/proc/sys/net/ipv6/conf/{iface}/accept_ra", "2",
+                         why=f"keep {iface} accepting router advertisements (its IPv6 default route) once "
+                             "the host forwards IPv6")
+    k.write_file(path, "1", why="route the containers' IPv6 traffic, and published ports reached over IPv6 "
+                                "from other hosts")
+
+
 def _restore_forwarding() -> None:
     st = store.host_state()
     if "ip_forward_was" in st:
         k.write_file("/proc/sys/net/ipv4/ip_forward", st.pop("ip_forward_was"),
                      why="minidock turned forwarding on; its last bridge is gone, so put it back")
+        store.save_host_state(st)
+    if "ip6_forward_was" in st:
+        with contextlib.suppress(OSError, KernelError):
+            k.write_file("/proc/sys/net/ipv6/conf/all/forwarding", st.pop("ip6_forward_was"),
+                         why="minidock turned IPv6 forwarding on; its last bridge is gone, so put it back")
+        for iface, was in (st.pop("accept_ra_was", None) or {}).items():
+            with contextlib.suppress(OSError, KernelError):
+                k.write_file(f"/proc/sys/net/ipv6/conf/{iface}/accept_ra", was,
+                             why=f"{iface}'s accept_ra as it was before minidock forwarded IPv6")
         store.save_host_state(st)
 
 

@@ -28,6 +28,13 @@ another is dropped, unless DNAT'ed (a published port stays reachable from everyw
 from the host's own addresses). ``same`` holds one ``bridge . bridge`` pair per network: traffic
 within a bridge (seen by the forward hook when br_netfilter is loaded) is not "between networks".
 
+IPv6 (dual-stack bridges, see docs/networking.md "IPv6"): a twin table, `table ip6 minidock`,
+with the same sets, maps and chains for IPv6 subnets, container addresses and host addresses.
+Two differences: no loopback rule (IPv6 has no route_localnet: the kernel never routes ::1 out
+of a real interface, so ``publish`` returns early for ::1 and a client gets "connection refused"
+at once, then falls back to 127.0.0.1), and no input chain (the CVE-2020-8558 hole needs
+route_localnet). The iptables fallback is IPv4 only: without nft, bridges are IPv4-only.
+
 Deleting an element that is already gone fails with ENOENT in nft < 1.0.8 (no `destroy`): we
 ignore exactly that, so undo handlers stay idempotent.
 
@@ -79,6 +86,35 @@ table ip {TABLE} {{
 {_chain("input", "input", INPUT_RULES)}{_chain("forward", "forward", FORWARD_RULES)}}}
 """
 
+RULESET6 = f"""
+table ip6 {TABLE} {{
+  set subnets {{ type ipv6_addr; flags interval; }}
+  set bridges {{ type ifname; }}
+  set same {{ type ifname . ifname; }}
+  map ports {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
+  map ports_ip {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
+  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local jump publish
+  }}
+  chain output {{ type nat hook output priority -100; policy accept;
+    fib daddr type local jump publish
+  }}
+  chain publish {{
+    ip6 daddr ::1 return
+    dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports_ip
+    dnat ip6 to meta l4proto . th dport map @ports
+  }}
+  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr @subnets oifname @bridges ct status dnat masquerade
+    ip6 saddr @subnets oifname != @bridges masquerade
+  }}
+{_chain("forward", "forward", FORWARD_RULES)}}}
+"""
+
+
+def _family(ip: str) -> str:
+    return "ip6" if ":" in (ip or "") else "ip"
+
 
 def _nft_bin() -> str:
     import shutil
@@ -108,17 +144,22 @@ def _use_iptables() -> bool:
     forced = os.environ.get("MINIDOCK_NAT", "")
     if forced in ("iptables", "nft"):
         return forced == "iptables"
-    return not (shutil.which("nft") or os.path.exists("/usr/sbin/nft")) and bool(shutil.which("iptables"))
+    return not _has_nft() and bool(shutil.which("iptables"))
 
 
-def table_exists() -> bool:
-    if _use_iptables():
+def table_exists(family: str = "ip") -> bool:
+    if family == "ip" and _use_iptables():
         return ipt.exists()
-    r = k.run_tool([_nft_bin(), "list", "table", "ip", TABLE])
+    r = k.run_tool([_nft_bin(), "list", "table", family, TABLE])
     return r.returncode == 0
 
 
-def ensure_table() -> None:
+def ensure_table(family: str = "ip") -> None:
+    if family == "ip6":
+        if not table_exists("ip6"):
+            nft(RULESET6, why="minidock's own IPv6 NAT table: masquerade and published ports for the dual-stack "
+                              "bridges, apart from the host's rules")
+        return
     if _use_iptables():
         ipt.ensure()
         return
@@ -154,53 +195,73 @@ def _bridges() -> list[str]:
 
 
 def delete_table() -> None:
+    """Both of minidock's tables (ip and ip6) go."""
     if _use_iptables():
         ipt.delete()
-        return
-    nft(f"delete table ip {TABLE}\n", why="nothing of minidock's is left on this host", ignore_missing=True)
+    else:
+        nft(f"delete table ip {TABLE}\n", why="nothing of minidock's is left on this host", ignore_missing=True)
+    if _has_nft() and table_exists("ip6"):
+        nft(f"delete table ip6 {TABLE}\n", why="nothing of minidock's is left on this host (IPv6)",
+            ignore_missing=True)
+
+
+def _has_nft() -> bool:
+    import os
+    import shutil
+
+    return bool(shutil.which("nft") or os.path.exists("/usr/sbin/nft"))
 
 
 def add_network(subnet: str, bridge: str) -> None:
-    if _use_iptables():
+    """Masquerade and isolation for one subnet of a bridge (an IPv6 subnet: in the ip6 table)."""
+    fam = _family(subnet)
+    if fam == "ip" and _use_iptables():
         ipt.network("-A", subnet, bridge)
         return
-    nft(f'add element ip {TABLE} subnets {{ {subnet} }}\nadd element ip {TABLE} bridges {{ "{bridge}" }}\n'
-        f'add element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n',
+    nft(f'add element {fam} {TABLE} subnets {{ {subnet} }}\nadd element {fam} {TABLE} bridges {{ "{bridge}" }}\n'
+        f'add element {fam} {TABLE} same {{ "{bridge}" . "{bridge}" }}\n',
         why=f"masquerade what leaves {subnet}; let the host's loopback reach {bridge}; isolate it from "
-            "the other networks")
+            "the other networks" if fam == "ip" else
+            f"masquerade what leaves {subnet} (IPv6); isolate {bridge} from the other networks")
 
 
 def remove_network(subnet: str, bridge: str) -> None:
-    if _use_iptables():
+    fam = _family(subnet)
+    if fam == "ip" and _use_iptables():
         ipt.network("-D", subnet, bridge)
         return
-    nft(f"delete element ip {TABLE} subnets {{ {subnet} }}\n", why="the network is gone", ignore_missing=True)
-    nft(f'delete element ip {TABLE} bridges {{ "{bridge}" }}\n', why="the network is gone", ignore_missing=True)
-    nft(f'delete element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n', why="the network is gone",
+    nft(f"delete element {fam} {TABLE} subnets {{ {subnet} }}\n", why="the network is gone", ignore_missing=True)
+    nft(f'delete element {fam} {TABLE} bridges {{ "{bridge}" }}\n', why="the network is gone", ignore_missing=True)
+    nft(f'delete element {fam} {TABLE} same {{ "{bridge}" . "{bridge}" }}\n', why="the network is gone",
         ignore_missing=True)
 
 
 def _port_element(proto: str, host_ip: str, host_port: int) -> tuple[str, str]:
-    if host_ip and host_ip != "0.0.0.0":
+    if host_ip and host_ip not in ("0.0.0.0", "::"):
         return "ports_ip", f"{host_ip} . {proto} . {host_port}"
     return "ports", f"{proto} . {host_port}"
 
 
 def add_port(proto: str, host_ip: str, host_port: int, ip: str, cport: int) -> None:
-    if _use_iptables():
+    """DNAT host_ip:host_port to ip:cport; host_ip "" = every IPv4 address, "::" = every IPv6 one."""
+    fam = _family(ip)
+    if fam == "ip" and _use_iptables():
         ipt.add_port(proto, host_ip, host_port, ip, cport)
         return
     m, key = _port_element(proto, host_ip, host_port)
-    nft(f"add element ip {TABLE} {m} {{ {key} : {ip} . {cport} }}\n",
-        why=f"publish: {host_ip or '*'}:{host_port}/{proto} is forwarded (DNAT) to {ip}:{cport}")
+    shown = f"[{host_ip}]" if fam == "ip6" else (host_ip or "*")
+    target = f"[{ip}]" if fam == "ip6" else ip
+    nft(f"add element {fam} {TABLE} {m} {{ {key} : {ip} . {cport} }}\n",
+        why=f"publish: {shown}:{host_port}/{proto} is forwarded (DNAT) to {target}:{cport}")
 
 
 def remove_port(proto: str, host_ip: str, host_port: int) -> None:
-    if _use_iptables():
+    fam = _family(host_ip)
+    if fam == "ip" and _use_iptables():
         ipt.remove_port(proto, host_ip, host_port)
         return
     m, key = _port_element(proto, host_ip, host_port)
-    nft(f"delete element ip {TABLE} {m} {{ {key} }}\n", why="unpublish the port", ignore_missing=True)
+    nft(f"delete element {fam} {TABLE} {m} {{ {key} }}\n", why="unpublish the port", ignore_missing=True)
 
 
 class _IPTables:

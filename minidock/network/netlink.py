@@ -8,8 +8,8 @@ framing, acks and errors); each message that changes something records a `--expl
 the `ip` command that does the same thing.
 
 Only what minidock needs: create a bridge, create a veth pair whose peer is born inside the
-container's network namespace (already named eth0), set links up, add addresses and a default
-route, look links up, delete links.
+container's network namespace (already named eth0), set links up, add addresses (IPv4 and IPv6)
+and default routes, look links up, delete links.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ AF_BRIDGE = 7
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 1
 NLA_F_NESTED = 0x8000
@@ -190,13 +191,18 @@ class Netlink:
     # --- addresses and routes -------------------------------------------------------------------
     def add_address(self, name: str, ip: str, prefix: int, index: int | None = None) -> None:
         index = index or self.link_index(name)
-        packed = socket.inet_aton(ip)
-        body = _IFADDR.pack(socket.AF_INET, prefix, 0, 0, index) + attr(IFA_LOCAL, packed) + \
+        v6 = ":" in ip
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        packed = socket.inet_pton(family, ip)
+        # IPv6: no duplicate address detection (IFA_F_NODAD): the subnet is ours alone, and DAD
+        # would keep the address "tentative" (unusable) for a second or more after each start
+        body = _IFADDR.pack(family, prefix, IFA_F_NODAD if v6 else 0, 0, index) + attr(IFA_LOCAL, packed) + \
             attr(IFA_ADDRESS, packed)
         try:
             self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"add {ip} to {name}",
-                     step=(f"address {ip}/{prefix} on {name}", "the interface's IPv4 address in its subnet",
-               f"ip addr add {ip}/{prefix} dev {name}"))
+                     step=(f"address {ip}/{prefix} on {name}",
+                           f"the interface's IPv{6 if v6 else 4} address in its subnet",
+                           f"ip addr add {ip}/{prefix} dev {name}{' nodad' if v6 else ''}"))
         except KernelError as e:
             if e.errno != errno.EEXIST:
                 raise
@@ -215,11 +221,13 @@ class Netlink:
 
     def add_default_route(self, gateway: str, name: str, index: int | None = None) -> None:
         index = index or self.link_index(name)
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0) + \
-            attr(RTA_GATEWAY, socket.inet_aton(gateway)) + attr(RTA_OIF, index)
+        v6 = ":" in gateway
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        body = _RTMSG.pack(family, 0, 0, 0, 254, 3, 0, 1, 0) + \
+            attr(RTA_GATEWAY, socket.inet_pton(family, gateway)) + attr(RTA_OIF, index)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, body, f"default via {gateway}",
                      step=(f"default route via {gateway} dev {name}", "everything not on the subnet goes to the bridge",
-               f"ip route add default via {gateway} dev {name}"))
+               f"ip {'-6 ' if v6 else ''}route add default via {gateway} dev {name}"))
 
 
 @contextlib.contextmanager

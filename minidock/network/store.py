@@ -105,6 +105,101 @@ def gateway(net: dict) -> str:
     return net["IPAM"]["Config"][0]["Gateway"]
 
 
+def _v6_config(net: dict) -> dict | None:
+    if not net.get("EnableIPv6"):
+        return None
+    return next((c for c in net["IPAM"]["Config"][1:] if ":" in c.get("Subnet", "")), None)
+
+
+def subnet6(net: dict) -> ipaddress.IPv6Network | None:
+    """The network's IPv6 subnet: None for an IPv4-only network (or one made before IPv6)."""
+    c = _v6_config(net)
+    return ipaddress.IPv6Network(c["Subnet"]) if c else None
+
+
+def gateway6(net: dict) -> str:
+    c = _v6_config(net)
+    return c["Gateway"] if c else ""
+
+
+# --- IPv6 ---------------------------------------------------------------------------------------
+def host_ipv6() -> bool:
+    """IPv6 is on in this network namespace (and not turned off for minidock with MINIDOCK_IPV6=0).
+
+    Bridges are dual-stack only then: with IPv6 disabled the kernel refuses IPv6 addresses; and
+    only with nftables (the iptables fallback is IPv4 only)."""
+    if os.environ.get("MINIDOCK_IPV6", "") in ("0", "false", "no"):
+        return False
+    from minidock.network import nat
+
+    if nat._use_iptables():
+        return False  # the iptables fallback is IPv4 only
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            return f.read().strip() == "0"
+    except OSError:
+        return False  # no IPv6 in this kernel
+
+
+def ula_prefix() -> ipaddress.IPv6Network:
+    """This state root's unique local /48 (RFC 4193: fd + a 40-bit global ID).
+
+    The ID is derived from the machine ID and the state root (as Docker 27+ derives its default
+    ULA pool from the engine's host ID): stable across runs, different for each lab group's
+    state root, with no state to keep."""
+    import hashlib
+
+    try:
+        machine = open("/etc/machine-id").read().strip()
+    except OSError:
+        machine = ""
+    gid = hashlib.sha256(f"{machine}:{paths.networks()}".encode()).digest()[:5]
+    return ipaddress.IPv6Network((b"\xfd" + gid + b"\0" * 10, 48))
+
+
+def host_routes6(exclude_ifaces: set[str]) -> list[ipaddress.IPv6Network]:
+    """IPv6 prefixes routed on the host (this network namespace), from /proc/net/ipv6_route."""
+    out = []
+    try:
+        lines = open("/proc/net/ipv6_route").read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if len(f) < 10 or f[9] in exclude_ifaces or f[9] == "lo":
+            continue
+        plen = int(f[1], 16)
+        if plen == 0:
+            continue
+        d = ipaddress.IPv6Address(bytes.fromhex(f[0]))
+        if d.is_link_local or d.is_multicast:
+            continue
+        out.append(ipaddress.IPv6Network(f"{d}/{plen}", strict=False))
+    return out
+
+
+def pick_subnet6(existing: list[dict], wanted: str | None, *, default_first: bool) -> ipaddress.IPv6Network:
+    taken = [s for s in (subnet6(n) for n in existing) if s]
+    if wanted:
+        try:
+            net = ipaddress.IPv6Network(wanted, strict=True)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid subnet {wanted}: {e}") from None
+        if net.prefixlen > 124:
+            raise InvalidArgument(f"subnet {wanted} is too small: use a prefix of /124 or shorter")
+        for t in taken:
+            if net.overlaps(t):
+                raise Conflict(f"Pool overlaps with other one on this address space ({t})")
+        return net
+    routed = host_routes6({bridge_name(n) for n in existing})
+    base = ula_prefix()
+    for i in range(0 if default_first else 1, 1 << 16):
+        cand = ipaddress.IPv6Network((int(base.network_address) + (i << 64), 64))
+        if not any(cand.overlaps(t) for t in taken + routed):
+            return cand
+    raise Conflict("could not find an available IPv6 subnet in this host's ULA prefix", "Give one with --subnet.")
+
+
 def host_routes(exclude_ifaces: set[str]) -> list[ipaddress.IPv4Network]:
     """Subnets routed on the host (this network namespace), from /proc/net/route."""
     out = []
@@ -149,8 +244,12 @@ def pick_subnet(existing: list[dict], wanted: str | None, *, default_first: bool
 
 
 def new_network(name: str, wanted_subnet: str | None = None, gw: str | None = None,
-                labels: dict | None = None, internal: bool = False) -> dict:
-    """Create the record (caller holds the lock). The bridge itself is made on first use."""
+                labels: dict | None = None, internal: bool = False, ipv6: bool | None = None,
+                wanted_subnet6: str | None = None, gw6: str | None = None) -> dict:
+    """Create the record (caller holds the lock). The bridge itself is made on first use.
+
+    ``ipv6``: None = dual-stack when the host has IPv6 (minidock's default, see
+    docs/networking.md "IPv6"), True = required, False = IPv4 only."""
     from minidock.util import now
 
     if not _NAME.match(name):
@@ -168,16 +267,37 @@ def new_network(name: str, wanted_subnet: str | None = None, gw: str | None = No
     gateway_ip = gw or str(next(hosts))
     if ipaddress.IPv4Address(gateway_ip) not in sub:
         raise InvalidArgument(f"no matching subnet for gateway {gateway_ip}")
+    if (wanted_subnet6 or gw6) and ipv6 is None:
+        ipv6 = True
+    if ipv6 and not host_ipv6():
+        raise InvalidArgument("cannot create an IPv6 network: IPv6 is disabled on this host "
+                              "(/proc/sys/net/ipv6/conf/all/disable_ipv6 is 1, or MINIDOCK_IPV6=0)",
+                              "Leave out --ipv6 and the IPv6 --subnet, or enable IPv6 on the host.")
+    if (wanted_subnet6 or gw6) and ipv6 is False:
+        raise InvalidArgument("an IPv6 subnet or gateway needs --ipv6")
+    config = [{"Subnet": str(sub), "Gateway": gateway_ip}]
+    if ipv6 is None:
+        ipv6 = host_ipv6()
+    if ipv6:
+        sub6 = pick_subnet6(all_networks(), wanted_subnet6, default_first=name == DEFAULT)
+        gw6_ip = gw6 or str(sub6.network_address + 1)
+        try:
+            if ipaddress.IPv6Address(gw6_ip) not in sub6:
+                raise ValueError
+        except ValueError:
+            raise InvalidArgument(f"no matching subnet for gateway {gw6_ip}") from None
+        config.append({"Subnet": str(sub6), "Gateway": gw6_ip})
     net = {
         "Name": name, "Id": nid, "Created": now(), "Scope": "local", "Driver": "bridge",
-        "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": str(sub), "Gateway": gateway_ip}]},
+        "EnableIPv4": True, "EnableIPv6": bool(ipv6),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False, "Containers": {},
         "Options": {"com.docker.network.bridge.name": bridge,
                     "com.docker.network.bridge.default_bridge": str(name == DEFAULT).lower()},
         "Labels": labels or {},
         "UserSubnet": bool(wanted_subnet),
+        "UserSubnet6": bool(wanted_subnet6),
     }
     save(net)
     return net
@@ -233,6 +353,43 @@ def allocate(net: dict, cid: str, wanted: str | None = None, preferred: str | No
         if ip not in used:
             return ip
     raise Conflict(f"no available IPv4 address on this network's address pools: {net['Name']} ({net['Id'][:12]})")
+
+
+def allocate6(net: dict, cid: str, wanted: str | None = None, preferred: str | None = None) -> str:
+    """An IPv6 address for ``cid`` on a dual-stack network: as allocate(), from the IPv6 subnet
+    (the gateway is ::1, containers get ::2, ::3, ... like Docker's sequential IPAM)."""
+    sub = subnet6(net)
+    used = {ipaddress.IPv6Address(gateway6(net))} | {
+        ipaddress.IPv6Address(e["IPv6Address"].split("/")[0])
+        for c, e in net["Containers"].items() if c != cid and e.get("IPv6Address")}
+    if wanted:
+        if not net.get("UserSubnet6"):
+            raise InvalidArgument("user specified IP address is supported only when connecting to "
+                                  "networks with user configured subnets")
+        try:
+            addr = ipaddress.IPv6Address(wanted)
+        except ValueError:
+            raise InvalidArgument(f"invalid IPv6 address: {wanted}") from None
+        if addr not in sub or addr == sub.network_address:  # (Docker's words)
+            raise InvalidArgument(f"Invalid address {wanted}: It does not belong to any of this network's "
+                                  f"subnets ({sub})")
+        if addr in used:
+            raise Conflict(f"Address already in use: {wanted}")
+        return str(addr)
+    if preferred:
+        try:
+            addr = ipaddress.IPv6Address(preferred)
+            if addr in sub and addr != sub.network_address and addr not in used:
+                return str(addr)
+        except ValueError:
+            pass
+    addr = sub.network_address + 1
+    last = sub.broadcast_address
+    while addr <= last:
+        if addr not in used:
+            return str(addr)
+        addr += 1
+    raise Conflict(f"no available IPv6 address on this network's address pools: {net['Name']} ({net['Id'][:12]})")
 
 
 def mac_for(ip: str) -> str:

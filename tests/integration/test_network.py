@@ -189,9 +189,10 @@ def test_published_port_answers_from_the_host(mdn, busybox, netns):
         assert (r.returncode, r.stdout.strip()) == (0, hostname), r.stderr
         r = mdn("exec", "pub", "wget", "-qO-", f"http://{gw}:18080/hostname")
         assert (r.returncode, r.stdout.strip()) == (0, hostname), r.stderr
-        assert mdn("port", "pub").stdout.strip() == "80/tcp -> 0.0.0.0:18080"
-        assert mdn("port", "pub", "80").stdout.strip() == "0.0.0.0:18080"
-        assert "0.0.0.0:18080->80/tcp" in mdn("ps").stdout
+        # IPv4 and IPv6, as Docker 28 shows them (the namespace has IPv6: dual-stack bridge)
+        assert mdn("port", "pub").stdout.strip() == "80/tcp -> 0.0.0.0:18080\n80/tcp -> [::]:18080"
+        assert mdn("port", "pub", "80").stdout.strip() == "0.0.0.0:18080\n[::]:18080"
+        assert "0.0.0.0:18080->80/tcp, [::]:18080->80/tcp" in mdn("ps").stdout
         # the same host port again: a clear error before the container starts
         r = mdn("run", "--rm", "-p", "18080:80", busybox, "true")
         assert r.returncode == 125
@@ -275,11 +276,15 @@ def test_nothing_left_after_system_prune(mdn, busybox, netns):
     assert veths(netns) == []
     assert links(netns) == ["lo"]
     assert in_ns(netns, "ip", "-o", "-4", "addr").stdout.count("inet ") == 1  # 127.0.0.1 only
+    assert in_ns(netns, "ip", "-o", "-6", "addr").stdout.count("inet6 ") == 1  # ::1 only
     assert in_ns(netns, "ip", "route").stdout.strip() == ""
+    assert in_ns(netns, "ip", "-6", "route").stdout.strip() == ""
     # (the docker-firewall variant has the host's iptables-nft table: only minidock's must be gone)
-    assert set(in_ns(netns, "nft", "list", "tables").stdout.split("\n")) <= {"", "table ip filter"}
+    assert set(in_ns(netns, "nft", "list", "tables").stdout.split("\n")) <= {"", "table ip filter", "table ip6 filter"}
     assert "-i minidock0" not in in_ns(netns, "iptables-save").stdout  # accept rules gone too
+    assert "-i minidock0" not in in_ns(netns, "ip6tables-save").stdout
     assert in_ns(netns, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"  # restored
+    assert in_ns(netns, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "0"
 
 
 @pytest.fixture

@@ -131,17 +131,23 @@ def test_forward_drop_gets_journaled_accept_rules(mdn, ns, busybox, state_root):
         br = "br-" + json.loads(mdn("network", "inspect", "fwd").stdout)[0]["Id"][:12]
         host = json.loads((state_root / "networks" / "host.json").read_text())
         user = in_ns(ns, "iptables", "-S", "DOCKER-USER").stdout
+        user6 = in_ns(ns, "ip6tables", "-S", "DOCKER-USER").stdout  # (dockerd 28: ip6tables DROP too)
         if policy == "-P FORWARD DROP":
-            assert f"-A DOCKER-USER -i {br} -j ACCEPT" in user
-            assert f"-A DOCKER-USER -o {br} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT" in user
-            assert [c for c, _ in host["host_rules"][br]] == ["DOCKER-USER", "DOCKER-USER"]
+            for rules in (user, user6):  # the bridge is dual-stack: both families get the two rules
+                assert f"-A DOCKER-USER -i {br} -j ACCEPT" in rules
+                assert f"-A DOCKER-USER -o {br} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT" in rules
+            assert [(e[0], e[2:]) for e in host["host_rules"][br]] == [
+                ("DOCKER-USER", []), ("DOCKER-USER", []), ("DOCKER-USER", ["ip6"]), ("DOCKER-USER", ["ip6"])]
         else:  # nothing of the host's is touched when forwarding is accepted anyway
             assert "host_rules" not in host
             assert in_ns(ns, "iptables-save").stdout.count(br) == 0
+            assert in_ns(ns, "ip6tables-save").stdout.count(br) == 0
         doctor = mdn("doctor").stdout
         assert f"iptables FORWARD policy: {policy.split()[2]}" in doctor and "br_netfilter:" in doctor
+        assert f"ip6tables FORWARD policy: {policy.split()[2]}" in doctor
     finally:
         mdn("network", "rm", "fwd")
     assert br not in in_ns(ns, "iptables-save").stdout
+    assert br not in in_ns(ns, "ip6tables-save").stdout
     host = state_root / "networks" / "host.json"
     assert br not in (json.loads(host.read_text()).get("host_rules") or {} if host.exists() else {})
