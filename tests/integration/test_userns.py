@@ -158,7 +158,7 @@ def test_bad_maps_are_refused_and_nothing_is_lost(md, busybox, detached, state_r
     assert md("exec", name, "true").returncode == 0  # the running one is untouched
 
 
-def test_userns_auto_takes_free_ranges_of_containers(md, busybox, tmp_path):
+def test_userns_auto_without_subordinate_ids_is_refused(md, busybox):
     """podman's --userns=auto reads /etc/subuid; without a `containers` entry it is refused (the
     allocation itself is unit-tested with a written subuid file)."""
     with open("/etc/subuid") if os.path.exists("/etc/subuid") else open(os.devnull) as f:
@@ -198,6 +198,11 @@ def test_records_stay_private_and_the_mapped_root_reaches_only_its_rootfs(md, bu
     r = as_mapped_root("cat", remap / ocid / "rootfs" / "etc" / "passwd")
     assert r.returncode != 0 and "Permission denied" in r.stderr
     r = as_mapped_root("cat", cdir / pcid / "merged" / "etc" / "passwd")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # any other host user (nobody) is kept out of the remapped container's rootfs too
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "sh", "-c",
+                        'exec "$0" "$@"', "cat", str(remap / cid / "rootfs" / "etc" / "passwd")],
+                       capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "Permission denied" in r.stderr
 
 

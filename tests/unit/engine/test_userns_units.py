@@ -173,3 +173,23 @@ def test_the_spec_gets_a_user_namespace_with_the_maps():
     assert {"type": "user"} in spec["linux"]["namespaces"]
     assert spec["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
     assert spec["linux"]["gidMappings"] == [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+def test_a_filesystem_without_idmapped_mounts_fails_clearly(tmp_path, monkeypatch, fake):
+    import errno
+
+    from minidock.engine import bundle
+    from minidock.errors import KernelError
+    from minidock.state import containers
+
+    monkeypatch.setenv("MINIDOCK_ROOT", str(tmp_path))
+    cid = "a" * 64
+    containers.cdir(cid).mkdir(parents=True)
+    rec = {"Id": cid, "HostConfig": resolve(uidmap=["0:100000:65536"])}
+    fake.fail("mount_idmapped", errno.EINVAL)
+    with pytest.raises(KernelError) as e:
+        bundle.mount_rootfs(rec, [str(tmp_path / "image/layers/sha256/aa")])
+    assert "Idmapped mounts need Linux 5.12+" in e.value.hint
+    assert "mount" not in fake.ops()  # no overlay over unmapped layers
+    # what was journaled is undone by the launch's clean-up (the view and the mount point)
+    assert [x["kind"] for x in containers.journal(cid).entries()] == ["mount", "mount"]
