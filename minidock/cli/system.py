@@ -136,6 +136,8 @@ def info(fmt):
     data.update({"ContainersPaused": 0, "OSType": "linux", "Name": platform.node(), "ID": "",
                  "LoggingDriver": "json-file", "SecurityOptions": ["name=seccomp,profile=builtin"],
                  "Warnings": None})
+    if os.environ.get("MINIDOCK_USERNS_REMAP", "").strip():  # Docker's mark of dockerd --userns-remap
+        data["SecurityOptions"].append("name=userns")
     if fmt == "json":
         import json
 

@@ -121,6 +121,9 @@ def test_userns_host_and_the_remap_default(md, busybox):
         assert r.stdout.split() == ["0", "300000", "65536"], r.stderr
     finally:
         md("rm", "-f", name)
+    r = md("info", "--format", "{{json .SecurityOptions}}", env=remap)  # as Docker's info with userns-remap
+    assert json.loads(r.stdout) == ["name=seccomp,profile=builtin", "name=userns"], r.stderr
+    assert "name=userns" not in md("info", "--format", "{{json .SecurityOptions}}").stdout
     bad = md("run", "--rm", busybox, "true", env={"MINIDOCK_USERNS_REMAP": "nosuchuser"})
     assert bad.returncode == 125 and "no subordinate ranges found for 'nosuchuser'" in bad.stderr
 
