@@ -117,14 +117,17 @@ def network(rec: dict, pid: int) -> dict:
         for link in json.loads(r.stdout):
             if link.get("ifindex") in peers and link.get("link_type") == "ether":
                 out["host_veths"].append({"name": link.get("ifname"), "bridge": link.get("master")})
-    ips = [n.get("IPAddress") for n in (rec.get("NetworkSettings", {}).get("Networks") or {}).values()
-           if n.get("IPAddress")]
-    r = subprocess.run(["nft", "-j", "list", "map", "ip", "minidock", "ports"], capture_output=True, text=True)
-    if r.returncode == 0 and ips:
-        for item in json.loads(r.stdout).get("nftables", []):
-            for elem in (item.get("map") or {}).get("elem", []) or []:
-                if any(ip in json.dumps(elem) for ip in ips):
-                    out["ports"].append(elem)
+    nets = (rec.get("NetworkSettings", {}).get("Networks") or {}).values()
+    for fam, key in (("ip", "IPAddress"), ("ip6", "GlobalIPv6Address")):  # (ip6: dual-stack bridges)
+        ips = [n.get(key) for n in nets if n.get(key)]
+        if not ips:
+            continue
+        r = subprocess.run(["nft", "-j", "list", "map", fam, "minidock", "ports"], capture_output=True, text=True)
+        if r.returncode == 0:
+            for item in json.loads(r.stdout).get("nftables", []):
+                for elem in (item.get("map") or {}).get("elem", []) or []:
+                    if any(f'"{ip}"' in json.dumps(elem) for ip in ips):
+                        out["ports"].append(elem)
     return out
 
 

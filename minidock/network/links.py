@@ -173,9 +173,8 @@ def _plug(nl: Netlink, rec: dict, i: int, net: dict | None, ep: dict, netns: str
 
 def _publish(journal) -> None:
     """The DNAT map elements of the ports reserved in check_ports (journaled there)."""
-    for e in journal.entries():
-        if e["kind"] == "port":
-            nat.add_port(e["proto"], e["host_ip"], e["host_port"], e["ip"], e["cport"])
+    nat.add_ports([(e["proto"], e["host_ip"], e["host_port"], e["ip"], e["cport"])
+                   for e in journal.entries() if e["kind"] == "port"])
 
 
 def _undo_network(journal, network: str) -> list[str]:

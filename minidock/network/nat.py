@@ -255,6 +255,22 @@ def add_port(proto: str, host_ip: str, host_port: int, ip: str, cport: int) -> N
         why=f"publish: {shown}:{host_port}/{proto} is forwarded (DNAT) to {target}:{cport}")
 
 
+def add_ports(ports: list[tuple[str, str, int, str, int]]) -> None:
+    """Several add_port()s (a container's IPv4 and IPv6 bindings) in one nft run."""
+    script, why = "", []
+    for proto, host_ip, host_port, ip, cport in ports:
+        fam = _family(ip)
+        if fam == "ip" and _use_iptables():
+            ipt.add_port(proto, host_ip, host_port, ip, cport)
+            continue
+        m, key = _port_element(proto, host_ip, host_port)
+        script += f"add element {fam} {TABLE} {m} {{ {key} : {ip} . {cport} }}\n"
+        shown = f"[{host_ip}]" if fam == "ip6" else (host_ip or "*")
+        why.append(f"{shown}:{host_port}/{proto} -> {f'[{ip}]' if fam == 'ip6' else ip}:{cport}")
+    if script:
+        nft(script, why="publish (DNAT): " + ", ".join(why))
+
+
 def remove_port(proto: str, host_ip: str, host_port: int) -> None:
     fam = _family(host_ip)
     if fam == "ip" and _use_iptables():

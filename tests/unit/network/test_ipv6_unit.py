@@ -145,6 +145,10 @@ def test_ip6_nat_elements(monkeypatch):
     assert scripts[3] == "delete element ip6 minidock ports { tcp . 8080 }\n"
     assert scripts[4].startswith("add element ip6 minidock subnets { fd00::/64 }")
     assert "ip6 daddr ::1 return" in nat.RULESET6 and "route_localnet" not in nat.RULESET6
+    scripts.clear()
+    nat.add_ports([("tcp", "", 8080, "172.30.0.2", 80), ("tcp", "::", 8080, "fd00::2", 80)])
+    assert scripts == ["add element ip minidock ports { tcp . 8080 : 172.30.0.2 . 80 }\n"
+                       "add element ip6 minidock ports { tcp . 8080 : fd00::2 . 80 }\n"]  # one nft run
 
 
 def test_ports_printed_as_docker_28():
