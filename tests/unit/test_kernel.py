@@ -11,14 +11,6 @@ from minidock.errors import KernelError
 
 
 @pytest.fixture
-def fake():
-    f = k.FakeBackend()
-    old = k.set_backend(f)
-    yield f
-    k.set_backend(old)
-
-
-@pytest.fixture
 def trace():
     r, w = os.pipe()
     k.explain_to(w)

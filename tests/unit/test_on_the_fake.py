@@ -20,14 +20,6 @@ from minidock.errors import KernelError
 from minidock.runtime import security
 
 
-@pytest.fixture
-def fake():
-    f = k.FakeBackend()
-    old = k.set_backend(f)
-    yield f
-    k.set_backend(old)
-
-
 def _prctl(call) -> str:
     names = {k.PR_CAPBSET_DROP: "capbset_drop", k.PR_SET_KEEPCAPS: "keepcaps",
              k.PR_SET_NO_NEW_PRIVS: "no_new_privs", k.PR_CAP_AMBIENT: "ambient"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from minidock import kernel as k
 from minidock.engine import userns
 from minidock.errors import InvalidArgument, MinidockError
 from minidock.util.idmap import IDMap, parse_map
@@ -121,14 +120,6 @@ def test_id_translation_both_ways():
     assert m.to_container(100999, 265535) == (999, 65535)
     assert m.to_container(0, 0) == (65534, 65534)  # host root shows as the overflow ID
     assert IDMap.of({"HostConfig": {}}) is None
-
-
-@pytest.fixture
-def fake():
-    f = k.FakeBackend()
-    old = k.set_backend(f)
-    yield f
-    k.set_backend(old)
 
 
 def test_remapped_rootfs_idmapped_layers_and_staged_binds(tmp_path, monkeypatch, fake):
