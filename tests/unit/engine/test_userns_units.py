@@ -184,3 +184,14 @@ def test_a_filesystem_without_idmapped_mounts_fails_clearly(tmp_path, monkeypatc
     assert "mount" not in fake.ops()  # no overlay over unmapped layers
     # what was journaled is undone by the launch's clean-up (the view and the mount point)
     assert [x["kind"] for x in containers.journal(cid).entries()] == ["mount", "mount"]
+
+
+def test_the_state_root_lock_down_keeps_remap_crossable_and_the_rest_private(tmp_path, monkeypatch):
+    from minidock import paths
+
+    monkeypatch.setenv("MINIDOCK_ROOT", str(tmp_path))
+    for d in ("remap", "containers", "volumes", "run"):
+        (tmp_path / d).mkdir(mode=0o755)
+    paths.ensure_private()
+    modes = {d: oct((tmp_path / d).stat().st_mode & 0o777) for d in ("remap", "containers", "volumes", "run")}
+    assert modes == {"remap": "0o711", "containers": "0o700", "volumes": "0o700", "run": "0o711"}
