@@ -29,13 +29,17 @@ root's (containers/ 0700); what that uid must reach is set up beside them, as Do
 The image's layers stay shared and root-owned: the overlay gets them through an idmapped mount
 (mount_setattr(MOUNT_ATTR_IDMAP)), so a file owned by 0 in the layer is owned by the mapped root in
 the container (and on the host, seen through the overlay); the idmapped mount is detached as soon as
-the overlay holds its own private clone of it. Writes land in the upper dir owned by mapped IDs. A
-new, empty named volume is given to the mapped root (podman's NeedsChown).
+the overlay holds its own private clone of it. Where the kernel or the filesystem has no idmapped
+mounts, the container gets a chowned copy of the merged image instead (containers/<id>/shifted,
+podman's fallback; MINIDOCK_USERNS_IDMAP=0 forces it). Writes land in the upper dir owned by mapped
+IDs. A new, empty named volume is given to the mapped root (podman's NeedsChown).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from minidock import paths
@@ -301,36 +305,100 @@ def remove_dirs(cid: str) -> None:
     paths.remove_tree(remap_dir(cid))
 
 
+_NO_IDMAP = {errno.EINVAL, errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}  # what a kernel or fs without it says
+IDMAP_ENV = "MINIDOCK_USERNS_IDMAP"  # "0": always the chowned copy (the fallback, and its test)
+
+
 def mount_overlay(rec: dict, mounts: list[dict], upper: str, journal) -> None:
     """Mount the overlay (the snapshot's mounts as data) with its lower layers idmapped: one
-    idmapped bind of the layers' common parent, attached only while overlayfs takes its clones."""
+    idmapped bind of the layers' common parent, attached only while overlayfs takes its clones.
+    Where the kernel or the filesystem has no idmapped mounts (overlayfs takes idmapped layers from
+    Linux 5.19, tmpfs is idmappable from 6.3), a chowned copy of the image: podman's fallback."""
     from minidock import kernel as k
+    from minidock.errors import KernelError
 
     uid, gid = root_ids(rec)
-    maps = oci_maps(rec)
     k.chown(upper, uid, gid, why="the container's writable layer belongs to its (mapped) root")
     d = Path(upper).parent
     for m in mounts:
         opts = list(m["options"])
         lower_i = next(i for i, o in enumerate(opts) if o.startswith("lowerdir="))
         lowers = opts[lower_i][len("lowerdir="):].split(":")
-        base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
-        view = d / "idmapped"
-        view.mkdir(exist_ok=True)
-        fd = k.userns_fd(_proc_maps(maps[0]), _proc_maps(maps[1]),
-                         why="the maps the image's layers are seen through")
-        try:
-            journal.record("mount", target=str(view))
-            k.mount_idmapped(base, str(view), fd, maps=",".join(record_maps(rec)["UidMap"]),
-                             why="the shared, root-owned image layers seen as owned by the container's root")
-        finally:
-            os.close(fd)
-        try:
-            opts[lower_i] = "lowerdir=" + ":".join(str(view / os.path.relpath(x, base)) for x in lowers)
-            k.mount(m["source"], m["destination"], m["type"], 0, ",".join(opts),
-                    why="the container's root: idmapped image layers below, its own writable layer on top")
-        finally:
-            k.umount(str(view), k.MNT_DETACH, why="overlayfs holds its own clones of the layers")
+        if os.environ.get(IDMAP_ENV, "1") != "0":
+            try:
+                _mount_idmapped_layers(rec, m, opts, lower_i, lowers, d, journal)
+                continue
+            except KernelError as e:
+                if e.errno not in _NO_IDMAP:
+                    raise
+                k.note(f"no idmapped layers here ({e.message}): a chowned copy of the image instead")
+        opts[lower_i] = "lowerdir=" + _shifted_copy(rec, lowers, d, journal)
+        k.mount(m["source"], m["destination"], m["type"], 0, ",".join(opts),
+                why="the container's root: a copy of the image owned by its root below, its writable layer on top")
+
+
+def _mount_idmapped_layers(rec: dict, m: dict, opts: list[str], lower_i: int, lowers: list[str], d: Path,
+                           journal) -> None:
+    from minidock import kernel as k
+
+    maps = oci_maps(rec)
+    base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
+    view = d / "idmapped"
+    view.mkdir(exist_ok=True)
+    fd = k.userns_fd(_proc_maps(maps[0]), _proc_maps(maps[1]), why="the maps the image's layers are seen through")
+    try:
+        journal.record("mount", target=str(view))
+        k.mount_idmapped(base, str(view), fd, maps=",".join(record_maps(rec)["UidMap"]),
+                         why="the shared, root-owned image layers seen as owned by the container's root")
+    finally:
+        os.close(fd)
+    try:
+        opts = list(opts)
+        opts[lower_i] = "lowerdir=" + ":".join(str(view / os.path.relpath(x, base)) for x in lowers)
+        k.mount(m["source"], m["destination"], m["type"], 0, ",".join(opts),
+                why="the container's root: idmapped image layers below, its own writable layer on top")
+    finally:
+        k.umount(str(view), k.MNT_DETACH, why="overlayfs holds its own clones of the layers")
+
+
+def _shifted_copy(rec: dict, lowers: list[str], d: Path, journal) -> str:
+    """containers/<id>/shifted: the image's files (the layers merged) with every owner moved into
+    the container's range; made once per container, private like the rest of its directory."""
+    from minidock import kernel as k
+    from minidock.volumes.copy import copy_up_tree
+
+    target, done = d / "shifted", d / "shifted.done"
+    if done.exists():
+        return str(target)
+    paths.remove_tree(target)
+    target.mkdir(mode=0o755)
+    flat = None
+    if len(lowers) > 1:  # overlayfs merges them (whiteouts applied); read-only without an upper dir
+        flat = d / "flat"
+        flat.mkdir(exist_ok=True)
+        journal.record("mount", target=str(flat))
+        k.mount("overlay", str(flat), "overlay", 0, "lowerdir=" + ":".join(lowers),
+                why="the image's layers merged, to copy them for the user namespace")
+    try:
+        src = str(flat) if flat else lowers[0]
+        st = os.lstat(src)
+        os.chown(target, st.st_uid, st.st_gid)
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+        copy_up_tree(src, str(target))
+    finally:
+        if flat:
+            k.umount(str(flat), k.MNT_DETACH, why="copied")
+    m = IDMap.of(rec)
+    for dirpath, dirnames, filenames in os.walk(target):
+        for name in [".", *dirnames, *filenames] if dirpath == str(target) else [*dirnames, *filenames]:
+            p = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(p)
+            uid, gid = m.to_host(st.st_uid, st.st_gid)
+            os.lchown(p, uid, gid)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:
+                os.chmod(p, stat.S_IMODE(st.st_mode))  # (chown clears setuid/setgid)
+    done.touch()
+    return str(target)
 
 
 def stage_mounts(rec: dict, spec: dict, journal) -> None:

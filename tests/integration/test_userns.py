@@ -83,12 +83,17 @@ def test_files_written_in_the_rootfs_and_a_volume_belong_to_the_mapped_root(md, 
         assert merged.startswith(str(state_root / "remap" / cid))
         assert os.stat(f"{merged}/bin/busybox").st_uid == 100000
         # the layer itself is untouched: still root's, shared with containers without a map
-        layer_owners = {os.lstat(os.path.join(d, f)).st_uid
-                        for d, _, fs in os.walk(state_root / "image" / "layers") for f in fs}
-        assert layer_owners == {0}
+        assert _layer_owners(md, state_root, busybox) == {0}
     finally:
         md("rm", "-f", name)
         md("volume", "rm", vol)
+
+
+def _layer_owners(md, state_root, image: str) -> set[int]:
+    """The owners of every file in the image's (shared) layer snapshots."""
+    layers = json.loads(md("image", "inspect", image).stdout)[0]["RootFS"]["Layers"]
+    return {os.lstat(os.path.join(d, f)).st_uid for layer in layers
+            for d, _, fs in os.walk(state_root / "image" / "layers" / "sha256" / layer[7:]) for f in fs}
 
 
 def _wait(pred, n=200):
@@ -332,3 +337,31 @@ def sys_exe() -> str:
     import sys
 
     return sys.executable
+
+
+def test_without_idmapped_mounts_a_chowned_copy_of_the_image(md, busybox, state_root):
+    """Where the kernel or the state root's filesystem has no idmapped mounts (forced here with
+    MINIDOCK_USERNS_IDMAP=0), the container gets a private copy of the image owned by its root,
+    as podman does: the same view inside (two layers merged, a whiteout applied), the shared layers
+    untouched."""
+    base, img, name = (f"u{w}{os.urandom(3).hex()}" for w in ("b", "i", "c"))
+    assert md("run", "--name", base, busybox, "sh", "-c", "rm /bin/ls; mkdir /x; touch /x/f; chown 5:6 /x/f"
+              ).returncode == 0
+    assert md("commit", base, img).returncode == 0
+    env = {"MINIDOCK_USERNS_IDMAP": "0"}
+    script = ("stat -c %u:%g / /bin/busybox /x/f; test -e /bin/ls || echo no-ls; "
+              "echo x >> /etc/passwd && touch /etc/new && echo wrote")
+    try:
+        r = md("run", "--name", name, *MAP, img, "sh", "-c", script, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["0:0", "0:0", "5:6", "no-ls", "wrote"]
+        cdir = state_root / "containers" / _inspect(md, name)["Id"]
+        assert os.stat(cdir / "shifted" / "bin" / "busybox").st_uid == 100000
+        assert os.stat(cdir / "shifted" / "x" / "f").st_uid == 100005
+        assert os.stat(cdir / "upper" / "etc" / "new").st_uid == 100000
+        assert _layer_owners(md, state_root, img) == {0, 5}  # (5: the committed /x/f)
+        r = md("start", "-a", name, env=env)  # a second start reuses the copy
+        assert r.stdout.split()[:4] == ["0:0", "0:0", "5:6", "no-ls"], r.stderr
+    finally:
+        md("rm", "-f", name, base)
+        md("rmi", img)
