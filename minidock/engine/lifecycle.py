@@ -703,17 +703,21 @@ def _thaw(rec: dict) -> None:
 def wait_exit(cid: str, timeout: float | None = None) -> dict | None:
     """Wait until the container is no longer running; its final state, or None on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.002  # (polls at 2, 5, 9.5, 16, 26 ms ...: `stop` returns soon after the monitor records the exit)
+    delay, polls = 0.002, 0  # every 2 ms for ~0.1 s (`stop` returns as the monitor records the exit), then less often
     while True:
         if not os.path.exists(containers.record_file(cid, "config.json")):
             return {"ExitCode": -1, "Removed": True}
-        rec = refresh(cid)
-        if not rec["State"].get("Running"):
-            return rec["State"]
+        st = containers.load_state(cid)  # (a poll reads the small state file; the record once at the end)
+        if not st.get("Running") or not _monitor_alive(st):
+            rec = refresh(cid)
+            if not rec["State"].get("Running"):
+                return rec["State"]
         if deadline is not None and time.monotonic() > deadline:
             return None
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
+        polls += 1
+        if polls >= 50:
+            delay = min(delay * 1.5, 0.1)
 
 
 def wait_condition(cid: str, condition: str = "not-running") -> int:
