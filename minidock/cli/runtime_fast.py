@@ -66,6 +66,10 @@ def main(argv=None) -> None:
 
 
 def _full(args: list[str]) -> None:
+    if sys.flags.no_site:  # started `python3 -I -S` (install.sh's launcher): click lives in site-packages
+        import site
+
+        site.main()
     from minidock.cli.runtime_cli import main as full
 
     full(args)
@@ -130,14 +134,13 @@ def _parse(args: list[str]) -> tuple[Ctx, str, list[str], dict] | None:
 
 
 def _state(root: str, cid: str) -> str | None:
-    import json
-
+    from minidock.util import ljson as json  # (the json package imports re: ~4 ms)
     from minidock.util import proc_start_time
 
     if "/" in cid or cid in (".", ".."):
         return None
     with open(os.path.join(root, cid, "state.json")) as f:  # missing: the click CLI's NotFound
-        data = json.load(f)
+        data = json.loads(f.read())
     spec = data.get("spec")
     cgroup = data.get("cgroup", "")
     if spec is None or "ociVersion" not in spec or ":" in cgroup:

@@ -30,10 +30,21 @@ from minidock.kernel.calls import *  # noqa: F403
 from minidock.kernel.calls import __all__ as _calls
 from minidock.kernel.constants import *  # noqa: F403
 from minidock.kernel.constants import __all__ as _constants
-from minidock.kernel.fake import Call, FakeBackend
-from minidock.kernel.libc import LibcBackend
 from minidock.kernel.trace import Step, Tracer, actor, alias, explain_to, note, trace_fd, tracer, tracing
 
-__all__ = [*_constants, *_calls, "Backend", "Call", "FakeBackend",
+__all__ = [*_constants, *_calls, "Backend", "Call", "FakeBackend",  # noqa: F405 - three of them come lazily
            "LibcBackend", "Step", "Tracer", "actor", "alias", "explain_to", "note", "trace_fd", "tracer",
            "tracing"]
+
+# the fake (dataclasses, inspect, typing) and the libc backend (ctypes) come on first use (PEP 562):
+# `minidock-runtime start`/`delete` import this package and need neither
+def __getattr__(name: str):
+    if name in ("Call", "FakeBackend"):
+        from minidock.kernel import fake
+
+        return getattr(fake, name)
+    if name == "LibcBackend":
+        from minidock.kernel import libc
+
+        return libc.LibcBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

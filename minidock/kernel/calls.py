@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
-from typing import NamedTuple
 
 from minidock.errors import KernelError
 from minidock.kernel.backend import Backend
@@ -38,7 +36,8 @@ from minidock.kernel.constants import (
     PR_SET_PDEATHSIG,
     UNSHARE_OPTS,
 )
-from minidock.kernel.libc import LibcBackend
+from minidock.kernel.trace import join as _join
+from minidock.kernel.trace import quote as _quote
 from minidock.kernel.trace import trace
 
 # --- the backend in use ------------------------------------------------------------------------
@@ -49,6 +48,8 @@ def backend() -> Backend:
     """The backend in use: libc unless a test swapped in a fake."""
     global _backend
     if _backend is None:
+        from minidock.kernel.libc import LibcBackend  # (here: ctypes is not every caller's cost)
+
         _backend = LibcBackend()
     return _backend
 
@@ -113,28 +114,28 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
     if flags & MS_BIND:
         detail = f"bind {source} on {target}" + (" (recursive)" if flags & MS_REC else "")
         rb = "rbind" if flags & MS_REC else "bind"
-        shell = f"mount --{rb} {shlex.quote(str(source))} {shlex.quote(target)}"
+        shell = f"mount --{rb} {_quote(str(source))} {_quote(target)}"
         if flags & MS_REMOUNT:
             ro = ",".join(o for o in opts if o != "remount")
             detail = f"remount bind {target} {ro}"
-            shell = f"mount -o remount,bind,{ro} {shlex.quote(target)}"
+            shell = f"mount -o remount,bind,{ro} {_quote(target)}"
     elif flags & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE):
         kind = ("private" if flags & MS_PRIVATE else "slave" if flags & MS_SLAVE
                 else "shared" if flags & MS_SHARED else "unbindable")
         rec = "r" if flags & MS_REC else ""
         detail = f"make {target} {kind}" + (" (recursive)" if rec else "")
-        shell = f"mount --make-{rec}{kind} {shlex.quote(target)}"
+        shell = f"mount --make-{rec}{kind} {_quote(target)}"
     elif flags & MS_MOVE:
         detail = f"move {source} to {target}"
-        shell = f"mount --move {shlex.quote(str(source))} {shlex.quote(target)}"
+        shell = f"mount --move {_quote(str(source))} {_quote(target)}"
     elif flags & MS_REMOUNT:
         ro = ",".join(o for o in opts if o != "remount")
         detail = f"remount {target} {ro}"
-        shell = f"mount -o remount,{ro} {shlex.quote(target)}"
+        shell = f"mount -o remount,{ro} {_quote(target)}"
     else:
         detail = f"{fstype} on {target}" + (f" ({','.join(opts)})" if opts else "")
-        o = f" -o {shlex.quote(','.join(opts))}" if opts else ""
-        shell = f"mount -t {fstype}{o} {shlex.quote(str(source))} {shlex.quote(target)}"
+        o = f" -o {_quote(','.join(opts))}" if opts else ""
+        shell = f"mount -t {fstype}{o} {_quote(str(source))} {_quote(target)}"
     trace("mount", detail, why, shell)
     _do("mount", f"{fstype or ''} {source} on {target}".strip(), backend().mount,
         source, target, fstype, flags, data)
@@ -142,33 +143,33 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
 
 def umount(target: str, flags: int = 0, *, why: str = "") -> None:
     lazy = " -l" if flags & MNT_DETACH else ""
-    trace("umount", target, why, f"umount{lazy} {shlex.quote(target)}")
+    trace("umount", target, why, f"umount{lazy} {_quote(target)}")
     _do("umount2", target, backend().umount2, target, flags)
 
 
 def pivot_root(new_root: str, put_old: str, *, why: str = "") -> None:
     trace("pivot_root", f"new root {new_root}, old root to {put_old}", why,
-           f"pivot_root {shlex.quote(new_root)} {shlex.quote(put_old)}")
+           f"pivot_root {_quote(new_root)} {_quote(put_old)}")
     _do("pivot_root", new_root, backend().pivot_root, new_root, put_old)
 
 
 def chroot(path: str, *, why: str = "") -> None:
-    trace("chroot", path, why, f"chroot {shlex.quote(path)}")
+    trace("chroot", path, why, f"chroot {_quote(path)}")
     _do("chroot", path, backend().chroot, path)
 
 
 def chdir(path: str, *, why: str = "") -> None:
-    trace("chdir", path, why, f"cd {shlex.quote(path)}")
+    trace("chdir", path, why, f"cd {_quote(path)}")
     _do("chdir", path, backend().chdir, path)
 
 
 def sethostname(name: str, *, why: str = "") -> None:
-    trace("sethostname", name, why, f"hostname {shlex.quote(name)}")
+    trace("sethostname", name, why, f"hostname {_quote(name)}")
     _do("sethostname", name, backend().sethostname, name)
 
 
 def setdomainname(name: str, *, why: str = "") -> None:
-    trace("setdomainname", name, why, f"domainname {shlex.quote(name)}")
+    trace("setdomainname", name, why, f"domainname {_quote(name)}")
     _do("setdomainname", name, backend().setdomainname, name)
 
 
@@ -206,7 +207,7 @@ def memfd_sealed(name: str, data: bytes, *, why: str = "") -> int:
 
 def execve_fd(fd: int, argv: list[str], env: dict[str, str], *, why: str = "") -> None:
     """execveat(fd, "", AT_EMPTY_PATH): replace this process with the program in a descriptor."""
-    trace("execveat", shlex.join(argv), why, shlex.join(argv))
+    trace("execveat", _join(argv), why, _join(argv))
     _do("execveat", f"fd {fd}", backend().execve_fd, fd, list(argv), dict(env))
 
 
@@ -299,7 +300,7 @@ def setrlimit(resource_id: int, name: str, soft: int, hard: int, *, why: str = "
 
 def write_file(path: str, data: str, *, why: str = "", hint: str | None = None) -> None:
     """Write a kernel file: a cgroup knob, /proc/self/uid_map, a sysctl."""
-    trace("write", f"{data.strip()!r} > {path}", why, f"echo {shlex.quote(data.strip())} > {path}")
+    trace("write", f"{data.strip()!r} > {path}", why, f"echo {_quote(data.strip())} > {path}")
     _do("write", path, backend().write_file, path, data, hint=hint)
 
 
@@ -308,7 +309,7 @@ def mount_point(rootfs: str, target: str, is_dir: bool, *, why: str = "") -> Non
     empty file for a file bind mount. Made from a descriptor of the rootfs, component by component,
     never following a link (CVE-2021-30465 class: a racing container swapping a component for a
     symlink to a host directory makes this fail instead of creating on the host)."""
-    q = shlex.quote
+    q = _quote
     rel = os.path.relpath(target, rootfs)
     if rel.startswith(".."):
         raise KernelError("mkdir", target, errno.EINVAL, "a mount point outside the rootfs")
@@ -319,12 +320,12 @@ def mount_point(rootfs: str, target: str, is_dir: bool, *, why: str = "") -> Non
 
 
 def symlink(src: str, path: str, *, why: str = "") -> None:
-    trace("symlink", f"{path} -> {src}", why, f"ln -s {shlex.quote(src)} {shlex.quote(path)}")
+    trace("symlink", f"{path} -> {src}", why, f"ln -s {_quote(src)} {_quote(path)}")
     _do("symlink", path, backend().symlink, src, path)
 
 
 def cgroup_mkdir(path: str, *, why: str = "") -> None:
-    trace("mkdir", path, why, f"mkdir {shlex.quote(path)}")
+    trace("mkdir", path, why, f"mkdir {_quote(path)}")
     _do("mkdir", path, backend().mkdir, path, 0o755)
 
 
@@ -333,13 +334,13 @@ def attach_device_filter(cgroup_dir: str, insns: bytes, *, rules: str = "", why:
     trace("bpf", f"load a {len(insns) // 8}-instruction BPF_PROG_TYPE_CGROUP_DEVICE program ({rules}), "
            f"attach it to {cgroup_dir}", why,
            f"bpftool prog load devices.o /sys/fs/bpf/md type cgroup/dev && "
-           f"bpftool cgroup attach {shlex.quote(cgroup_dir)} device pinned /sys/fs/bpf/md multi")
+           f"bpftool cgroup attach {_quote(cgroup_dir)} device pinned /sys/fs/bpf/md multi")
     _do("bpf", cgroup_dir, backend().attach_device_filter, cgroup_dir, insns,
         hint="The kernel needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF for cgroup v2 device rules.")
 
 
 def cgroup_rmdir(path: str, *, why: str = "") -> None:
-    trace("rmdir", path, why, f"rmdir {shlex.quote(path)}")
+    trace("rmdir", path, why, f"rmdir {_quote(path)}")
     _do("rmdir", path, backend().rmdir, path)
 
 
@@ -367,10 +368,17 @@ def netlink_close(handle: int) -> None:
 
 
 # --- host tools (nft, iptables) ------------------------------------------------------------------
-class ToolResult(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
+class ToolResult(tuple):
+    """(returncode, stdout, stderr) with those names (a NamedTuple, without importing typing)."""
+
+    __slots__ = ()
+
+    def __new__(cls, returncode: int, stdout: str, stderr: str):
+        return tuple.__new__(cls, (returncode, stdout, stderr))
+
+    returncode = property(lambda self: self[0])
+    stdout = property(lambda self: self[1])
+    stderr = property(lambda self: self[2])
 
 
 def run_tool(argv: list[str], *, input: str | None = None, why: str = "", op: str | None = None,
@@ -378,9 +386,9 @@ def run_tool(argv: list[str], *, input: str | None = None, why: str = "", op: st
     """Run nft/iptables to completion; traced when it changes something (``why`` given)."""
     name = op or os.path.basename(argv[0])
     if why:
-        trace(name, detail if detail is not None else shlex.join(argv[1:]), why,
-              shell if shell is not None else shlex.join(argv))
-    return ToolResult(*_do(name, shlex.join(argv[1:]), backend().run_tool, list(argv), input))
+        trace(name, detail if detail is not None else _join(argv[1:]), why,
+              shell if shell is not None else _join(argv))
+    return ToolResult(*_do(name, _join(argv[1:]), backend().run_tool, list(argv), input))
 
 
 # --- seccomp ---------------------------------------------------------------------------------------
@@ -430,7 +438,7 @@ def reset_signals(*, why: str = "") -> None:
 
 def execve(path: str, argv: list[str], env: dict[str, str], *, why: str = "") -> None:
     """Replace this process with ``path`` (raises KernelError when the kernel refuses)."""
-    trace("execve", shlex.join([path, *argv[1:]]), why, shlex.join(argv))
+    trace("execve", _join([path, *argv[1:]]), why, _join(argv))
     _do("execve", path, backend().execve, path, list(argv), dict(env))
 
 
@@ -445,24 +453,24 @@ def fork(what: str, *, why: str = "") -> int:
 def spawn(path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int, *,
           why: str = "") -> int:
     """fork + execve a helper (an OCI hook), stdin and stdout/stderr given; returns its pid."""
-    trace("fork+execve", shlex.join([path, *argv[1:]]), why, shlex.join(argv))
+    trace("fork+execve", _join([path, *argv[1:]]), why, _join(argv))
     return _do("fork+execve", path, backend().spawn, path, list(argv), dict(env), stdin, stdout)
 
 
 # --- files with kernel meaning ---------------------------------------------------------------------
 def mkfifo(path: str, mode: int = 0o600, *, why: str = "") -> None:
-    trace("mkfifo", path, why, f"mkfifo -m {mode:o} {shlex.quote(path)}")
+    trace("mkfifo", path, why, f"mkfifo -m {mode:o} {_quote(path)}")
     _do("mkfifo", path, backend().mkfifo, path, mode)
 
 
 def chown(path: str, uid: int, gid: int, *, why: str = "") -> None:
-    trace("chown", f"{path} to {uid}:{gid}", why, f"chown -h {uid}:{gid} {shlex.quote(path)}")
+    trace("chown", f"{path} to {uid}:{gid}", why, f"chown -h {uid}:{gid} {_quote(path)}")
     _do("chown", path, backend().chown, path, uid, gid)
 
 
 def setxattr(path: str, name: str, value: bytes, *, why: str = "") -> None:
     trace("setxattr", f"{name}={value.decode(errors='replace')} on {path}", why,
-          f"setfattr -h -n {name} -v {shlex.quote(value.decode(errors='replace'))} {shlex.quote(path)}")
+          f"setfattr -h -n {name} -v {_quote(value.decode(errors='replace'))} {_quote(path)}")
     _do("setxattr", f"{name} on {path}", backend().setxattr, path, name, value)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
 import resource
-import socket
 import struct
 import termios
 
@@ -40,20 +38,33 @@ from minidock.kernel.constants import (
     SYS_PIVOT_ROOT,
 )
 
+# the ctypes module, imported with libc on first use: callers that only rmdir, mkdir or write
+# cgroup files (`minidock-runtime delete`) skip its ~1.5 ms
+ctypes = None
+
 
 class LibcBackend(Backend):
     """The real thing: ctypes calls into libc. Each raises OSError with errno set."""
 
     def __init__(self) -> None:
-        self.libc = ctypes.CDLL("libc.so.6", use_errno=True)  # find_library would run ldconfig
-        self.libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                                    ctypes.c_ulong, ctypes.c_char_p]
-        self.libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-        self.libc.syscall.restype = ctypes.c_long
-        self.libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
-                                    ctypes.c_ulong, ctypes.c_ulong]
+        self._libc = None
         self._netlink: dict[int, list] = {}  # handle -> [socket, last sequence number]
         self._seccomp = None
+
+    @property
+    def libc(self):
+        global ctypes
+        if self._libc is None:
+            import ctypes as c
+
+            ctypes = c
+            lib = c.CDLL("libc.so.6", use_errno=True)  # find_library would run ldconfig
+            lib.mount.argtypes = [c.c_char_p, c.c_char_p, c.c_char_p, c.c_ulong, c.c_char_p]
+            lib.umount2.argtypes = [c.c_char_p, c.c_int]
+            lib.syscall.restype = c.c_long
+            lib.prctl.argtypes = [c.c_int, c.c_ulong, c.c_ulong, c.c_ulong, c.c_ulong]
+            self._libc = lib
+        return self._libc
 
     def _check(self, ret: int) -> int:
         if ret == -1:
@@ -101,6 +112,7 @@ class LibcBackend(Backend):
         return self._retry(self.libc.prctl, option, a2, a3, a4, a5)
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        libc = self.libc  # (ctypes too)
         class Header(ctypes.Structure):
             _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -114,7 +126,7 @@ class LibcBackend(Backend):
             data[i].effective = (effective >> shift) & 0xFFFFFFFF
             data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
             data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-        self._check(self.libc.syscall(SYS_CAPSET, ctypes.byref(hdr), ctypes.byref(data)))
+        self._check(libc.syscall(SYS_CAPSET, ctypes.byref(hdr), ctypes.byref(data)))
 
     # plain os-module calls, routed through the backend so that fakes see them too
     def chdir(self, path: str) -> None:
@@ -152,10 +164,15 @@ class LibcBackend(Backend):
         os.rmdir(path)
 
     def link_up(self, name: str) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        import _socket  # (not socket.py: it imports enum and selectors, ~2 ms of every container start)
+
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+        try:
             ifr = struct.pack("16sh22x", name.encode(), 0)
             flags = struct.unpack("16sh22x", fcntl.ioctl(s, 0x8913, ifr))[1]  # SIOCGIFFLAGS
             fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", name.encode(), flags | 1))  # IFF_UP
+        finally:
+            s.close()
 
     def mkdir(self, path: str, mode: int) -> None:
         os.mkdir(path, mode)
@@ -165,6 +182,7 @@ class LibcBackend(Backend):
 
         Once attached, the program lives as long as the cgroup: our fds can be closed.
         """
+        self.libc  # noqa: B018 - loads ctypes
         code = ctypes.create_string_buffer(insns, len(insns))
         lic = ctypes.create_string_buffer(b"Apache")
         log = ctypes.create_string_buffer(65536)
@@ -190,6 +208,8 @@ class LibcBackend(Backend):
 
     # --- netlink
     def netlink_open(self) -> int:
+        import socket
+
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)  # NETLINK_ROUTE
         sock.bind((0, 0))
         self._netlink[sock.fileno()] = [sock, 0]
@@ -295,7 +315,7 @@ class LibcBackend(Backend):
                 pass
 
     def reset_signals(self) -> None:
-        import signal
+        import _signal as signal  # (signal.py wraps it in enums: enum costs ~2.5 ms in the init)
 
         for sig in range(1, signal.NSIG):
             try:
@@ -364,11 +384,12 @@ class LibcBackend(Backend):
         os.setxattr(path, name, value, follow_symlinks=False)
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int) -> int:
+        libc = self.libc  # (ctypes too)
         class OpenHow(ctypes.Structure):
             _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
         how = OpenHow(flags, 0, resolve)
-        return self._retry(self.libc.syscall, SYS_OPENAT2, dirfd, path.encode() or b".",
+        return self._retry(libc.syscall, SYS_OPENAT2, dirfd, path.encode() or b".",
                            ctypes.byref(how), ctypes.sizeof(how))
 
     def userns_fd(self, uid_map: str, gid_map: str) -> int:

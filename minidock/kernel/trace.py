@@ -6,20 +6,50 @@ Only the calls in ``minidock.kernel`` record steps; other packages may name long
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-from dataclasses import dataclass, field
+
+# Plain classes, not dataclasses, and no json/shlex at import: every runtime process imports this
+# module, and dataclasses (inspect, ast) and shlex (re, enum) cost ~8 ms of a ~15 ms process.
+
+# shlex.quote's "safe" characters (its pattern [^\w@%+=:,./-] with re.ASCII)
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
 
 
-@dataclass
+def quote(s: str) -> str:
+    """shlex.quote(s), without importing re."""
+    if not s:
+        return "''"
+    if all(c in _SAFE for c in s):
+        return s
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+def join(args) -> str:
+    """shlex.join(args)."""
+    return " ".join(quote(a) for a in args)
+
+
 class Step:
     """One thing the kernel was asked to do."""
 
-    op: str  # the syscall or file write, e.g. "mount", "unshare", "write"
-    detail: str  # what exactly, e.g. "overlay on /var/lib/.../merged"
-    why: str = ""  # the reason, in a learner's words
-    shell: str = ""  # the equivalent shell command
+    __slots__ = ("op", "detail", "why", "shell")
+
+    def __init__(self, op: str, detail: str, why: str = "", shell: str = ""):
+        self.op = op  # the syscall or file write, e.g. "mount", "unshare", "write"
+        self.detail = detail  # what exactly, e.g. "overlay on /var/lib/.../merged"
+        self.why = why  # the reason, in a learner's words
+        self.shell = shell  # the equivalent shell command
+
+    def _tuple(self) -> tuple:
+        return (self.op, self.detail, self.why, self.shell)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is Step and self._tuple() == other._tuple()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Step(op={self.op!r}, detail={self.detail!r}, why={self.why!r}, shell={self.shell!r})"
 
     def render(self) -> str:
         line = f"{self.op:<12} {self.detail}"
@@ -32,7 +62,6 @@ class Step:
         return line
 
 
-@dataclass
 class Tracer:
     """Collects steps; when ``fd`` is set, also writes each one there at once.
 
@@ -40,21 +69,26 @@ class Tracer:
     must appear in order with the parent's, before the container's own output.
     """
 
-    enabled: bool = False
-    fd: int | None = None
-    steps: list[Step] = field(default_factory=list)
-    count: int = 0
-    aliases: dict[str, str] = field(default_factory=dict)
-    fmt: str = "text"  # "json": one JSON object a line, for tools (--explain=json)
-    who: str = "minidock (CLI)"  # the process that makes the next steps (see actor())
-    where: str = "host"  # "host" or "container": which side of the isolation it stands on
-
-    shared: object = None  # an anonymous shared mmap: the step counter survives fork()
+    def __init__(self, enabled: bool = False, fd: int | None = None):
+        self.enabled = enabled
+        self.fd = fd
+        self.steps: list[Step] = []
+        self.count = 0
+        self.aliases: dict[str, str] = {}
+        self.fmt = "text"  # "json": one JSON object a line, for tools (--explain=json)
+        self.who = "minidock (CLI)"  # the process that makes the next steps (see actor())
+        self.where = "host"  # "host" or "container": which side of the isolation it stands on
+        self.shared = None  # an anonymous shared mmap: the step counter survives fork()
 
     def _emit(self, obj: dict, text: str) -> None:
         if self.fd is None:
             return
-        line = json.dumps(obj) if self.fmt == "json" else text
+        if self.fmt == "json":
+            from minidock.util import ljson
+
+            line = ljson.dumps(obj)
+        else:
+            line = text
         try:
             os.write(self.fd, (line + "\n").encode())
         except OSError:
@@ -84,7 +118,7 @@ class Tracer:
         if self.enabled and path not in self.aliases:
             self.aliases[path] = name
             # a shell line too: the variables the later shell lines use are defined before them
-            self._emit({"alias": name, "path": path}, f"-- {name}={path}\n{'':15}$ {name}={shlex.quote(path)}")
+            self._emit({"alias": name, "path": path}, f"-- {name}={path}\n{'':15}$ {name}={quote(path)}")
 
     def _short(self, text: str) -> str:
         for path, name in sorted(self.aliases.items(), key=lambda kv: -len(kv[0])):

@@ -15,9 +15,12 @@ def __getattr__(name: str):
     """The names above come from container.py/process.py on first use (PEP 562): importing a light submodule
     (spec, cgroups.hierarchy) must not pay for process.py, the init, the kernel layer and
     dataclasses -- `minidock-runtime state` runs in engines' loops."""
-    if name in __all__:
-        import importlib
+    if name == "create":
+        from minidock.runtime import process
 
-        module = "process" if name == "create" else "container"  # container.py: no init, no protocol
-        return getattr(importlib.import_module(f"minidock.runtime.{module}"), name)
+        return process.create
+    if name in __all__:
+        from minidock.runtime import container  # no init, no protocol
+
+        return getattr(container, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

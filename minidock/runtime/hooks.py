@@ -16,13 +16,13 @@ past pivot_root, the host's Python library is out of reach.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 from minidock import kernel as k
 from minidock.errors import KernelError, MinidockError
+from minidock.util import ljson
 
 SUPPORTED = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 AT_CREATE = ("prestart", "createRuntime", "createContainer", "startContainer")  # need the init's sync
@@ -69,7 +69,7 @@ def _run_one(hook: dict, state: dict) -> str | None:
         return f"fork: {os.strerror(e.errno)}"
     os.close(r)
     try:
-        os.write(w, json.dumps(state).encode())
+        os.write(w, ljson.dumps(state).encode())
     except BrokenPipeError:
         pass  # a hook that does not read its stdin
     os.close(w)

@@ -44,10 +44,9 @@ path to our state directory (in a user namespace its root could not walk one).
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import time
-from dataclasses import dataclass
+from _socket import AF_UNIX, SOCK_SEQPACKET
+from _socket import socketpair as _socketpair  # (socket.py imports enum and selectors: ~2 ms)
 
 from minidock import kernel as k
 from minidock import paths
@@ -56,6 +55,7 @@ from minidock.runtime import hooks, sync
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
 from minidock.runtime.container import (  # noqa: F401 - process.py's names, as before the split
+    SIGKILL,
     Container,
     _kill,
     _proc_start_time,
@@ -66,20 +66,23 @@ from minidock.runtime.container import (  # noqa: F401 - process.py's names, as 
 )
 
 
-@dataclass
 class _Ctx:
-    """What the forked children need (they inherit it through fork)."""
+    """What the forked children need (they inherit it through fork). (A plain class: dataclasses
+    costs ~5 ms to import, in every `minidock-runtime create`.)"""
 
-    sock: socket.socket
-    spec: dict
-    rootfs: str
-    namespaces: list[dict]
-    stdio: tuple[int, int, int] | None
-    exec_fifo_fd: int | None = None  # create/start split: the init writes to it once started
-    no_pivot: bool | str = False  # True: move the rootfs over / and chroot; "chroot": a bare chroot
-    join_pid: int = 0  # exec: join this process's namespaces instead of making new ones
-    state: dict | None = None  # the OCI state, for hooks the init runs
-    preserve_fds: int = 0  # --preserve-fds N: fds 3..3+N-1 pass into the process
+    def __init__(self, sock, spec: dict, rootfs: str, namespaces: list[dict], stdio: tuple[int, int, int] | None,
+                 exec_fifo_fd: int | None = None, no_pivot: bool | str = False, join_pid: int = 0,
+                 state: dict | None = None, preserve_fds: int = 0):
+        self.sock = sock  # the child's end of the protocol socketpair
+        self.spec = spec
+        self.rootfs = rootfs
+        self.namespaces = namespaces
+        self.stdio = stdio
+        self.exec_fifo_fd = exec_fifo_fd  # create/start split: the init writes to it once started
+        self.no_pivot = no_pivot  # True: move the rootfs over / and chroot; "chroot": a bare chroot
+        self.join_pid = join_pid  # exec: join this process's namespaces instead of making new ones
+        self.state = state  # the OCI state, for hooks the init runs
+        self.preserve_fds = preserve_fds  # --preserve-fds N: fds 3..3+N-1 pass into the process
 
 
 def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, int, int] | None = None,
@@ -111,7 +114,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
             os.chmod(c.dir, 0o711)
             k.chown(fifo, _host_id(userns[0], 0), _host_id(userns[1], 0),
                     why="the init opens the fifo as the user namespace's root")
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = _socketpair(AF_UNIX, SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs=rootfs, namespaces=ocispec.namespaces(spec),
                stdio=stdio, no_pivot=no_pivot, preserve_fds=preserve_fds)
     if fifo:
@@ -153,10 +156,10 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
         return c
     except BaseException:
         if pid1:
-            _kill(pid1, signal.SIGKILL)
+            _kill(pid1, SIGKILL)
             _reap(pid1)
         if c.pid:
-            _kill(c.pid, signal.SIGKILL)
+            _kill(c.pid, SIGKILL)
             _reap(c.pid)
         parent_sock.close()
         if cg is not None:
@@ -238,7 +241,7 @@ def _make_cgroup(c: Container, spec: dict, journal):
     return cg
 
 
-def handshake(sock: socket.socket, intermediate_pid: int, *, cgroup=None, userns=None,
+def handshake(sock, intermediate_pid: int, *, cgroup=None, userns=None,
               on_pid=None, on_hooks=None) -> int | None:
     """The parent's half of the protocol (sync.py), shared by create and exec.
 
@@ -279,13 +282,11 @@ def _reap(pid: int) -> None:
         pass
 
 
-@dataclass
 class ExecProcess:
     """A process started in a running container's namespaces and cgroup."""
 
-    pid: int
-    sock: socket.socket | None
-    console_fd: int | None = None
+    def __init__(self, pid: int, sock, console_fd: int | None = None):
+        self.pid, self.sock, self.console_fd = pid, sock, console_fd
 
     def start(self) -> None:
         sync.send(self.sock, {"type": sync.START})  # sync 4
@@ -310,7 +311,7 @@ def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | N
         raise Conflict(f"container {c.id} is not running")
     spec = dict(c.spec)
     spec["process"] = process
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = _socketpair(AF_UNIX, SOCK_SEQPACKET)
     ctx = _Ctx(sock=child_sock, spec=spec, rootfs="/", namespaces=[], stdio=stdio, join_pid=c.pid,
                preserve_fds=preserve_fds)
     k.set_child_subreaper(why="the exec'd process is re-parented to us, so we can reap it")
@@ -332,7 +333,7 @@ def exec_process(c: Container, process: dict, *, stdio: tuple[int, int, int] | N
     except BaseException:
         for pid in (pid1, p.pid):
             if pid:
-                _kill(pid, signal.SIGKILL)
+                _kill(pid, SIGKILL)
                 _reap(pid)
         parent_sock.close()
         raise

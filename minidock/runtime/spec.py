@@ -7,13 +7,12 @@ other engines (podman, containerd) hand us their own.
 
 from __future__ import annotations
 
-import json
 import os
 
 from minidock.errors import InvalidArgument
 from minidock.kernel.constants import CAPABILITIES  # noqa: F401 (re-exported: ocispec.CAPABILITIES)
 from minidock.runtime.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS  # noqa: F401 (re-exported)
-from minidock.util import fsutil
+from minidock.util import fsutil, ljson
 
 OCI_VERSION = "1.2.0"
 
@@ -123,7 +122,7 @@ def load(bundle: str) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path) as f:
-            spec = json.load(f)
+            spec = ljson.loads(f.read())
     except FileNotFoundError:
         raise InvalidArgument(f"bundle {bundle}: config.json not found",
                               "A bundle is a directory with config.json and a root filesystem.") from None

@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
+
+from minidock.util import ljson  # (not json, nor contextlib: the runtime's short processes write here)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o666) -> None:
@@ -27,21 +27,31 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o666) 
             f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj, *, mode: int = 0o666, **dumps) -> None:
-    atomic_write(path, json.dumps(obj, **dumps), mode)
+    atomic_write(path, ljson.dumps(obj, **dumps), mode)
 
 
-@contextlib.contextmanager
-def flock(path: str | os.PathLike, *, shared: bool = False):
+class flock:  # noqa: N801 - used as a function: `with flock(path):`
     """Hold flock(2) on ``path`` for the block (exclusive unless ``shared``)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __init__(self, path: str | os.PathLike, *, shared: bool = False):
+        self.path, self.shared, self.fd = path, shared, -1
+
+    def __enter__(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)

@@ -576,3 +576,45 @@ def test_start_kill_delete_fast_path_errors_match_the_click_cli(bundle, tmp_path
         code, _, err, _ = both(*args)
         assert code == 1 and "does not exist" in err
     assert both("delete", "-f", "c4")[0] == 0
+
+
+def test_launcher_runs_the_cycle_lean_and_falls_back_to_click(bundle, tmp_path):
+    """install.sh's minidock-runtime (scripts/runtime-launcher: python3 -I -S, no pip template):
+    create, state, start and delete work; start, state and delete import none of the modules that
+    made each call cost ~10 ms more (re/enum, json, dataclasses, pathlib, typing, socket, ctypes,
+    click); and a command line the fast path does not take still reaches the click CLI (site is
+    loaded for it)."""
+    launcher = tmp_path / "minidock-runtime"
+    subprocess.run([str(REPO / "scripts" / "runtime-launcher"), str(launcher)], check=True,
+                   env=dict(os.environ, PY=sys.executable))
+    assert launcher.read_text().startswith(f"#!{sys.executable} -IS\n")
+    root = tmp_path / "s"
+    bundle(["sleep", "30"])
+    cmd = [str(launcher), "--root", str(root)]
+    heavy = ["re", "enum", "json", "dataclasses", "pathlib", "typing", "socket", "click", "inspect"]
+
+    def lean(*args, also=()):
+        """runtime_fast.main(args) in a `python3 -I -S` process; the heavy modules it imported."""
+        probe = (f"import os, sys; sys.path.insert(0, {str(REPO)!r}); from minidock.cli import runtime_fast as f\n"
+                 "os._exit = sys.exit  # (`state` leaves with os._exit)\n"
+                 f"try:\n    f.main({['--root', str(root), *args]!r})\nexcept SystemExit as e:\n"
+                 f"    sys.stdout.flush(); bad = [m for m in {heavy + list(also)!r} if m in sys.modules]\n"
+                 "    print('code', e.code, 'heavy', bad, file=sys.stderr)\n")
+        r = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True, timeout=30)
+        assert r.stderr.strip().endswith("heavy []") and "code 0" in r.stderr, (args, r.stderr)
+        return r.stdout
+
+    assert rt_detached(cmd, "create", "-b", bundle.path, "l1").returncode == 0
+    assert json.loads(lean("state", "l1"))["status"] == "created"
+    lean("start", "l1", also=["ctypes"])
+    r = rt(cmd, "state", "l1")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "running", r.stderr
+    lean("delete", "-f", "l1")
+    assert not (root / "l1").exists()
+    assert rt_detached(cmd, "create", "-b", bundle.path, "l2").returncode == 0  # through the launcher itself
+    assert rt(cmd, "start", "l2").returncode == 0
+    assert rt(cmd, "delete", "-f", "l2").returncode == 0 and not (root / "l2").exists()
+    r = rt([str(launcher), "--version"])  # the click CLI's option: site.main() first, then click
+    assert r.returncode == 0 and "minidock-runtime" in r.stdout, r.stderr
+    r = rt([*cmd, "list"])
+    assert r.returncode == 0 and "ID" in r.stdout, r.stderr

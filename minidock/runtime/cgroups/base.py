@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 
 from minidock import kernel as k
@@ -134,7 +133,7 @@ class Base:
     def _kill_all(self) -> None:
         for pid in self.procs():
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, 9)  # SIGKILL (the signal module imports enum)
             except ProcessLookupError:
                 pass
 
