@@ -155,3 +155,26 @@ def test_nothing_outside_the_kernel_writes_trace_steps():
                  if "kernel" not in p.relative_to(pkg).parts[:1]
                  and re.search(r"tracer\.record|\b(k|kernel)\.Step\(|tracer\.steps|tracer\.enabled", p.read_text())]
     assert offenders == []
+
+
+def test_trace_quote_and_join_are_shlex_s():
+    """kernel.trace.quote/join (no re import on the runtime's path) quote as shlex does."""
+    import shlex
+
+    from minidock.kernel.trace import join, quote
+
+    samples = ["", "a", "/var/lib/x y", "it's", "a\"b", "$HOME", "é", "a\nb", "-o", "x=1,y=2", "@%+=:,./-_", "*"]
+    for s in samples:
+        assert quote(s) == shlex.quote(s), s
+    assert join(samples) == shlex.join(samples)
+
+
+def test_mountinfo_unescapes_as_before_and_mounts_are_named_tuples():
+    from minidock.util import mountinfo
+
+    line = r"36 35 98:0 /mnt\0401 /mnt\134x\0402 rw,noatime master:1 - ext3 /dev/root\040a rw,errors=continue"
+    m = mountinfo.parse(line)[0]
+    assert (m.mount_id, m.root, m.target, m.optional, m.fstype, m.source, m.super_options) == \
+        (36, "/mnt 1", "/mnt\\x 2", ("master:1",), "ext3", "/dev/root a", "rw,errors=continue")
+    assert m == mountinfo.parse(line)[0] and len({m, mountinfo.parse(line)[0]}) == 1
+    assert mountinfo.unescape(r"a\\b\01\0401") == "a\\\\b\\01 1"
