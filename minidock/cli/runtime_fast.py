@@ -134,7 +134,7 @@ def _parse(args: list[str]) -> tuple[Ctx, str, list[str], dict] | None:
 
 
 def _state(root: str, cid: str) -> str | None:
-    from minidock.util import ljson as json  # (the json package imports re: ~4 ms)
+    from minidock.util import jsonfast as json  # (the json package imports re: ~4 ms)
     from minidock.util import proc_start_time
 
     if "/" in cid or cid in (".", ".."):

@@ -489,7 +489,7 @@ def userns_fd(uid_map: str, gid_map: str, *, why: str = "") -> int:
 
 def mount_idmapped(source: str, target: str, userns_fd: int, *, maps: str = "", why: str = "") -> None:
     trace("mount", f"idmapped bind {source} on {target}" + (f" ({maps})" if maps else ""), why,
-          f"mount --bind -o X-mount.idmap={shlex.quote(maps or '...')} {shlex.quote(source)} {shlex.quote(target)}")
+          f"mount --bind -o X-mount.idmap={_quote(maps or '...')} {_quote(source)} {_quote(target)}")
     _do("open_tree/mount_setattr(MOUNT_ATTR_IDMAP)/move_mount", f"{source} on {target}",
         backend().mount_idmapped, source, target, userns_fd,
         hint="Idmapped mounts need Linux 5.12+ and a filesystem that supports them (ext4, xfs, btrfs; "

@@ -424,6 +424,7 @@ class LibcBackend(Backend):
             os.waitpid(pid, 0)
 
     def mount_idmapped(self, source: str, target: str, userns_fd: int) -> None:
+        self.libc  # noqa: B018 - loads ctypes
         class MountAttr(ctypes.Structure):
             _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                         ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]

@@ -84,9 +84,9 @@ class Tracer:
         if self.fd is None:
             return
         if self.fmt == "json":
-            from minidock.util import ljson
+            from minidock.util import jsonfast
 
-            line = ljson.dumps(obj)
+            line = jsonfast.dumps(obj)
         else:
             line = text
         try:

@@ -14,7 +14,7 @@ from minidock import kernel as k
 from minidock import paths
 from minidock.errors import Conflict, MinidockError, NotFound
 from minidock.runtime import spec as ocispec
-from minidock.util import fsutil, ljson
+from minidock.util import fsutil, jsonfast
 from minidock.util import proc_start_time as _proc_start_time
 
 # What `minidock-runtime start`/`kill`/`delete` import, each in its own short process (an engine
@@ -248,13 +248,13 @@ def load(cid: str, root: str | None = None) -> Container:
     d = state_dir(cid, root)
     try:
         with open(os.path.join(d, "state.json")) as f:
-            data = ljson.loads(f.read())
+            data = jsonfast.loads(f.read())
     except FileNotFoundError:
         raise NotFound(f"container {cid} does not exist") from None
     spec = data.get("spec")
     if spec is None:  # a state written before the spec was kept
         with open(os.path.join(data["bundle"], "config.json")) as f:
-            spec = ljson.loads(f.read())
+            spec = jsonfast.loads(f.read())
     return Container(id=cid, bundle=data["bundle"], spec=spec, root=root or _default_root(),
                      pid=data["pid"], cgroup_path=data.get("cgroup", ""), created=data.get("created", ""),
                      init_start=data.get("init_start"), started=data.get("started", False))

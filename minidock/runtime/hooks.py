@@ -22,7 +22,7 @@ import time
 
 from minidock import kernel as k
 from minidock.errors import KernelError, MinidockError
-from minidock.util import ljson
+from minidock.util import jsonfast
 
 SUPPORTED = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 AT_CREATE = ("prestart", "createRuntime", "createContainer", "startContainer")  # need the init's sync
@@ -69,7 +69,7 @@ def _run_one(hook: dict, state: dict) -> str | None:
         return f"fork: {os.strerror(e.errno)}"
     os.close(r)
     try:
-        os.write(w, ljson.dumps(state).encode())
+        os.write(w, jsonfast.dumps(state).encode())
     except BrokenPipeError:
         pass  # a hook that does not read its stdin
     os.close(w)

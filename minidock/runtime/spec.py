@@ -12,7 +12,7 @@ import os
 from minidock.errors import InvalidArgument
 from minidock.kernel.constants import CAPABILITIES  # noqa: F401 (re-exported: ocispec.CAPABILITIES)
 from minidock.runtime.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS  # noqa: F401 (re-exported)
-from minidock.util import fsutil, ljson
+from minidock.util import fsutil, jsonfast
 
 OCI_VERSION = "1.2.0"
 
@@ -122,7 +122,7 @@ def load(bundle: str) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path) as f:
-            spec = ljson.loads(f.read())
+            spec = jsonfast.loads(f.read())
     except FileNotFoundError:
         raise InvalidArgument(f"bundle {bundle}: config.json not found",
                               "A bundle is a directory with config.json and a root filesystem.") from None

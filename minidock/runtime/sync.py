@@ -26,7 +26,7 @@ from _socket import CMSG_LEN, SCM_RIGHTS, SOL_SOCKET
 from _socket import socket as _Socket  # (socket.py imports enum and selectors: ~2 ms per runtime start)
 
 from minidock.errors import MinidockError
-from minidock.util import ljson
+from minidock.util import jsonfast
 
 CGROUP_READY = "cgroup-ready"  # sync 1
 USERNS = "userns"
@@ -45,7 +45,7 @@ MESSAGES = (CGROUP_READY, USERNS, USERNS_MAPPED, PID, HOOKS, HOOKS_DONE, CONSOLE
 def send(sock: _Socket, msg: dict, fds: list[int] | None = None) -> None:
     if msg.get("type") not in MESSAGES:
         raise ValueError(f"not a protocol message: {msg.get('type')!r}")
-    data = ljson.dumps(msg).encode()
+    data = jsonfast.dumps(msg).encode()
     if fds:  # as socket.send_fds
         sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
     else:
@@ -65,7 +65,7 @@ def recv(sock: _Socket, want_fds: int = 0) -> tuple[dict | None, list[int]]:
         data = sock.recv(65536)
     if not data:
         return None, fds
-    return ljson.loads(data), fds
+    return jsonfast.loads(data), fds
 
 
 def send_error(sock: _Socket, e: BaseException) -> int:

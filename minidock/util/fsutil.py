@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from minidock.util import ljson  # (not json, nor contextlib: the runtime's short processes write here)
+from minidock.util import jsonfast  # (not json, nor contextlib: the runtime's short processes write here)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o666) -> None:
@@ -35,7 +35,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, mode: int = 0o666) 
 
 
 def atomic_write_json(path: str | os.PathLike, obj, *, mode: int = 0o666, **dumps) -> None:
-    atomic_write(path, ljson.dumps(obj, **dumps), mode)
+    atomic_write(path, jsonfast.dumps(obj, **dumps), mode)
 
 
 class flock:  # noqa: N801 - used as a function: `with flock(path):`

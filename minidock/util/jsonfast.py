@@ -1,4 +1,6 @@
-"""json.loads and json.dumps(indent=N) for the read paths (`ps`, `inspect`), without `import json`.
+"""json.loads, json.dumps and json.dumps(indent=N) for the read paths (`ps`, `inspect`) and the
+runtime's short processes (`minidock-runtime start`/`delete`/`state`, the create protocol's
+messages, state.json), without `import json`.
 
 `import json` costs ~5 ms of every start here (json.decoder and json.encoder import `re`, which
 imports enum): a third of what `docker ps` takes in all. The C scanner and string encoder that
@@ -28,8 +30,15 @@ _scan = _json.make_scanner(_Decoder())
 _WS = " \t\n\r"
 
 
-def loads(s: str):
-    """json.loads(s) for a str."""
+def loads(s: str | bytes):
+    """json.loads(s) for a str (or UTF-8 bytes)."""
+    if not isinstance(s, str):
+        try:
+            s = s.decode()
+        except UnicodeDecodeError:
+            import json
+
+            return json.loads(s)  # (UTF-16/32 detection, or its error)
     start = 0 if s[:1] not in _WS else len(s) - len(s.lstrip(_WS))  # ("" is in any string)
     try:
         obj, end = _scan(s, start)
@@ -44,6 +53,27 @@ def loads(s: str):
 
 def load(f):
     return loads(f.read())
+
+
+def _unserializable(o):
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
+# json's own C encoder with json.dumps's defaults (", " and ": ", ensure_ascii, allow_nan); markers=None:
+# no circular check (json.dumps checks; minidock's data has no cycles)
+_compact = _json.make_encoder(None, _unserializable, _json.encode_basestring_ascii, None, ": ", ", ",
+                              False, False, True)
+
+
+def dumps(obj, **kwargs) -> str:
+    """json.dumps(obj); with any keyword (indent=N: dumps_indented) as json.dumps does it."""
+    if kwargs:
+        if set(kwargs) == {"indent"} and type(kwargs["indent"]) is int:
+            return dumps_indented(obj, kwargs["indent"])
+        import json
+
+        return json.dumps(obj, **kwargs)
+    return "".join(_compact(obj, 0))
 
 
 def dumps_indented(obj, indent: int) -> str:

@@ -252,6 +252,10 @@ def test_install_sh_writes_the_console_scripts_pyproject_declares():
     scripts = dict(re.findall(r'^(\S+) = "([^"]+)"$', section, re.M))
     line = next(ln for ln in (repo / "install.sh").read_text().splitlines() if ln.startswith("for entry in "))
     written = dict(e.split() for e in re.findall(r'"([^"]+)"', line))
+    # minidock-runtime: scripts/runtime-launcher (python3 -I -S), run by install.sh
+    assert "scripts/runtime-launcher .venv/bin/minidock-runtime" in (repo / "install.sh").read_text()
+    assert "from minidock.cli.runtime_fast import main" in (repo / "scripts" / "runtime-launcher").read_text()
+    written["minidock-runtime"] = "minidock.cli.runtime_fast"
     assert {k: f"{v}:main" for k, v in written.items()} == scripts
 
 

@@ -1,4 +1,4 @@
-"""minidock.util.ljson (JSON through _json alone, for the runtime's short processes) gives the
+"""minidock.util.jsonfast as the runtime uses it (compact dumps, indent, bytes) gives the
 json package's bytes and values, and its errors."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from minidock.util import ljson
+from minidock.util import jsonfast
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = [
@@ -21,28 +21,28 @@ SAMPLES = [
 
 @pytest.mark.parametrize("obj", SAMPLES)
 def test_dumps_is_json_dumps(obj):
-    assert ljson.dumps(obj) == json.dumps(obj)
+    assert jsonfast.dumps(obj) == json.dumps(obj)
     for indent in (0, 2, 4):
-        assert ljson.dumps(obj, indent=indent) == json.dumps(obj, indent=indent)
-    assert ljson.dumps(obj, sort_keys=True) == json.dumps(obj, sort_keys=True)  # (json itself does that)
+        assert jsonfast.dumps(obj, indent=indent) == json.dumps(obj, indent=indent)
+    assert jsonfast.dumps(obj, sort_keys=True) == json.dumps(obj, sort_keys=True)  # (json itself does that)
 
 
 @pytest.mark.parametrize("obj", SAMPLES)
 def test_loads_is_json_loads(obj):
     for text in (json.dumps(obj), " \n" + json.dumps(obj, indent=2) + "\n\t ", json.dumps(obj).encode()):
-        assert ljson.loads(text) == json.loads(text)
+        assert jsonfast.loads(text) == json.loads(text)
 
 
 def test_special_floats_and_non_string_keys_as_json():
-    assert ljson.dumps([float("inf"), float("-inf")]) == "[Infinity, -Infinity]"
-    assert ljson.dumps({1: "a", None: 2}, indent=2) == json.dumps({1: "a", None: 2}, indent=2)
-    assert ljson.loads("[NaN, Infinity]")[1] == float("inf")
+    assert jsonfast.dumps([float("inf"), float("-inf")]) == "[Infinity, -Infinity]"
+    assert jsonfast.dumps({1: "a", None: 2}, indent=2) == json.dumps({1: "a", None: 2}, indent=2)
+    assert jsonfast.loads("[NaN, Infinity]")[1] == float("inf")
 
 
 @pytest.mark.parametrize("bad", ["", "{", "[1,]", "1 2", "\ufeff{}", "{'a': 1}", "nul"])
 def test_invalid_input_raises_json_s_own_error(bad):
     with pytest.raises(json.JSONDecodeError) as ours:
-        ljson.loads(bad)
+        jsonfast.loads(bad)
     with pytest.raises(json.JSONDecodeError) as theirs:
         json.loads(bad)
     assert str(ours.value) == str(theirs.value)
@@ -50,6 +50,6 @@ def test_invalid_input_raises_json_s_own_error(bad):
 
 def test_unserializable_is_a_type_error():
     with pytest.raises(TypeError, match="not JSON serializable"):
-        ljson.dumps({"a": object()})
+        jsonfast.dumps({"a": object()})
     with pytest.raises(TypeError, match="not JSON serializable"):
-        ljson.dumps({"a": object()}, indent=2)
+        jsonfast.dumps({"a": object()}, indent=2)
