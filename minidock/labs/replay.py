@@ -367,7 +367,7 @@ def check(ref: str, *, timeout: float = 60) -> tuple[list, bool]:
                     if line.startswith("replayed: PID "):
                         pid = int(line.split()[2])
                 if pid:
-                    comm = kernelview._read(f"/proc/{pid}/comm").strip()
+                    comm = kernelview.read_text(f"/proc/{pid}/comm").strip()
                     if comm and comm not in ("bash", ".replay-exec", "replay-exec", "unshare"):
                         break  # the container's own command runs now
                 time.sleep(0.05)

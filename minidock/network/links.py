@@ -37,9 +37,12 @@ def ensure_bridge(nl: Netlink, net: dict) -> int:
     if idx:
         if k.tracing():  # what a learner replaying this trace needs to know is already there
             sub = store.subnet(net)
+            sub6 = store.subnet6(net)
+            v6 = (f"; ip addr add {store.gateway6(net)}/{sub6.prefixlen} dev {br} nodad (IPv6, NAT for {sub6} in "
+                  f"nft table ip6 {nat.TABLE})") if sub6 else ""
             k.note(f"bridge {br} exists already ({store.gateway(net)}/{sub.prefixlen}, NAT for {sub} in nft table "
                    f"ip {nat.TABLE}): made by the first container on this network, with: ip link add {br} type "
-                   f"bridge; ip addr add {store.gateway(net)}/{sub.prefixlen} dev {br}; ip link set {br} up")
+                   f"bridge; ip addr add {store.gateway(net)}/{sub.prefixlen} dev {br}; ip link set {br} up{v6}")
         return idx
     with store.lock():
         idx = nl.link_index(br)
