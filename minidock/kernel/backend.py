@@ -167,6 +167,11 @@ class Backend(abc.ABC):
         """fork(2): 0 in the child, the child's pid in the parent."""
 
     @abc.abstractmethod
+    def fork_into_cgroup(self, cgroup_dir: str) -> int:
+        """clone3(CLONE_INTO_CGROUP): a fork whose child is born in the cgroup v2 directory
+        ``cgroup_dir`` (no migration afterwards). 0 in the child, its pid in the parent."""
+
+    @abc.abstractmethod
     def spawn(self, path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int) -> int:
         """fork + execve (no subprocess: usable past pivot_root); stdout gets stderr too; the pid."""
 

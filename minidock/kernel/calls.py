@@ -450,6 +450,17 @@ def fork(what: str, *, why: str = "") -> int:
     return _do("fork", what, backend().fork)
 
 
+def fork_into_cgroup(what: str, cgroup_dir: str, *, why: str = "") -> int:
+    """clone3(CLONE_INTO_CGROUP): fork a process that is born in the cgroup v2 directory
+    ``cgroup_dir`` -- no write of its pid to cgroup.procs afterwards, no migration (whose first
+    write waits for an RCU grace period, ~10 ms). Raises KernelError(ENOSYS/EINVAL/E2BIG) on a
+    kernel older than 5.7: the caller forks and writes cgroup.procs instead."""
+    trace("clone3", f"{what}, born in {cgroup_dir}", why,
+          f"(no shell equivalent: the child of clone3(CLONE_INTO_CGROUP) starts in the cgroup; by hand: "
+          f"echo $$ > {_quote(cgroup_dir + '/cgroup.procs')}, then start the process from that shell)")
+    return _do("clone3", cgroup_dir, backend().fork_into_cgroup, cgroup_dir)
+
+
 def spawn(path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int, *,
           why: str = "") -> int:
     """fork + execve a helper (an OCI hook), stdin and stdout/stderr given; returns its pid."""

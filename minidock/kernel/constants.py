@@ -101,6 +101,9 @@ MS_NAMES = [
 
 
 SYS_OPENAT2 = 437  # x86_64 and aarch64
+SYS_CLONE3 = 435  # x86_64 and aarch64
+CLONE_INTO_CGROUP = 0x200000000  # clone3 only (Linux 5.7): the child is born in a cgroup v2 directory
+SIGCHLD = 17
 RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 
 # <linux/netlink.h>

@@ -17,6 +17,7 @@ from minidock.kernel.constants import (
     BPF_PROG_ATTACH,
     BPF_PROG_LOAD,
     BPF_PROG_TYPE_CGROUP_DEVICE,
+    CLONE_INTO_CGROUP,
     CLONE_NEWUSER,
     KEYCTL_JOIN_SESSION_KEYRING,
     LINUX_CAPABILITY_VERSION_3,
@@ -28,8 +29,10 @@ from minidock.kernel.constants import (
     NLMSG_DONE,
     NLMSG_ERROR,
     OPEN_TREE_CLONE,
+    SIGCHLD,
     SYS_BPF,
     SYS_CAPSET,
+    SYS_CLONE3,
     SYS_KEYCTL,
     SYS_MOUNT_SETATTR,
     SYS_MOVE_MOUNT,
@@ -50,6 +53,7 @@ class LibcBackend(Backend):
         self._libc = None
         self._netlink: dict[int, list] = {}  # handle -> [socket, last sequence number]
         self._seccomp = None
+        self._pysyscall = None  # syscall(2) called with the GIL held (clone3)
 
     @property
     def libc(self):
@@ -330,6 +334,34 @@ class LibcBackend(Backend):
 
     def fork(self) -> int:
         return os.fork()
+
+    def fork_into_cgroup(self, cgroup_dir: str) -> int:
+        # what os.fork() does around fork(2) (the import lock, at-fork hooks, the thread state),
+        # around a raw clone3 made with the GIL held (PyDLL): the child returns here as a Python
+        # process like os.fork's child
+        self.libc  # noqa: B018 - loads ctypes
+        if self._pysyscall is None:
+            self._pysyscall = ctypes.PyDLL("libc.so.6", use_errno=True).syscall
+            self._pysyscall.restype = ctypes.c_long
+        fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            # struct clone_args (CLONE_ARGS_SIZE_VER2): flags, pidfd, child_tid, parent_tid,
+            # exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
+            args = ctypes.create_string_buffer(struct.pack("=11Q", CLONE_INTO_CGROUP, 0, 0, 0, SIGCHLD,
+                                                           0, 0, 0, 0, 0, fd), 88)
+            api = ctypes.pythonapi
+            api.PyOS_BeforeFork()
+            pid = self._pysyscall(SYS_CLONE3, args, 88)
+            if pid == 0:
+                api.PyOS_AfterFork_Child()
+                return 0
+            err = ctypes.get_errno()
+            api.PyOS_AfterFork_Parent()
+            if pid < 0:
+                raise OSError(err, os.strerror(err))
+            return pid
+        finally:
+            os.close(fd)
 
     def symlink(self, src: str, path: str) -> None:
         os.symlink(src, path)

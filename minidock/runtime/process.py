@@ -43,6 +43,7 @@ path to our state directory (in a user namespace its root could not walk one).
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from _socket import AF_UNIX, SOCK_SEQPACKET
@@ -50,7 +51,7 @@ from _socket import socketpair as _socketpair  # (socket.py imports enum and sel
 
 from minidock import kernel as k
 from minidock import paths
-from minidock.errors import Conflict, MinidockError
+from minidock.errors import Conflict, KernelError, MinidockError
 from minidock.runtime import hooks, sync
 from minidock.runtime import init as child
 from minidock.runtime import spec as ocispec
@@ -126,8 +127,7 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
     try:
         cg = _make_cgroup(c, spec, journal)
         k.set_child_subreaper(why="the container's init is re-parented to us, so we can reap it")
-        pid1 = k.fork("the intermediate process", why="it joins the cgroup, then unshares the namespaces "
-                      "(a process cannot move itself into a new PID namespace: its child will be PID 1)")
+        pid1, born_in_cgroup = _fork_intermediate(cg)
         if pid1 == 0:
             parent_sock.close()
             child.intermediate(ctx)  # never returns
@@ -147,7 +147,8 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
                 hooks.run(spec, name, state, fatal=True)
             return state
 
-        c.console_fd = handshake(parent_sock, pid1, cgroup=cg, userns=userns, on_pid=on_pid,
+        c.console_fd = handshake(parent_sock, pid1, cgroup=None if born_in_cgroup else cg, userns=userns,
+                                 on_pid=on_pid,
                                  on_hooks=on_hooks)
         c.sock = None if exec_fifo else parent_sock
         c.save()
@@ -169,6 +170,24 @@ def create(cid: str, bundle: str, *, root: str | None = None, stdio: tuple[int, 
                 pass
         paths.remove_tree(c.dir)
         raise
+
+
+def _fork_intermediate(cg) -> tuple[int, bool]:
+    """Fork the intermediate: on cgroup v2 born in the container's cgroup (clone3 with
+    CLONE_INTO_CGROUP: no pid written to cgroup.procs, no migration, whose first write waits for an
+    RCU grace period, ~10 ms), else a plain fork that handshake() then moves. (pid, born in it?)"""
+    what = "the intermediate process"
+    why = ("it unshares the namespaces (a process cannot move itself into a new PID namespace: its "
+           "child will be PID 1)")
+    birth = cg.birth_dir() if cg is not None else None
+    if birth:
+        try:
+            return k.fork_into_cgroup(what, birth, why=why + "; born in the container's cgroup, as its "
+                                      "children will be"), True
+        except KernelError as e:
+            if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM):
+                raise  # (a kernel before 5.7, or seccomp'd clone3: fork and migrate instead)
+    return k.fork(what, why="it joins the cgroup, then " + why[3:]), False
 
 
 def _user_mappings(spec: dict) -> tuple[list[dict], list[dict]] | None:

@@ -125,6 +125,11 @@ class Base:
                     pids.add(int(line))
         return sorted(pids)
 
+    def birth_dir(self) -> str | None:
+        """The directory a process can be created in (clone3 CLONE_INTO_CGROUP): cgroup v2's leaf;
+        None for v1 (its hierarchies take a pid in cgroup.procs, one write each)."""
+        return None
+
     def add_proc(self, pid: int) -> None:
         for d in self.dirs():
             k.write_file(os.path.join(d, "cgroup.procs"), str(pid),

@@ -40,6 +40,9 @@ class CgroupV2(Base):
     def dirs(self) -> list[str]:
         return [self.leaf]
 
+    def birth_dir(self) -> str | None:
+        return self.leaf
+
     def _create(self) -> None:
         self._mkdirs(self.root, why="the container's own cgroup (a leaf: v2 allows no internal processes)")
 
