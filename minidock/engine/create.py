@@ -12,89 +12,115 @@ Docker's rules, kept here in one place:
 from __future__ import annotations
 
 import os
-import shlex
-from dataclasses import dataclass, field
 
 from minidock import paths
 from minidock.engine import secopts
 from minidock.errors import InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
-
-@dataclass
-class RunOptions:
-    image: str
-    command: list[str] = field(default_factory=list)
-    name: str | None = None
-    env: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    domainname: str | None = None
-    entrypoint: str | None = None
-    tty: bool = False
-    interactive: bool = False
-    auto_remove: bool = False
-    init: bool = False
-    read_only: bool = False
-    network: str = ""
-    publish: list[str] = field(default_factory=list)
-    publish_all: bool = False
-    expose: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    mounts: list[str] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
-    volumes_from: list[str] = field(default_factory=list)
-    add_hosts: list[str] = field(default_factory=list)
-    dns: list[str] = field(default_factory=list)
-    dns_search: list[str] = field(default_factory=list)
-    ip: str | None = None
-    ip6: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    privileged: bool = False
-    ulimits: list[str] = field(default_factory=list)
-    stop_signal: str | None = None
-    stop_timeout: int | None = None
-    labels: list[str] = field(default_factory=list)
-    group_add: list[str] = field(default_factory=list)
-    security_opt: list[str] = field(default_factory=list)
-    sysctls: list[str] = field(default_factory=list)
-    oom_score_adj: int = 0
+# RunOptions' fields after the image, with their defaults (list/dict: a new one for each instance),
+# in the order of the dataclass it was: a dataclass of ~75 fields costs ~2.3 ms to build (its
+# __init__/__repr__/__eq__ are generated with exec) and dataclasses ~4 ms to import (inspect, ast),
+# paid by every `minidock run`
+_OPTIONS = {
+    "command": list,
+    "name": None,
+    "env": list,
+    "env_files": list,
+    "workdir": None,
+    "user": None,
+    "hostname": None,
+    "domainname": None,
+    "entrypoint": None,
+    "tty": False,
+    "interactive": False,
+    "auto_remove": False,
+    "init": False,
+    "read_only": False,
+    "network": "",
+    "publish": list,
+    "publish_all": False,
+    "expose": list,
+    "volumes": list,
+    "mounts": list,
+    "tmpfs": list,
+    "volumes_from": list,
+    "add_hosts": list,
+    "dns": list,
+    "dns_search": list,
+    "ip": None,
+    "ip6": None,
+    "aliases": list,
+    "cap_add": list,
+    "cap_drop": list,
+    "privileged": False,
+    "ulimits": list,
+    "stop_signal": None,
+    "stop_timeout": None,
+    "labels": list,
+    "group_add": list,
+    "security_opt": list,
+    "sysctls": list,
+    "oom_score_adj": 0,
     # namespaces shared with the host or another container, devices, limits (engine/hostopts.py)
-    pid: str | None = None
-    ipc: str | None = None
-    uts: str | None = None
-    cgroupns: str | None = None
-    userns: str | None = None  # --userns, --uidmap, --gidmap (engine/userns.py)
-    uidmap: list[str] = field(default_factory=list)
-    gidmap: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
-    device_cgroup_rules: list[str] = field(default_factory=list)
-    shm_size: str | None = None
-    cidfile: str | None = None
-    platform: str | None = None
-    oom_kill_disable: bool = False
-    gpus: str | None = None
-    log_driver: str | None = None
-    log_opts: list[str] = field(default_factory=list)
-    pull_policy: str = "missing"  # --pull always|missing|never
-    no_pivot: bool = False
-    chroot_only: bool = False  # lab 02: a bare chroot(2), no mount moved over / (escapable)
-    resources: dict = field(default_factory=dict)
-    resource_flags: dict = field(default_factory=dict)
+    "pid": None,
+    "ipc": None,
+    "uts": None,
+    "cgroupns": None,
+    "userns": None,  # --userns, --uidmap, --gidmap (engine/userns.py)
+    "uidmap": list,
+    "gidmap": list,
+    "devices": list,
+    "device_cgroup_rules": list,
+    "shm_size": None,
+    "cidfile": None,
+    "platform": None,
+    "oom_kill_disable": False,
+    "gpus": None,
+    "log_driver": None,
+    "log_opts": list,
+    "pull_policy": "missing",  # --pull always|missing|never
+    "no_pivot": False,
+    "chroot_only": False,  # lab 02: a bare chroot(2), no mount moved over / (escapable)
+    "resources": dict,
+    "resource_flags": dict,
     # self-healing: restart policy and health check (minidock.engine.health)
-    restart: str | None = None
-    health_cmd: str | None = None
-    health_interval: str | None = None
-    health_timeout: str | None = None
-    health_retries: int | None = None
-    health_start_period: str | None = None
-    health_start_interval: str | None = None
-    no_healthcheck: bool = False
-    health_on_failure: str | None = None
+    "restart": None,
+    "health_cmd": None,
+    "health_interval": None,
+    "health_timeout": None,
+    "health_retries": None,
+    "health_start_period": None,
+    "health_start_interval": None,
+    "no_healthcheck": False,
+    "health_on_failure": None,
+}
+
+
+class RunOptions:
+    """Docker's `run`/`create` flags, as keywords: RunOptions(image=..., command=[...], ...)."""
+
+    def __init__(self, image: str, **flags):
+        unknown = flags.keys() - _OPTIONS.keys()
+        if unknown:
+            raise TypeError(f"RunOptions() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        self.image = image
+        for name, default in _OPTIONS.items():
+            if name in flags:
+                value = flags[name]
+            elif default is list or default is dict:
+                value = default()
+            else:
+                value = default
+            setattr(self, name, value)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is RunOptions and vars(self) == vars(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "RunOptions(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
 
 def parse_restart_policy(text: str | None) -> dict:
@@ -278,7 +304,12 @@ def create_container(o: RunOptions) -> dict:
     entrypoint = icfg.get("Entrypoint")
     cmd = icfg.get("Cmd")
     if o.entrypoint is not None:
-        entrypoint = shlex.split(o.entrypoint) if o.entrypoint else None
+        if o.entrypoint:
+            import shlex  # (here: it imports re)
+
+            entrypoint = shlex.split(o.entrypoint)
+        else:
+            entrypoint = None
         cmd = None
     if o.command:
         cmd = list(o.command)

@@ -30,7 +30,6 @@ import select
 import signal
 import threading
 import time
-from typing import NamedTuple
 
 from minidock.engine import events
 from minidock.errors import InvalidArgument, MinidockError
@@ -48,11 +47,18 @@ MAX_LOG = 5
 ON_FAILURE = ("none", "kill", "restart", "stop")
 
 
-class ProbeResult(NamedTuple):
-    exit_code: int
-    output: str
-    start: str
-    end: str
+class ProbeResult(tuple):
+    """(exit_code, output, start, end): a NamedTuple without importing typing (~2 ms of every run)."""
+
+    __slots__ = ()
+
+    def __new__(cls, exit_code: int, output: str, start: str, end: str):
+        return tuple.__new__(cls, (exit_code, output, start, end))
+
+    exit_code = property(lambda self: self[0])
+    output = property(lambda self: self[1])
+    start = property(lambda self: self[2])
+    end = property(lambda self: self[3])
 
     def log_entry(self) -> dict:
         return {"Start": self.start, "End": self.end, "ExitCode": self.exit_code,

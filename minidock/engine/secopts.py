@@ -19,20 +19,32 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 
 from minidock.errors import InvalidArgument, MinidockError
 
 SELINUX_DEFAULT = ["system_u", "system_r", "container_t", "s0"]
 
 
-@dataclass
 class SecurityOpts:
-    seccomp: str | None = None        # None: the default profile; "unconfined"; or a profile as JSON
-    no_new_privileges: bool | None = None
-    apparmor: str | None = None
-    label: list[str] = field(default_factory=list)
-    systempaths_unconfined: bool = False
+    """--security-opt, parsed. (A plain class: `minidock run` imports this module, and dataclasses
+    costs ~4 ms to import, inspect and ast with it.)"""
+
+    def __init__(self, seccomp: str | None = None, no_new_privileges: bool | None = None,
+                 apparmor: str | None = None, label: list[str] | None = None,
+                 systempaths_unconfined: bool = False):
+        self.seccomp = seccomp  # None: the default profile; "unconfined"; or a profile as JSON
+        self.no_new_privileges = no_new_privileges
+        self.apparmor = apparmor
+        self.label = [] if label is None else label
+        self.systempaths_unconfined = systempaths_unconfined
+
+    def __eq__(self, other) -> bool:
+        return type(other) is SecurityOpts and vars(self) == vars(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return "SecurityOpts(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
     def seccomp_profile(self) -> dict | None:
         if self.seccomp in (None, "builtin"):

@@ -12,7 +12,6 @@ Repository components are lowercase; a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minidock.errors import InvalidArgument
 
@@ -25,12 +24,22 @@ _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z
                      r"|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
 
 
-@dataclass(frozen=True)
-class Reference:
-    domain: str
-    path: str  # "library/alpine"
-    tag: str | None = None
-    digest: str | None = None
+class Reference(tuple):
+    """(domain, path, tag, digest), immutable and hashable: a named tuple. (Not a frozen
+    dataclass: `minidock run` imports this module, and dataclasses costs ~4 ms to import.)"""
+
+    __slots__ = ()
+
+    def __new__(cls, domain: str, path: str, tag: str | None = None, digest: str | None = None):
+        return tuple.__new__(cls, (domain, path, tag, digest))
+
+    domain = property(lambda self: self[0])
+    path = property(lambda self: self[1])  # "library/alpine"
+    tag = property(lambda self: self[2])
+    digest = property(lambda self: self[3])
+
+    def __repr__(self) -> str:
+        return f"Reference(domain={self[0]!r}, path={self[1]!r}, tag={self[2]!r}, digest={self[3]!r})"
 
     @property
     def repository(self) -> str:

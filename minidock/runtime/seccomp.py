@@ -29,6 +29,7 @@ no_new_privs is left to the spec's `noNewPrivileges`.
 from __future__ import annotations
 
 import errno as _errno
+import os
 
 from minidock import kernel as k
 from minidock.errors import KernelError, MinidockError
@@ -98,17 +99,13 @@ _SCMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64", "arm": 
 
 
 def go_arch() -> str:
-    import platform
-
-    m = platform.machine()
+    m = os.uname().machine  # (platform.machine(), without importing platform: ~1 ms of every run)
     return _GO_ARCH.get(m, m)
 
 
 def _kernel() -> tuple[int, int]:
-    import platform
-
     try:
-        major, minor = platform.release().split(".")[:2]
+        major, minor = os.uname().release.split(".")[:2]  # (platform.release())
         return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
     except ValueError:
         return (0, 0)
