@@ -198,8 +198,16 @@ def test_user_network_with_ipv6_subnet_and_ip6(mdn, busybox, ns, peer):
         assert "Invalid address fd00:217::5: It does not belong to any of this network's subnets" in r.stderr
         r = mdn("run", "--rm", "--network", "v6net", "--ip6", "fd00:216::50", busybox, "true")
         assert r.returncode == 125 and "Address already in use" in r.stderr
+        # a restart keeps the address; `network connect --ip6` plugs a running container in
+        mdn("restart", "-t", "0", "s6", check=True)
+        assert inspect(mdn, "s6", "{{.NetworkSettings.Networks.v6net.GlobalIPv6Address}}") == "fd00:216::50"
+        mdn("run", "-d", "--name", "late6", busybox, "sleep", "60", check=True)
+        r = mdn("network", "connect", "--ip6", "fd00:216::60", "v6net", "late6")
+        assert r.returncode == 0, r.stderr
+        assert "inet6 fd00:216::60/64" in mdn("exec", "late6", "ip", "-6", "addr", "show", "eth1").stdout
+        assert mdn("exec", "late6", "ping", "-6", "-c1", "-W3", "fd00:216::50").returncode == 0
     finally:
-        mdn("rm", "-f", "s6")
+        mdn("rm", "-f", "s6", "late6")
         mdn("network", "rm", "v6net")
 
 
