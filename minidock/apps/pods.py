@@ -225,7 +225,10 @@ def create(ns: str, name: str, template: dict, owner: str, extra_labels: dict, *
             rec = create_container(opts)
             pod["containers"].append({"name": c["name"], "id": rec["Id"]})
             store.put_pod(pod)
-            lifecycle.run_detached(rec, interactive=bool(c.get("stdin")))
+            # one monitor per pod (containerd's shim per sandbox): the first container's serves
+            # the others too; `join` falls back to a monitor of their own if it is gone
+            lifecycle.run_detached(rec, interactive=bool(c.get("stdin")), group=first is None,
+                                   join=first)
             if first is None:
                 first = rec["Id"]
         pod["phase"] = "Running"

@@ -216,20 +216,32 @@ def pump(io: IO, pid: int, log=None, *, on_exit=None) -> int:
     return status
 
 
-def _open_stdin_fifo(io: IO) -> list[int]:
-    """The FIFO `minidock attach` writes to (read end, and a writer of our own so that a client
-    going away is not an EOF); [] when this container takes no input."""
+def stdin_fifo(io: IO) -> str | None:
+    """The FIFO `minidock attach` writes a detached -i container's input to (made here if
+    missing), or None when this container takes no input that way."""
     path = getattr(io, "stdin_fifo", None)
     if not path or io.attached or not io.interactive:
-        return []
+        return None
     try:
         if not os.path.exists(path):
             from minidock import kernel
 
             kernel.mkfifo(path, 0o600, why="attach: a running container's input from `minidock attach`")
+    except (OSError, MinidockError):
+        return None
+    return path
+
+
+def _open_stdin_fifo(io: IO) -> list[int]:
+    """The FIFO's read end, and a writer of our own so that a client going away is not an EOF;
+    [] when this container takes no input."""
+    path = stdin_fifo(io)
+    if path is None:
+        return []
+    try:
         r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, MinidockError):
+    except OSError:
         return []
     return [r, w]
 

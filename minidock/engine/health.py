@@ -367,19 +367,57 @@ class Checker(threading.Thread):
             if self._halt.is_set():
                 return  # the container stopped under the probe: not a verdict on its health
             in_start = (begin - self.started) * SECOND < self.start_period
-            try:
-                with containers.lock(self.cid):
-                    st = containers.load_state(self.cid)
-                    if not st.get("Running") or st.get("Restarting"):
-                        return
-                    h = apply(st.get("Health") or initial(), res, retries=self.retries,
-                              in_start_period=in_start)
-                    st["Health"] = h
-                    containers.save_state(self.cid, st)
-            except OSError:
-                return  # removed
-            if h["Status"] != status:
-                status = h["Status"]
-                events.container_event(self.rec, f"health_status: {status}")
+            new = record(self.rec, res, in_start_period=in_start)
+            if new is None:
+                return
+            if new != status:
+                status = new
                 if status == "unhealthy" and self.on_unhealthy:
                     self.on_unhealthy()
+
+
+def record(rec: dict, res: ProbeResult, *, in_start_period: bool) -> str | None:
+    """A probe's result into State.Health (Docker's rules), with a "health_status" event when
+    the status changes. Returns the new status (None: the container no longer runs)."""
+    cid = rec["Id"]
+    retries = (rec["Config"].get("Healthcheck") or {}).get("Retries") or DEFAULT_RETRIES
+    try:
+        with containers.lock(cid):
+            st = containers.load_state(cid)
+            if not st.get("Running") or st.get("Restarting"):
+                return None
+            before = (st.get("Health") or {}).get("Status") or "starting"
+            h = apply(st.get("Health") or initial(), res, retries=retries, in_start_period=in_start_period)
+            st["Health"] = h
+            containers.save_state(cid, st)
+    except OSError:
+        return None  # removed
+    if h["Status"] != before:
+        events.container_event(rec, f"health_status: {h['Status']}")
+    return h["Status"]
+
+
+def check_once(cid: str, *, in_start_period: bool) -> str | None:
+    """One health check of a running container, as the lean monitor asks for at each interval
+    (its `health` phase): the probe, then record(). None if it no longer runs."""
+    try:
+        rec = containers.full(cid)
+    except (MinidockError, OSError, ValueError):
+        return None
+    hc = rec["Config"].get("Healthcheck") or {}
+    command = probe_command(hc, rec["Config"].get("Shell"))
+    if command is None or not rec["State"].get("Running"):
+        return None
+    res = run_probe(cid, command, hc.get("Timeout") or DEFAULT_TIMEOUT)
+    return record(rec, res, in_start_period=in_start_period)
+
+
+def schedule(rec: dict) -> dict | None:
+    """What the lean monitor needs to time a container's checks (ns), or None without any."""
+    hc = rec["Config"].get("Healthcheck")
+    if not hc or not enabled(rec):
+        return None
+    return {"interval": hc.get("Interval") or DEFAULT_INTERVAL,
+            "start_period": hc.get("StartPeriod") or 0,
+            "start_interval": hc.get("StartInterval") or DEFAULT_START_INTERVAL,
+            "action": rec["Config"].get("HealthcheckOnFailureAction") or "none"}

@@ -3,8 +3,11 @@
 There is no daemon. Whoever starts a container supervises it until it exits:
 
 * a foreground `run` / `start -a`: the CLI process itself (it holds the terminal);
-* a detached one (`run -d`, `start`): a small monitor process forked for it (like podman's
-  conmon), which keeps its logs, reaps its PID 1, records the exit code and honours --rm.
+* a detached one (`run -d`, `start`): a monitor process forked for it, which starts it and then
+  becomes the lean monitor (engine/monitor.py, `python3 -I -S`, like podman's conmon): it keeps
+  the logs, reaps PID 1, serves `attach`, times the health checks and the restart back-off, and
+  runs the full engine's phases (engine/monitor_phases.py: the exit with --rm and the restart
+  decision, a restart, one health check) as short-lived children. A pod's containers share one.
 
 The supervisor is a child subreaper, so the container's PID 1 is its child. Its PID is in the
 state ("MonitorPid"); a command that finds a container "running" whose supervisor is gone knows
@@ -139,11 +142,13 @@ class Started:
         self.force_restart = False  # --health-on-failure restart
 
 
-def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
+def launch(rec: dict, io: attach.IO, *, user_start: bool = True, monitor_pid: int = 0) -> Started:
     """Everything from a stopped container to a running process (see the module docstring).
 
     ``user_start``: started by the user (run, start, restart, system boot), which clears the
-    "stopped by the user" mark; False for a start by the restart policy."""
+    "stopped by the user" mark; False for a start by the restart policy. ``monitor_pid``: the
+    process that will supervise it (default: this one; a phase of the lean monitor names its
+    parent, the monitor)."""
     from minidock import runtime
     from minidock.engine import bundle
 
@@ -198,12 +203,13 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True) -> Started:
             containers.save(rec)
             _connect_events(rec)
             extra = {"ManuallyStopped": False, "Retries": 0} if user_start else {}
+            mpid = monitor_pid or os.getpid()
             if rec["Config"].get("Healthcheck") and _health_enabled(rec):
                 extra["Health"] = _fresh_health(cid)
             containers.update_state(cid, Status="running", Running=True, Paused=False, Pid=rt.pid,
                                     Restarting=False, ExitCode=0, Error="", OOMKilled=False,
                                     StartedAt=now(), FinishedAt=containers.ZERO_TIME,
-                                    MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()),
+                                    MonitorPid=mpid, MonitorStart=_start_time(mpid),
                                     PidStart=_start_time(rt.pid), **extra)
             rt.start()
             events.container_event(rec, "start")
@@ -466,11 +472,17 @@ def run_attached(rec: dict, *, interactive: bool, streams=("stdout", "stderr")) 
 
 
 def run_detached(rec: dict, *, interactive: bool = False, after: float | None = None,
-                 backoff: Backoff | None = None) -> None:
-    """Fork a monitor that starts and supervises the container; return once it has started.
+                 backoff: Backoff | None = None, group: bool = False, join: str | None = None) -> None:
+    """Start the container under a monitor of its own; return once it has started.
 
-    ``after``: the container is "restarting"; the monitor starts it after this back-off (and
-    we return at once)."""
+    A forked child of ours starts the container, then becomes the lean monitor (engine/monitor.py:
+    an exec of `python3 -I -S`, the same PID, still the container's parent). ``after``: the
+    container is "restarting"; the monitor starts it after this back-off (and we return at once).
+    ``group``: the monitor also serves a pod (it listens on containers/<id>/monitor.sock);
+    ``join``: ask the monitor of that container (a pod's first) to start and supervise this one
+    too, or fork one of our own if it has none any more."""
+    if join is not None and after is None and _join_monitor(join, rec, interactive):
+        return
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -482,11 +494,14 @@ def run_detached(rec: dict, *, interactive: bool = False, after: float | None = 
             from minidock import kernel
 
             kernel.actor("monitor", "host")
+            # (kept across the exec into the lean monitor: the PID 1 of every container it starts
+            # later through a phase, the phase's child, is re-parented to it when the phase exits)
+            kernel.set_child_subreaper(why="the containers' init processes are re-parented to the monitor")
             os.setsid()
             _quiet_stdio(rec["Id"])
             for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
                 signal.signal(s, signal.SIG_IGN)
-            code = _monitor(rec, interactive, w, after, backoff or Backoff())
+            code = _monitor(rec, interactive, w, after, backoff or Backoff(), group)
         except BaseException as e:  # noqa: BLE001
             import traceback
 
@@ -512,67 +527,142 @@ def run_detached(rec: dict, *, interactive: bool = False, after: float | None = 
         raise MinidockError(msg["error"], msg.get("hint"), exit_code=msg.get("code", 125))
 
 
-def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff: Backoff) -> int:
-    """The monitor's life: start the container, supervise it, restart it as its policy says."""
+def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff: Backoff,
+             group: bool) -> int:
+    """The forked monitor: start the container, report to the CLI, become the lean monitor."""
     cid = rec["Id"]
-    user_start = after is None
+    listen = _listen(cid) if group else None
     if after is not None:
         containers.update_state(cid, MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
-        os.write(w, json.dumps({"ok": True}).encode())
-        os.close(w)
-        w = -1
-        if not _wait_restart(cid, after):
-            return 0
-        _count_restart(cid)
-        last, rec = rec, containers.load(cid)
-        _prefer_addresses(rec, last)
-    code = 0
-    while True:
-        io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
-        io.stdin_fifo = str(containers.cdir(rec["Id"]) / "stdin")  # for `attach`
-        try:
-            st = launch(rec, io, user_start=user_start)
-        except Exception as e:  # noqa: BLE001
-            if not isinstance(e, MinidockError):
-                e = MinidockError(f"internal error: {type(e).__name__}: {e}")
-            if w >= 0:
-                os.write(w, json.dumps({"error": e.message, "hint": e.hint, "code": e.exit_code}).encode())
-            else:  # a restart that failed: Docker records the error and gives up
-                with containers.lock(cid):
-                    s = containers.load_state(cid)
-                    s.update(Status="exited", Running=False, Restarting=False, Pid=0,
-                             MonitorPid=0, Error=e.message, ExitCode=e.exit_code)
-                    containers.save_state(cid, s)
-            if rec["HostConfig"].get("AutoRemove") and os.path.exists(containers.cdir(cid)):
-                remove(cid, force=True, volumes=True)
-            return e.exit_code
-        if w >= 0:
-            os.write(w, json.dumps({"ok": True}).encode())
-            os.close(w)
-            w = -1
-        if not user_start and containers.load_state(cid).get("ManuallyStopped"):
-            _signal(st.rt.pid, signal.SIGKILL)  # stopped or removed while we were restarting it
-        st.backoff = backoff
-        code = supervise(st)
-        if st.restart_delay is None or not _wait_restart(cid, st.restart_delay):
-            return code
-        _count_restart(cid)
-        try:
-            rec = containers.load(cid)  # `update --restart` may have changed the policy
-        except NotFound:
-            return code
-        _prefer_addresses(rec, st.rec)
-        user_start = False
+        _report(w, {"ok": True})
+        _exec_monitor([{"cid": cid, "cdir": str(containers.cdir(cid)), "restart_in": after,
+                        "backoff": backoff.timeout, "prefer": json.dumps(_addresses(rec))}], [], listen)
+    io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
+    io.stdin_fifo = str(containers.cdir(cid) / "stdin")  # for `attach`
+    try:
+        st = launch(rec, io)
+    except Exception as e:  # noqa: BLE001
+        if not isinstance(e, MinidockError):
+            e = MinidockError(f"internal error: {type(e).__name__}: {e}")
+        _report(w, {"error": e.message, "hint": e.hint, "code": e.exit_code})
+        if rec["HostConfig"].get("AutoRemove") and os.path.exists(containers.cdir(cid)):
+            remove(cid, force=True, volumes=True)
+        return e.exit_code
+    desc, fds = handover(st, backoff.timeout)
+    _report(w, {"ok": True})
+    _exec_monitor([desc], fds, listen)
+    return 0  # (not reached)
 
 
-def _prefer_addresses(rec: dict, last: dict) -> None:
+def _listen(cid: str) -> tuple[str, int]:
+    """A pod monitor's door, bound before the first container is reported started:
+    containers/<id>/monitor.sock (reached through /proc/self/fd: a state root's path can pass
+    sun_path's 108 bytes), for the root user only."""
+    import socket
+
+    d = os.open(containers.cdir(cid), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        path = f"/proc/self/fd/{d}/monitor.sock"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o077)
+        try:
+            s.bind(path)
+        finally:
+            os.umask(old)
+        s.listen(16)
+    finally:
+        os.close(d)
+    return str(containers.cdir(cid)), s.detach()
+
+
+def _report(w: int, msg: dict) -> None:
+    os.write(w, json.dumps(msg).encode())
+    os.close(w)
+
+
+def handover(st: Started, backoff: float) -> tuple[dict, list[int]]:
+    """What the lean monitor needs to supervise a started container, and its fds in this order:
+    the pty master or the stdout and stderr pipes, then the write end of a detached -i
+    container's stdin pipe."""
+    io, rec = st.io, st.rec
+    from minidock.engine import health, logs
+
+    if st.log is not None:
+        st.log.close()  # (the monitor opens the log itself)
+    fds = [io.console_fd] if io.tty else [io.out_r, io.err_r]
+    keep = getattr(io, "_keep_open", None)
+    if keep is not None:
+        fds.append(keep)
+    desc = {"cid": rec["Id"], "cdir": str(containers.cdir(rec["Id"])), "pid": st.rt.pid,
+            "tty": bool(io.tty), "keep": keep is not None, "fifo": attach.stdin_fifo(io),
+            "log": logs.writer_options(rec["LogPath"], rec["HostConfig"].get("LogConfig")),
+            "health": health.schedule(rec), "began": st.began, "backoff": backoff}
+    return desc, fds
+
+
+def _exec_monitor(descs: list[dict], fds: list[int], listen: tuple[str, int] | None) -> None:
+    """Become the lean monitor (engine/monitor.py), keeping the PID, the children and ``fds``."""
+    from minidock.engine import monitor
+
+    for fd in fds + ([listen[1]] if listen else []):
+        os.set_inheritable(fd, True)
+    for d in descs:
+        if "pid" in d:
+            d["fds"] = fds
+    python = sys.executable or "/usr/bin/python3"
+    parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # minidock/..
+    config = {"engine": python, "path": parent, "containers": descs,
+              "listen": listen and listen[0], "listen_fd": listen and listen[1]}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(python, monitor.boot_command(python, parent) + [json.dumps(config)])
+
+
+def _join_monitor(first: str, rec: dict, interactive: bool) -> bool:
+    """Ask the monitor of container ``first`` (a pod's) to start and supervise ``rec`` too.
+    False when it has no monitor listening any more (the caller forks one)."""
+    import socket
+
+    try:
+        d = os.open(containers.cdir(first), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (OSError, NotFound):
+        return False
+    data = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            try:
+                s.connect(f"/proc/self/fd/{d}/monitor.sock")
+                s.sendall(json.dumps({"launch": rec["Id"], "interactive": interactive}).encode() + b"\n")
+                while chunk := s.recv(65536):
+                    data += chunk
+            except OSError:
+                if not data:
+                    return False
+    finally:
+        os.close(d)
+    if not data:  # the monitor ended while we asked: did it start the container first?
+        return is_running(rec["Id"])
+    msg = json.loads(data)
+    if "error" in msg:
+        raise MinidockError(msg["error"], msg.get("hint"), exit_code=msg.get("code", 125))
+    return True
+
+
+def _addresses(rec: dict) -> dict[str, str]:
+    """The container's address on each network (asked for again at a restart)."""
+    nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
+    return {name: ep["IPAddress"] for name, ep in nets.items() if ep.get("IPAddress")}
+
+
+def prefer(rec: dict, addresses: dict[str, str]) -> None:
     """A restart asks for the addresses of the last run (cleared from the record at its exit,
     as Docker shows a stopped container): the network package prefers them when still free."""
-    old = (last.get("NetworkSettings") or {}).get("Networks") or {}
     nets = (rec.setdefault("NetworkSettings", {})).setdefault("Networks", {})
-    for name, ep in old.items():
-        if ep.get("IPAddress") and name in nets and not nets[name].get("IPAddress"):
-            nets[name] = dict(nets[name], IPAddress=ep["IPAddress"])
+    for name, ip in addresses.items():
+        if name in nets and not nets[name].get("IPAddress"):
+            nets[name] = dict(nets[name], IPAddress=ip)
 
 
 def _quiet_stdio(cid: str) -> None:

@@ -27,7 +27,6 @@ import sys
 import time
 
 from minidock.errors import InvalidArgument, MinidockError
-from minidock.util import now
 
 DRIVERS = ("json-file", "local", "none")
 _OPTS = {"json-file": {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
@@ -77,83 +76,24 @@ def log_config(driver: str | None, opts: list[str]) -> dict:
     return {"Type": driver, "Config": config}
 
 
-class LogWriter:
-    def __init__(self, path: str, config: dict | None = None):
-        config = config or {"Type": "json-file", "Config": {}}
-        self.path = path
-        self.driver = config.get("Type") or "json-file"
-        opts = dict(_LOCAL_DEFAULTS) if self.driver == "local" else {}
-        opts.update(config.get("Config") or {})
-        self.max_size = _size(opts["max-size"]) if opts.get("max-size") else 0
-        self.max_file = int(opts.get("max-file") or 1)
-        self.compress = str(opts.get("compress", "false")).lower() in ("true", "1")
-        self.fd = None
-        if self.driver != "none":
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.size = os.fstat(self.fd).st_size
-        self.partial = {"stdout": b"", "stderr": b""}
+def writer_options(path: str, config: dict | None = None) -> dict:
+    """HostConfig.LogConfig -> the writer's parsed options (monitor.LogFile's arguments)."""
+    config = config or {"Type": "json-file", "Config": {}}
+    driver = config.get("Type") or "json-file"
+    opts = dict(_LOCAL_DEFAULTS) if driver == "local" else {}
+    opts.update(config.get("Config") or {})
+    return {"path": path, "driver": driver,
+            "max_size": _size(opts["max-size"]) if opts.get("max-size") else 0,
+            "max_file": int(opts.get("max-file") or 1),
+            "compress": str(opts.get("compress", "false")).lower() in ("true", "1")}
 
-    def write(self, stream: str, data: bytes) -> None:
-        buf = self.partial[stream] + data
-        *lines, rest = buf.split(b"\n")
-        out = []
-        for line in lines:
-            out.append(self._entry(stream, line + b"\n"))
-        if len(rest) > 16384:  # a very long line without newline: flush it anyway, like Docker
-            out.append(self._entry(stream, rest))
-            rest = b""
-        self.partial[stream] = rest
-        for entry in out:
-            self._append(entry.encode())
 
-    def _append(self, data: bytes) -> None:
-        if self.fd is None:
-            return
-        os.write(self.fd, data)  # one write per line: a reader never sees half a line
-        self.size += len(data)
-        if self.max_size and self.size >= self.max_size:  # Docker's rule: rotate once the file is full
-            self._rotate()
+def LogWriter(path: str, config: dict | None = None):  # noqa: N802 - the writer's old name
+    """The writer of a container's log: the lean monitor's (a detached container's monitor
+    writes with it; so does a foreground `run`)."""
+    from minidock.engine.monitor import LogFile
 
-    def _rotate(self) -> None:
-        """ctr.log -> ctr.log.1 -> ... (max-file files in all; the oldest dropped)."""
-        os.close(self.fd)
-        keep = self.max_file - 1
-        suffix = ".gz" if self.compress else ""
-        if keep <= 0:
-            os.unlink(self.path)
-        else:
-            for i in range(keep, 0, -1):
-                for sfx in (".gz", ""):
-                    src = f"{self.path}.{i}{sfx}"
-                    if os.path.exists(src):
-                        if i == keep:
-                            os.unlink(src)
-                        else:
-                            os.replace(src, f"{self.path}.{i + 1}{sfx}")
-            if self.compress:
-                with open(self.path, "rb") as src, gzip.open(f"{self.path}.1{suffix}.tmp", "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                os.chmod(f"{self.path}.1{suffix}.tmp", 0o600)
-                os.replace(f"{self.path}.1{suffix}.tmp", f"{self.path}.1{suffix}")
-                os.unlink(self.path)
-            else:
-                os.replace(self.path, f"{self.path}.1")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self.size = 0
-
-    def _entry(self, stream: str, data: bytes) -> str:
-        return json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": now()},
-                          separators=(",", ":")) + "\n"  # Docker's bytes on disk
-
-    def close(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._append(self._entry(stream, rest).encode())
-        self.partial = {"stdout": b"", "stderr": b""}
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+    return LogFile(**writer_options(path, config))
 
 
 def files(path: str) -> list[str]:
