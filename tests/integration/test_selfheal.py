@@ -164,7 +164,7 @@ def test_bad_policies_are_refused_and_nothing_is_created(md, busybox):
                       (["--health-interval", "0.1ms", "--health-cmd", "true"],
                        "Interval in Healthcheck cannot be less than 1ms"),
                       (["--health-cmd", '["SHELL", "true"]'], "Unknown healthcheck type 'SHELL'"),
-                      (["--health-timeout", "5"], 'time: invalid duration "5"'),
+                      (["--health-timeout", "5"], 'time: missing unit in duration "5"'),
                       (["--no-healthcheck", "--health-cmd", "true"],
                        "--no-healthcheck conflicts with --health-* options"),
                       (["--health-on-failure", "explode", "--health-cmd", "true"], "invalid on failure action")):
