@@ -147,7 +147,7 @@ def _state(root: str, cid: str) -> str | None:
         return None
     pid, init_start = data["pid"], data.get("init_start")
     if pid and init_start and proc_start_time(pid) == init_start:
-        status = "paused" if cgroup and _frozen(cgroup) else \
+        status = "paused" if cgroup and _frozen(cgroup, data.get("cgroup_layout")) else \
             "running" if data.get("started", False) else "created"
     else:
         status = "stopped"
@@ -159,9 +159,16 @@ def _state(root: str, cid: str) -> str | None:
     return json.dumps(st, indent=2) + "\n"
 
 
-def _frozen(cgroup: str) -> bool:
+def _frozen(cgroup: str, layout: dict | None = None) -> bool:
     """As the cgroup drivers' frozen(): the driver chosen as cgroups.hierarchy.probe chooses it
-    (v2 when cgroup2 holds memory and pids or no v1 hierarchy is mounted), its freezer file read."""
+    (v2 when cgroup2 holds memory and pids or no v1 hierarchy is mounted), its freezer file read.
+    The probe recorded at create (state.json's cgroup_layout) spares reading mountinfo."""
+    path = os.path.normpath("/" + cgroup).lstrip("/")
+    if layout and layout.get("version") == 2 and (layout.get("mounts") or {}).get("v2"):
+        return _read(os.path.join(layout["mounts"]["v2"], path, "cgroup.freeze")) == "1"
+    if layout and layout.get("version") == 1 and isinstance((layout.get("mounts") or {}).get("v1"), dict):
+        freezer = layout["mounts"]["v1"].get("freezer")
+        return bool(freezer) and _read(os.path.join(freezer, path, "freezer.state")) == "FROZEN"
     v2, freezer, v1 = None, None, False
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -176,7 +183,6 @@ def _frozen(cgroup: str) -> bool:
                 v1 = v1 or any(o not in _NOT_CONTROLLERS and "=" not in o for o in opts)
                 if "freezer" in opts and freezer is None:
                     freezer = target
-    path = os.path.normpath("/" + cgroup).lstrip("/")
     if v2 and (not v1 or _controllers(v2) >= {"memory", "pids"}):
         return _read(os.path.join(v2, path, "cgroup.freeze")) == "1"
     return bool(freezer) and _read(os.path.join(freezer, path, "freezer.state")) == "FROZEN"

@@ -37,7 +37,8 @@ class Container:
 
     def __init__(self, id: str, bundle: str, spec: dict, root: str, pid: int = 0, sock=None,
                  console_fd: int | None = None, cgroup_path: str = "", created: str = "",
-                 annotations: dict | None = None, init_start: str | None = None, started: bool = False):
+                 annotations: dict | None = None, init_start: str | None = None, started: bool = False,
+                 cgroup_layout: dict | None = None):
         self.id = id
         self.bundle = bundle
         self.spec = spec
@@ -50,6 +51,7 @@ class Container:
         self.annotations = {} if annotations is None else annotations
         self.init_start = init_start
         self.started = started
+        self.cgroup_layout = cgroup_layout  # the host's cgroup hierarchies as probed at create
 
     def __repr__(self) -> str:
         return f"Container(id={self.id!r}, bundle={self.bundle!r}, pid={self.pid}, cgroup_path={self.cgroup_path!r})"
@@ -121,17 +123,23 @@ class Container:
                 "cgroup": self.cgroup_path, "init_start": self.init_start, "started": self.started,
                 "rootfs": ocispec.rootfs_path(self.spec, self.bundle),
                 "spec": self.spec}  # the config as created: later edits of config.json change nothing (OCI)
+        if self.cgroup_path:
+            if self.cgroup_layout is None:
+                from minidock.runtime.cgroups import hierarchy
+
+                self.cgroup_layout = hierarchy.layout()
+            data["cgroup_layout"] = self.cgroup_layout
         os.makedirs(self.dir, exist_ok=True)
         fsutil.atomic_write_json(os.path.join(self.dir, "state.json"), data)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Let the init exec the process; raise its error if the exec fails (126/127)."""
-        from minidock.runtime import sync
-
         if self.sock is None:
             self._start_fifo()
             return
+        from minidock.runtime import sync
+
         sync.send(self.sock, {"type": sync.START})  # sync 4
         self.started = True
         self.save()
@@ -255,6 +263,11 @@ def load(cid: str, root: str | None = None) -> Container:
     if spec is None:  # a state written before the spec was kept
         with open(os.path.join(data["bundle"], "config.json")) as f:
             spec = jsonfast.loads(f.read())
+    layout = data.get("cgroup_layout")
+    if layout:
+        from minidock.runtime.cgroups import hierarchy
+
+        hierarchy.seed(layout)  # (no mountinfo read to open the cgroup)
     return Container(id=cid, bundle=data["bundle"], spec=spec, root=root or _default_root(),
                      pid=data["pid"], cgroup_path=data.get("cgroup", ""), created=data.get("created", ""),
-                     init_start=data.get("init_start"), started=data.get("started", False))
+                     init_start=data.get("init_start"), started=data.get("started", False), cgroup_layout=layout)

@@ -58,6 +58,20 @@ def mounts() -> dict:
     return _cache["mounts"]
 
 
+def layout() -> dict:
+    """What this host's probe found (the hierarchies and the driver's version), for a container's
+    state.json: `minidock-runtime start`, `state`, `kill` and `delete` then open the container's
+    cgroup without reading /proc/self/mountinfo (~3 ms on a host with a few hundred mounts)."""
+    return {"version": cgroup_version(), "mounts": mounts()}
+
+
+def seed(recorded: dict | None) -> None:
+    """Take a layout() recorded at create as this process's probe (unless it probed already)."""
+    if recorded and recorded.get("version") in (1, 2) and isinstance(recorded.get("mounts"), dict):
+        _cache.setdefault("mounts", recorded["mounts"])
+        _cache.setdefault("version", recorded["version"])
+
+
 def probe(m: dict, v2_controllers) -> int:
     """Which driver: 2 when cgroup2 holds the controllers, 1 when the v1 hierarchies do.
 

@@ -349,3 +349,34 @@ def test_v2_blkio_throttles_in_io_max(fake):
     cg.create({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
                            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]}})
     assert [d for p, d in fake.writes("io.max")] == ["8:0 rbps=1048576", "8:0 wiops=100"]
+
+
+def test_a_recorded_layout_spares_the_mountinfo_probe(tmp_path, monkeypatch):
+    """state.json keeps the probe's result (hierarchy.layout()) from create; load() seeds it, so
+    `minidock-runtime start`/`state`/`delete` open the cgroup without reading /proc/self/mountinfo."""
+    import json
+
+    from minidock.runtime import container
+    from minidock.runtime.cgroups import hierarchy
+
+    layout = {"version": 1, "mounts": {"v2": None, "v1": {"freezer": str(tmp_path / "freezer")},
+                                       "controllerless": []}}
+    (tmp_path / "freezer" / "p" / "c1").mkdir(parents=True)
+    (tmp_path / "freezer" / "p" / "c1" / "freezer.state").write_text("FROZEN\n")
+    (tmp_path / "r" / "c1").mkdir(parents=True)
+    (tmp_path / "r" / "c1" / "state.json").write_text(json.dumps(
+        {"id": "c1", "bundle": "/b", "pid": 0, "cgroup": "p/c1", "spec": {}, "cgroup_layout": layout}))
+    monkeypatch.setattr(hierarchy, "_cache", {})
+    monkeypatch.setattr("builtins.open", _no_mountinfo(open))
+    c = container.load("c1", str(tmp_path / "r"))
+    assert c.cgroup_layout == layout and hierarchy.mounts() == layout["mounts"] and hierarchy.cgroup_version() == 1
+    assert c.cgroup().frozen()
+    hierarchy.seed({"version": 2, "mounts": {}})  # a process that probed already keeps its own
+    assert hierarchy.cgroup_version() == 1
+
+
+def _no_mountinfo(real_open):
+    def guarded(path, *a, **kw):
+        assert "mountinfo" not in str(path), "read mountinfo"
+        return real_open(path, *a, **kw)
+    return guarded
