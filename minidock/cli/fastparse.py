@@ -17,8 +17,13 @@ _FALSE = frozenset(("0", "false", "f", "no", "n", "off"))
 _GO_TO_CLICK = object()
 
 
+VERSION = "minidock.cli.hot:version"  # `minidock --version`: Click's eager option, before the group's checks
+
+
 def parse(args: list[str]):
     """(target "module:function", keyword arguments, --root value or None), or None for Click."""
+    if args == ["--version"]:
+        return VERSION, {}, None
     i, n, root = 0, len(args), None
     while i < n and args[i][:1] == "-":  # the group's own options: only --root is mirrored
         a = args[i]

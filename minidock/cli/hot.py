@@ -18,6 +18,13 @@ from minidock.errors import InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 
 
+def version():
+    """`minidock --version`, as Click's version option prints it (the package's version)."""
+    from minidock import __version__
+
+    echo(f"minidock, version {__version__}")
+
+
 # --- run, create --------------------------------------------------------------------------------
 def _resources(kw: dict) -> tuple[dict, dict]:
     """Pop the resource flags out of kw -> (OCI resources, HostConfig fields)."""

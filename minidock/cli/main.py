@@ -32,7 +32,8 @@ def main(argv=None) -> None:
     from minidock.errors import MinidockError
 
     try:
-        _group(root)
+        if target != fastparse.VERSION:
+            _group(root)
         mod, _, attr = target.partition(":")
         rv = getattr(__import__(mod, fromlist=[attr]), attr)(**params)
     except MinidockError as e:

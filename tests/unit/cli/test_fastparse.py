@@ -162,12 +162,25 @@ def test_generated_command_lines(name, monkeypatch):
     assert fast > 40, "the corpus should exercise the fast path, not only Click"
 
 
+def test_version_is_what_clicks_version_option_prints():
+    import subprocess
+    import sys
+
+    assert fastparse.parse(["--version"]) == (fastparse.VERSION, {}, None)
+    assert fastparse.parse(["--version", "ps"]) is None
+    fast = subprocess.run([sys.executable, "-m", "minidock", "--version"], capture_output=True, text=True)
+    click_ = subprocess.run([sys.executable, "-c", "import sys; from minidock.cli import app; app.main(sys.argv[1:])",
+                             "--version"], capture_output=True, text=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (click_.returncode, click_.stdout, click_.stderr)
+    assert fast.stdout.startswith("minidock, version ")
+
+
 def test_group_options():
     assert fastparse.parse(["--root", "/tmp/r", "ps", "-a"])[2] == "/tmp/r"
     assert fastparse.parse(["--root=/tmp/r", "ps"])[2] == "/tmp/r"
     assert fastparse.parse(["--root"]) is None
-    for args in (["--version"], ["-h"], ["--help"], [], ["--", "ps"], ["images"], ["network", "ls"], ["--root", "x"],
-                 ["-x", "ps"], ["ps", "-a", "--help"]):
+    for args in (["--version", "x"], ["-h"], ["--help"], [], ["--", "ps"], ["images"], ["network", "ls"],
+                 ["--root", "x"], ["-x", "ps"], ["ps", "-a", "--help"]):
         assert fastparse.parse(args) is None, args
 
 
