@@ -19,10 +19,11 @@ from minidock.state import containers
 
 
 def version():
-    """`minidock --version`, as Click's version option prints it (the package's version)."""
-    from minidock import __version__
+    """`minidock --version`, as Click's version option prints it (the package's version:
+    util.VERSION, which tests/unit/test_version.py keeps equal to it)."""
+    from minidock.util import VERSION
 
-    echo(f"minidock, version {__version__}")
+    echo(f"minidock, version {VERSION}")
 
 
 # --- run, create --------------------------------------------------------------------------------
