@@ -278,10 +278,13 @@ def create_container(o: RunOptions) -> dict:
         "UTSMode": ho.check_mode("--uts", o.uts, ("", "host"), False),
         "CgroupnsMode": ho.check_mode("--cgroupns", o.cgroupns, ("", "host", "private"), False) or "private",
     }
-    from minidock.engine import userns
+    ns_modes["UsernsMode"] = ""
+    userns = None
+    if o.userns or o.uidmap or o.gidmap or os.environ.get("MINIDOCK_USERNS_REMAP"):
+        from minidock.engine import userns  # (only then: a plain `run` does not import it)
 
-    ns_modes.update(userns.resolve(o.userns, o.uidmap, o.gidmap, privileged=o.privileged,
-                                   network=o.network or default_network(), pid=ns_modes["PidMode"]))
+        ns_modes.update(userns.resolve(o.userns, o.uidmap, o.gidmap, privileged=o.privileged,
+                                       network=o.network or default_network(), pid=ns_modes["PidMode"]))
     ho.check_oom_score_adj(o.oom_score_adj)
     ulimits = ho.parse_ulimits(o.ulimits)
     devices = [ho.parse_device(d) for d in o.devices]
