@@ -89,6 +89,20 @@ def test_files_written_in_the_rootfs_and_a_volume_belong_to_the_mapped_root(md, 
         md("volume", "rm", vol)
 
 
+def test_a_volume_filled_from_the_image_belongs_to_the_mapped_root(md, busybox, state_root):
+    """Copy-up (the image's /etc into a new volume) through the remapped rootfs: the copies are
+    the mapped root's on disk, root's inside, writable by it."""
+    vol = f"ue{os.urandom(3).hex()}"
+    try:
+        r = md("run", "--rm", *MAP, "-v", f"{vol}:/etc", busybox, "sh", "-c",
+               "stat -c %u:%g /etc /etc/passwd; touch /etc/x && echo wrote")
+        assert r.stdout.split() == ["0:0", "0:0", "wrote"], r.stderr
+        data = json.loads(md("volume", "inspect", vol).stdout)[0]["Mountpoint"]
+        assert {os.lstat(os.path.join(data, f)).st_uid for f in os.listdir(data)} == {100000}
+    finally:
+        md("volume", "rm", vol)
+
+
 def _layer_owners(md, state_root, image: str) -> set[int]:
     """The owners of every file in the image's (shared) layer snapshots."""
     layers = json.loads(md("image", "inspect", image).stdout)[0]["RootFS"]["Layers"]
