@@ -83,6 +83,8 @@ def container_options(f):
                      help="UID map for the user namespace (CONTAINER_UID:HOST_UID:AMOUNT; repeatable)."),
         click.option("--gidmap", multiple=True,
                      help="GID map for the user namespace (CONTAINER_GID:HOST_GID:AMOUNT; repeatable)."),
+        click.option("--subuidname", help="User namespace from the ranges of this name in /etc/subuid."),
+        click.option("--subgidname", help="User namespace from the ranges of this name in /etc/subgid."),
         click.option("--device", "devices", multiple=True, help="Add a host device to the container."),
         click.option("--device-cgroup-rule", "device_cgroup_rules", multiple=True,
                      help="Add a rule to the cgroup allowed devices list (e.g. 'c 1:3 rwm')."),

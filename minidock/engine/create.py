@@ -70,6 +70,8 @@ _OPTIONS = {
     "userns": None,  # --userns, --uidmap, --gidmap (engine/userns.py)
     "uidmap": list,
     "gidmap": list,
+    "subuidname": None,  # podman's: the maps of a name in /etc/subuid, /etc/subgid
+    "subgidname": None,
     "devices": list,
     "device_cgroup_rules": list,
     "shm_size": None,
@@ -280,11 +282,12 @@ def create_container(o: RunOptions) -> dict:
     }
     ns_modes["UsernsMode"] = ""
     userns = None
-    if o.userns or o.uidmap or o.gidmap or os.environ.get("MINIDOCK_USERNS_REMAP"):
+    if o.userns or o.uidmap or o.gidmap or o.subuidname or o.subgidname or os.environ.get("MINIDOCK_USERNS_REMAP"):
         from minidock.engine import userns  # (only then: a plain `run` does not import it)
 
         ns_modes.update(userns.resolve(o.userns, o.uidmap, o.gidmap, privileged=o.privileged,
-                                       network=o.network or default_network(), pid=ns_modes["PidMode"]))
+                                       network=o.network or default_network(), pid=ns_modes["PidMode"],
+                                       subuidname=o.subuidname, subgidname=o.subgidname))
     ho.check_oom_score_adj(o.oom_score_adj)
     ulimits = ho.parse_ulimits(o.ulimits)
     devices = [ho.parse_device(d) for d in o.devices]

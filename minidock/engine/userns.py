@@ -3,6 +3,8 @@
 
     --uidmap CONTAINER_ID:HOST_ID:AMOUNT   repeatable; without --gidmap the GIDs are mapped alike
     --gidmap CONTAINER_ID:HOST_ID:AMOUNT   (and the other way round)
+    --subuidname NAME / --subgidname NAME  podman's: NAME's ranges in /etc/subuid, /etc/subgid
+                         (one after the other from ID 0; one name given stands for both)
     --userns host        no user namespace, even where a remap default is set (Docker's opt-out)
     --userns private     a user namespace with the maps given, else the remap default
     --userns auto[:size=N]  podman's: N IDs (65536) from the subordinate ranges of the user
@@ -103,16 +105,18 @@ def _names(user: str, db: str) -> set[str]:
     return out
 
 
-def _from_subids(user: str, group: str) -> tuple[list, list]:
-    """Docker's NewIdentityMapping: the user's ranges one after the other from container ID 0."""
+def _from_subids(user: str, group: str, flag: bool = False) -> tuple[list, list]:
+    """Docker's NewIdentityMapping: the user's ranges one after the other from container ID 0
+    (``flag``: asked for by --subuidname/--subgidname, not by MINIDOCK_USERNS_REMAP)."""
     maps = []
     for path, who, db in ((SUBUID, user, "/etc/passwd"), (SUBGID, group, "/etc/group")):
         ranges = _subids(path, _names(who, db))
         if not ranges:
             hint = (f"Add one: echo {who}:100000:65536 >> {path} (a range no other user has)"
                     + (f", or set {REMAP_ENV}=0:100000:65536" if who == DEFAULT_USER else ""))
-            raise MinidockError(f"no subordinate ranges found for {who!r} in {path} "
-                                f"({REMAP_ENV}={os.environ.get(REMAP_ENV, '')})", hint)
+            asked = (f"--sub{'uid' if path == SUBUID else 'gid'}name {who}" if flag
+                     else f"{REMAP_ENV}={os.environ.get(REMAP_ENV, '')}")
+            raise MinidockError(f"no subordinate ranges found for {who!r} in {path} ({asked})", hint)
         start, m = 0, []
         for h, n in ranges:
             m.append((start, h, n))
@@ -171,7 +175,7 @@ def _auto(size: int) -> tuple[list, list]:
 
 
 def resolve(userns: str | None, uidmap: list[str], gidmap: list[str], *, privileged: bool,
-            network: str, pid: str) -> dict:
+            network: str, pid: str, subuidname: str | None = None, subgidname: str | None = None) -> dict:
     """HostConfig's UsernsMode and IDMappings ({"UidMap": [...], "GidMap": [...]}, podman's inspect
     shape; absent: no user namespace), from the flags and the remap default. Refuses what Docker or
     podman refuse, with their messages."""
@@ -186,14 +190,20 @@ def resolve(userns: str | None, uidmap: list[str], gidmap: list[str], *, privile
     if kind not in ("", "host", "private", "auto") or (opts and kind != "auto"):
         raise InvalidArgument(f"--userns: invalid USER mode {mode!r}",
                               "Use host, private, auto[:size=N], or give --uidmap/--gidmap.")
-    if (uidmap or gidmap) and kind in ("host", "auto"):
+    if (uidmap or gidmap or subuidname or subgidname) and kind in ("host", "auto"):
         raise InvalidArgument("--userns and --uidmap/--gidmap/--subuidname/--subgidname are mutually exclusive")
+    if (subuidname or subgidname) and (uidmap or gidmap):
+        raise InvalidArgument("--uidmap/--gidmap and --subuidname/--subgidname are mutually exclusive")
     uids = [m for t in uidmap for m in parse_map(t, "--uidmap")]
     gids = [m for t in gidmap for m in parse_map(t, "--gidmap")]
     if kind == "host":
         return {"UsernsMode": "host"}
     if uids or gids:
         uids, gids = uids or gids, gids or uids
+        check_maps(uids, "UID")
+        check_maps(gids, "GID")
+    elif subuidname or subgidname:  # podman's: one name stands for both
+        uids, gids = _from_subids(subuidname or subgidname, subgidname or subuidname, flag=True)
         check_maps(uids, "UID")
         check_maps(gids, "GID")
     elif kind == "auto":

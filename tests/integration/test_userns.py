@@ -156,6 +156,8 @@ BAD = [
     (["--uidmap", "0:100000:65536", "--uidmap", "10:300000:5"], "conflicts with other mappings"),
     (["--uidmap", "0:100000:10", "--uidmap", "10:100005:5"], "conflicts with other mappings"),
     (["--uidmap", "0:100000:65536", "--userns", "host"], "are mutually exclusive"),
+    (["--subuidname", "nosuchname"], "no subordinate ranges found for 'nosuchname'"),
+    (["--subuidname", "x", "--uidmap", "0:1:10"], "are mutually exclusive"),
     (["--userns", "keep-id"], "keep-id is only supported in rootless mode"),
     (["--userns", "nomap"], "nomap is only supported in rootless mode"),
     (["--userns", "bogus"], "--userns: invalid USER mode"),

@@ -87,6 +87,19 @@ def test_remap_default_a_map_or_subordinate_ranges(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIDOCK_USERNS_REMAP", "bob")
     with pytest.raises(MinidockError, match="no subordinate ranges found for 'bob'"):
         resolve()
+    monkeypatch.delenv("MINIDOCK_USERNS_REMAP")
+    # podman's --subuidname/--subgidname: the same lookup, one name standing for both
+    got = userns.resolve(None, [], [], privileged=False, network="none", pid="", subuidname="alice")
+    assert got["IDMappings"] == {"UidMap": ["0:100000:65536"], "GidMap": ["0:100000:65536"]}
+    got = userns.resolve(None, [], [], privileged=False, network="none", pid="", subuidname="alice",
+                         subgidname="dockremap")
+    assert got["IDMappings"]["GidMap"] == ["0:231072:65536", "65536:400000:10"]
+    with pytest.raises(MinidockError, match=r"no subordinate ranges found for 'bob' in .* \(--subuidname bob\)"):
+        userns.resolve(None, [], [], privileged=False, network="none", pid="", subuidname="bob")
+    for extra in ({"uidmap": ["0:1:10"]}, {"userns_mode": "host"}):
+        with pytest.raises(InvalidArgument, match="mutually exclusive"):
+            userns.resolve(extra.get("userns_mode"), extra.get("uidmap", []), [], privileged=False,
+                           network="none", pid="", subuidname="alice")
 
 
 def test_auto_takes_ranges_no_container_uses(monkeypatch, tmp_path):
