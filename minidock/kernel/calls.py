@@ -147,13 +147,22 @@ def umount(target: str, flags: int = 0, *, why: str = "") -> None:
     _do("umount2", target, backend().umount2, target, flags)
 
 
+def _before_leaving_the_host() -> None:
+    """Past pivot_root or chroot the host's Python library is out of reach: import now what the
+    stdlib imports lazily on the way to a program (os.execvp's os.get_exec_path imports warnings;
+    the runtime's own path search does not, but a lab's runtime calls os.execvp)."""
+    import warnings  # noqa: F401
+
+
 def pivot_root(new_root: str, put_old: str, *, why: str = "") -> None:
+    _before_leaving_the_host()
     trace("pivot_root", f"new root {new_root}, old root to {put_old}", why,
            f"pivot_root {_quote(new_root)} {_quote(put_old)}")
     _do("pivot_root", new_root, backend().pivot_root, new_root, put_old)
 
 
 def chroot(path: str, *, why: str = "") -> None:
+    _before_leaving_the_host()
     trace("chroot", path, why, f"chroot {_quote(path)}")
     _do("chroot", path, backend().chroot, path)
 
