@@ -150,7 +150,9 @@ def umount(target: str, flags: int = 0, *, why: str = "") -> None:
 def _before_leaving_the_host() -> None:
     """Past pivot_root or chroot the host's Python library is out of reach: import now what the
     stdlib imports lazily on the way to a program (os.execvp's os.get_exec_path imports warnings;
-    the runtime's own path search does not, but a lab's runtime calls os.execvp)."""
+    the runtime's own path search does not, but a lab's runtime calls os.execvp; link_up, which
+    brings lo up in the init past pivot_root, imports _socket)."""
+    import _socket  # noqa: F401
     import warnings  # noqa: F401
 
 
