@@ -19,14 +19,12 @@ foreground one) appends; `minidock logs` reads, with --tail, -t, -f, --since and
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
-import re
 import sys
 import time
 
 from minidock.errors import InvalidArgument, MinidockError
+from minidock.util import jsonfast
 
 DRIVERS = ("json-file", "local", "none")
 _OPTS = {"json-file": {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
@@ -37,6 +35,8 @@ _LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
 
 
 def _size(text: str) -> int:
+    import re  # (gzip, json and re are imported where used: `logs` and `run` start without them)
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)b?", text.strip().lower())
     if not m:
         raise InvalidArgument(f"invalid value for max-size: {text}")
@@ -114,6 +114,8 @@ def _lines(path: str) -> list[str]:
     for p in files(path):
         try:
             if p.endswith(".gz"):
+                import gzip
+
                 with gzip.open(p, "rt") as f:
                     out += f.readlines()
             else:
@@ -127,6 +129,7 @@ def _lines(path: str) -> list[str]:
 def entry_time(entry: dict) -> float:
     """A log line's RFC 3339 nanosecond time -> Unix seconds."""
     import calendar
+    import re
 
     t = entry.get("time", "")
     try:
@@ -148,7 +151,7 @@ def read(path: str, *, tail: int | None = None, timestamps: bool = False, since:
     entries = []
     for line in _lines(path):
         try:
-            entry = json.loads(line)
+            entry = jsonfast.loads(line)
         except ValueError:
             continue
         if since is not None or until is not None:
@@ -190,7 +193,7 @@ def follow(path: str, is_running, *, tail: int | None = None, timestamps: bool =
                 buf += chunk
                 if buf.endswith("\n"):
                     try:
-                        entry = json.loads(buf)
+                        entry = jsonfast.loads(buf)
                         if until is None or entry_time(entry) <= until:
                             emit(entry["stream"], _format(entry, timestamps))
                     except ValueError:
