@@ -401,8 +401,13 @@ def create_container(o: RunOptions) -> dict:
     ho.check_sysctls(host_config["Sysctls"], host_config)
     if o.ip or o.ip6 or o.aliases:
         host_config["_Endpoint"] = {"IPv4Address": o.ip, "Aliases": list(o.aliases)}
-    rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
-                                host_config=host_config)
+    if userns is not None:
+        with userns.auto_allocation(host_config):  # --userns=auto: taken and recorded under a lock
+            rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
+                                        host_config=host_config)
+    else:
+        rec = containers.new_record(image_ref=o.image, image_id=img.id, name=o.name, config=config,
+                                    host_config=host_config)
     if not config["Hostname"]:
         rec["Config"]["Hostname"] = rec["Id"][:12]
     if host_config.get("IDMappings"):

@@ -9,6 +9,7 @@
     --userns private     a user namespace with the maps given, else the remap default
     --userns auto[:size=N]  podman's: N IDs (65536) from the subordinate ranges of the user
                          `containers` (/etc/subuid, /etc/subgid) that no container here uses
+                         (taken under remap/.auto.lock while the record is written)
     --userns keep-id|nomap   refused: podman's rootless-only modes
     MINIDOCK_USERNS_REMAP=default | USER[:GROUP] | C:H:N[,C:H:N...]
                          every container without --userns/--uidmap gets a user namespace: the
@@ -234,6 +235,28 @@ def resolve(userns: str | None, uidmap: list[str], gidmap: list[str], *, privile
                               "Add --userns host, or drop --pid host.")
     return {"UsernsMode": kind if kind == "auto" else "",
             "IDMappings": {"UidMap": _text(uids), "GidMap": _text(gids)}}
+
+
+def auto_allocation(host_config: dict):
+    """For --userns=auto: a context in which the range is taken again under a lock and the record
+    is written (create_container makes the record inside it), so two concurrent creates never get
+    the same IDs. For any other mode: a context that does nothing."""
+    import contextlib
+
+    if host_config.get("UsernsMode") != "auto":
+        return contextlib.nullcontext()
+    from minidock.util import fsutil
+
+    @contextlib.contextmanager
+    def held():
+        os.makedirs(remap_root(), mode=paths.ROOT_MODE, exist_ok=True)
+        with fsutil.flock(remap_root() / ".auto.lock"):
+            size = parse_map(host_config["IDMappings"]["UidMap"][0])[0][2]
+            uids, gids = _auto(size)
+            host_config["IDMappings"] = {"UidMap": _text(uids), "GidMap": _text(gids)}
+            yield
+
+    return held()
 
 
 # --- a container's maps ---------------------------------------------------------------------------

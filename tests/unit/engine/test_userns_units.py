@@ -125,6 +125,33 @@ def test_auto_takes_ranges_no_container_uses(monkeypatch, tmp_path):
         resolve("auto:bogus=1")
 
 
+def test_auto_ranges_are_taken_again_under_a_lock_when_the_record_is_made(monkeypatch, tmp_path):
+    """Two creates that resolved --userns=auto at the same time (the same tentative range) end
+    with different ranges: each takes its range again, under a lock, as its record is written."""
+    from minidock.state import containers
+
+    monkeypatch.setenv("MINIDOCK_ROOT", str(tmp_path / "root"))
+    sub = tmp_path / "subuid"
+    sub.write_text("containers:1000000:200000\n")
+    monkeypatch.setattr(userns, "SUBUID", str(sub))
+    monkeypatch.setattr(userns, "SUBGID", str(sub))
+    records = []
+    monkeypatch.setattr(containers, "all_ids", lambda: [str(i) for i in range(len(records))])
+    monkeypatch.setattr(containers, "load", lambda cid: records[int(cid)])
+    first, second = resolve("auto:size=1000"), resolve("auto:size=1000")
+    assert first == second  # both saw the same free range
+    for hc in (first, second):
+        with userns.auto_allocation(hc):
+            records.append({"HostConfig": hc})  # (create_container writes the record here)
+    assert first["IDMappings"]["UidMap"] == ["0:1000000:1000"]
+    assert second["IDMappings"]["UidMap"] == ["0:1001000:1000"]
+    assert (tmp_path / "root" / "remap" / ".auto.lock").exists()
+    plain = {"UsernsMode": "", "IDMappings": {"UidMap": ["0:5:5"], "GidMap": ["0:5:5"]}}
+    with userns.auto_allocation(plain):
+        pass
+    assert plain["IDMappings"]["UidMap"] == ["0:5:5"]  # other modes: untouched
+
+
 def test_id_translation_both_ways():
     m = IDMap(parse_map("0:100000:1000,1000:300000:10"), parse_map("0:200000:65536"))
     assert m.root() == (100000, 200000)
