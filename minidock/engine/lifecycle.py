@@ -155,6 +155,8 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True, monitor_pid: in
     cid = rec["Id"]
     j = containers.journal(cid)
     hc = rec["HostConfig"]
+    with contextlib.suppress(OSError):
+        os.unlink(containers.record_file(cid, EXIT_FILE))  # (an exit of an earlier run)
     try:
         if _uses_network_package(rec):
             from minidock import network
@@ -703,20 +705,40 @@ def refresh(cid: str, *, restart: bool = True) -> dict:
         # claim the clean-up: concurrent commands now see a live "monitor" (us) and wait
         st.update(MonitorPid=os.getpid(), MonitorStart=_start_time(os.getpid()))
         containers.save_state(cid, st)
-    code = 255
+    code, error = 255, "the container's supervisor exited unexpectedly"
     pid = st.get("Pid") or 0
     # the PID and its start time: after a reboot the PID may be an unrelated process
     if pid and _alive(pid) and st.get("PidStart") and _start_time(pid) == st.get("PidStart"):
         os.kill(pid, signal.SIGKILL)
         code = 137
-    delay = finish(cid, code, error="the container's supervisor exited unexpectedly",
-                   backoff=Backoff() if restart else None)
+    else:
+        saved = saved_exit(cid)
+        if saved is not None:  # the monitor saw the exit, then died before it was recorded
+            code, error = saved, ""
+    delay = finish(cid, code, error=error, backoff=Backoff() if restart else None)
     if delay is not None:
         try:
             run_detached(rec, after=delay)  # (rec: as it ran, with its addresses to ask for again)
         except MinidockError:
             pass
     return containers.full(cid) if os.path.exists(containers.cdir(cid) / "config.json") else rec
+
+
+EXIT_FILE = "monitor.exit"  # the exit code, written by the monitor before its exit phase runs
+
+
+def saved_exit(cid: str, *, clear: bool = False) -> int | None:
+    """The exit code the monitor saw and saved (None: none saved); ``clear`` removes it."""
+    path = containers.record_file(cid, EXIT_FILE)
+    try:
+        with open(path) as f:
+            code = int(f.read().strip() or "x")
+    except (OSError, ValueError):
+        return None
+    if clear:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return code
 
 
 def _alive(pid: int) -> bool:

@@ -518,7 +518,10 @@ class Monitor:
                 c.console = None
             return
         c.last_output = time.monotonic()
-        c.log.write(c.sources[fd], data)
+        try:
+            c.log.write(c.sources[fd], data)
+        except OSError as e:  # (a full disk: said, and the loop goes on)
+            _say(f"writing the log of {c.cid[:12]}: {e}")
 
     def _input(self, c, fd):
         try:
@@ -598,6 +601,7 @@ class Monitor:
         c.phase = "exiting"
         c.code = exit_code(c.status)
         c.ran = time.monotonic() - c.began
+        _save_exit(c.cdir, c.code)  # (should we die before the exit phase records it: refresh reads it)
         self._spawn_exit(c)
 
     def _spawn_exit(self, c):
@@ -606,37 +610,43 @@ class Monitor:
             self._drop(c)
 
     def _guarded(self, fn, *args):
-        """A request from the pod's door: whatever goes wrong, the containers stay supervised."""
+        """One step of the loop: whatever goes wrong in it is logged, and the other containers
+        stay supervised (a monitor that dies takes nothing with it either: `refresh` notices,
+        with the exit code saved in monitor.exit)."""
         try:
-            fn(*args)
+            return fn(*args)
         except Exception as e:  # noqa: BLE001
-            _say(f"a request failed: {type(e).__name__}: {e}")
+            _say(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {e}")
+            return None
+
+    def _event(self, fd):
+        kind, obj = self.fds.get(fd, (None, None))
+        if kind == "wake":
+            try:
+                os.read(fd, 512)
+            except BlockingIOError:
+                pass
+        elif kind == "out":
+            self._output(obj, fd)
+        elif kind == "fifo":
+            self._input(obj, fd)
+        elif kind == "helper":
+            if self.helpers[obj][2] is not None:
+                self._helper_message(obj)
+        elif kind == "listen":
+            self._accept()
+        elif kind == "client":
+            self._client(obj)
 
     def run(self):
         self._reap()  # (a PID 1 that exited before this program started is a zombie child already)
         while self.ctrs or self.helpers or self.clients:
-            timeout = self._timers()
+            timeout = self._guarded(self._timers)
             if not (self.ctrs or self.helpers or self.clients):
                 break
-            for fd, _ in self.poll.poll(int(timeout * 1000) + 1):
-                kind, obj = self.fds.get(fd, (None, None))
-                if kind == "wake":
-                    try:
-                        os.read(fd, 512)
-                    except BlockingIOError:
-                        pass
-                elif kind == "out":
-                    self._output(obj, fd)
-                elif kind == "fifo":
-                    self._input(obj, fd)
-                elif kind == "helper":
-                    if self.helpers[obj][2] is not None:
-                        self._helper_message(obj)
-                elif kind == "listen":
-                    self._guarded(self._accept)
-                elif kind == "client":
-                    self._guarded(self._client, obj)
-            self._reap()
+            for fd, _ in self.poll.poll(int((0.2 if timeout is None else timeout) * 1000) + 1):
+                self._guarded(self._event, fd)
+            self._guarded(self._reap)
         self._close_listener()
         return 0
 
@@ -647,6 +657,20 @@ def _state(cdir):
             return loads(f.read())
     except (OSError, ValueError):
         return None if not os.path.exists(cdir + "/config.json") else {}
+
+
+def _save_exit(cdir, code):
+    """containers/<id>/monitor.exit (lifecycle.EXIT_FILE): the exit code, atomically."""
+    tmp = f"{cdir}/monitor.exit.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"%d\n" % code)
+        finally:
+            os.close(fd)
+        os.replace(tmp, f"{cdir}/monitor.exit")
+    except OSError as e:
+        _say(f"cannot save the exit code {code}: {e}")
 
 
 def _reply(conn, data):

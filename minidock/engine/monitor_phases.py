@@ -48,6 +48,8 @@ def _exit(cid: str, code: str, ran: str, backoff: str, forced: str) -> dict:
     b.timeout = float(backoff)
     delay = lifecycle.finish(cid, int(code), oom_killed=oom, ran=float(ran), backoff=b,
                              forced=forced == "1")
+    if os.path.exists(containers.cdir(cid)):  # (recorded: the monitor's copy is no longer needed)
+        lifecycle.saved_exit(cid, clear=True)
     if delay is None:
         return {"done": True}
     return {"restart": delay, "backoff": b.timeout, "prefer": json.dumps(addresses)}

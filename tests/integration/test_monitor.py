@@ -206,3 +206,21 @@ def test_pod_member_joins_own_monitor_when_the_pods_is_gone(md, md_env, busybox,
         assert st["Running"] and st["MonitorPid"] and psutil.pid_exists(st["MonitorPid"])
     finally:
         md("rm", "-f", a, b)
+
+
+def test_exit_code_saved_by_a_monitor_that_died(md, busybox, detached, state_root):
+    """The monitor saves the exit code (monitor.exit) before its exit phase records it: if it dies
+    in between, the next command records that code, not 255; a recorded exit leaves no file."""
+    name, cid = detached(busybox, "sleep", "60")
+    st = _state(state_root, cid)
+    os.kill(st["MonitorPid"], signal.SIGSTOP)  # (it cannot see the exit: we play its part)
+    os.kill(st["Pid"], signal.SIGKILL)
+    (state_root / "containers" / cid / "monitor.exit").write_text("42\n")  # (what it had seen)
+    os.kill(st["MonitorPid"], signal.SIGKILL)
+    assert _until(lambda: not psutil.pid_exists(st["MonitorPid"]) or
+                  psutil.Process(st["MonitorPid"]).status() == "zombie")
+    info = json.loads(md("inspect", name).stdout)[0]["State"]
+    assert info["Status"] == "exited" and info["ExitCode"] == 42 and info["Error"] == "", info
+    other, ocid = detached(busybox, "sh", "-c", "exit 9")
+    assert md("wait", other).stdout.strip() == "9"
+    assert _until(lambda: not (state_root / "containers" / ocid / "monitor.exit").exists())
