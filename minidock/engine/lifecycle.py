@@ -551,6 +551,11 @@ def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff:
             remove(cid, force=True, volumes=True)
         return e.exit_code
     desc, fds = handover(st, backoff.timeout)
+    from minidock import kernel
+
+    kernel.note("the monitor now becomes the lean monitor: exec python3 -I -S minidock/engine/monitor.py "
+                "(the same PID, still the container's parent; it keeps the log and the stdio fds "
+                f"{' '.join(map(str, fds))})")
     _report(w, {"ok": True})
     _exec_monitor([desc], fds, listen)
     return 0  # (not reached)

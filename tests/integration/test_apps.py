@@ -551,6 +551,8 @@ spec:
         ns[c] = r.stdout.split()
     assert ns["duo"][:2] == ns["duo-b"][:2]  # one network and one IPC namespace per pod
     assert ns["duo"][2] != ns["duo-b"][2]  # each container its own filesystem
+    mons = [json.loads(k("inspect", c, check=True).stdout)[0]["State"]["MonitorPid"] for c in ("duo", "duo-b")]
+    assert mons[0] and mons[0] == mons[1]  # one monitor per pod, as containerd's shim per sandbox
     labels = json.loads(k("inspect", "duo-b", check=True).stdout)[0]["Config"]["Labels"]
     assert labels["io.kubernetes.pod.name"] == "duo" and labels["io.kubernetes.container.name"] == "b"
     assert "1/2" not in k("get", "pods").stdout and "2/2" in k("get", "pods").stdout
