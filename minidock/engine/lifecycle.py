@@ -585,7 +585,10 @@ def _listen(cid: str) -> tuple[str, int]:
 
 
 def _report(w: int, msg: dict) -> None:
-    os.write(w, json.dumps(msg).encode())
+    """Tell the CLI waiting in run_detached; a CLI killed meanwhile (EPIPE) changes nothing:
+    the monitor carries on with the container."""
+    with contextlib.suppress(OSError):
+        os.write(w, json.dumps(msg).encode())
     os.close(w)
 
 

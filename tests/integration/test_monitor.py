@@ -224,3 +224,43 @@ def test_exit_code_saved_by_a_monitor_that_died(md, busybox, detached, state_roo
     other, ocid = detached(busybox, "sh", "-c", "exit 9")
     assert md("wait", other).stdout.strip() == "9"
     assert _until(lambda: not (state_root / "containers" / ocid / "monitor.exit").exists())
+
+
+def test_cli_killed_at_any_point_of_run_d(md, md_env, busybox, state_root):
+    """`run -d` killed with SIGKILL at several points: the container is then either not started
+    ("created") or running under a live lean monitor with its logs kept, never half-supervised;
+    rm -f leaves nothing (the leak check)."""
+    for i, delay in enumerate((0.05, 0.15, 0.3, 0.5, 0.8, 1.2)):
+        _kill_run_d(md, md_env, busybox, state_root, f"up-{i}", delay)
+
+
+def _kill_run_d(md, md_env, busybox, state_root, word, delay):
+    name = f"t{os.urandom(4).hex()}"
+    p = subprocess.Popen([sys.executable, "-m", "minidock", "run", "-d", "--name", name, busybox,
+                          "sh", "-c", f"echo {word}; sleep 60"], env=md_env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    p.kill()
+    p.wait()
+    try:
+        r = md("inspect", name)
+        if r.returncode != 0:
+            return  # killed before the container was created
+
+        def settled():  # a monitor forked before the kill goes on (with the CLI's command line
+            # until its exec): until it has started the container, or given up
+            for proc in psutil.process_iter(["cmdline", "status"]):
+                if name in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    return None
+            return json.loads(md("inspect", name).stdout)[0]["State"]
+
+        st = _until(settled, timeout=20)
+        assert st, md("inspect", name).stdout
+        if st["Running"]:
+            mon = psutil.Process(st["MonitorPid"])
+            assert _until(lambda: mon.cmdline()[1:3] == ["-I", "-S"]), mon.cmdline()
+            assert _until(lambda: md("logs", name).stdout == f"{word}\n"), md("logs", name).stdout
+        else:
+            assert st["Status"] == "created", st
+    finally:
+        md("rm", "-f", name)
