@@ -29,10 +29,14 @@ import sys
 import time
 
 from minidock import paths
-from minidock.engine import attach, events
+from minidock.engine import events
 from minidock.errors import Conflict, InvalidArgument, MinidockError, NotFound
 from minidock.state import containers
 from minidock.util import fsutil, now, read_text
+
+TYPE_CHECKING = False  # (attach pulls termios, tty and selectors: imported where a container starts)
+if TYPE_CHECKING:
+    from minidock.engine import attach
 
 
 def _image_layers(rec: dict) -> list[str]:
@@ -298,6 +302,8 @@ def _pump(st: Started) -> tuple[int, bool]:
 
     checker = _health_checker(st)
     try:
+        from minidock.engine import attach
+
         status = attach.pump(st.io, st.rt.pid, st.log, on_exit=on_exit)
     finally:
         if checker is not None:
@@ -464,6 +470,8 @@ def _count_restart(cid: str) -> None:
 def run_attached(rec: dict, *, interactive: bool, streams=("stdout", "stderr")) -> int:
     """A foreground run/start -a: we supervise; if the restart policy restarts the container, a
     monitor takes over (Docker's client also returns at the first exit)."""
+    from minidock.engine import attach
+
     io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=True)
     io.streams = tuple(streams)  # `run -a stdout`: only the streams asked for
     st = launch(rec, io)
@@ -539,6 +547,8 @@ def _monitor(rec: dict, interactive: bool, w: int, after: float | None, backoff:
         _report(w, {"ok": True})
         _exec_monitor([{"cid": cid, "cdir": str(containers.cdir(cid)), "restart_in": after,
                         "backoff": backoff.timeout, "prefer": json.dumps(_addresses(rec))}], [], listen)
+    from minidock.engine import attach
+
     io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=False)
     io.stdin_fifo = str(containers.cdir(cid) / "stdin")  # for `attach`
     try:
@@ -597,7 +607,7 @@ def handover(st: Started, backoff: float) -> tuple[dict, list[int]]:
     the pty master or the stdout and stderr pipes, then the write end of a detached -i
     container's stdin pipe."""
     io, rec = st.io, st.rec
-    from minidock.engine import health, logs
+    from minidock.engine import attach, health, logs
 
     if st.log is not None:
         st.log.close()  # (the monitor opens the log itself)
