@@ -44,6 +44,7 @@ ALLOWED_IMPORTS = ("_json", "_signal", "_socket", "errno", "os", "select", "sys"
 HELPER_SOCKET_FD = 3  # where a phase finds the socket it reports on
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _DRAIN = 0.2  # after PID 1's exit: the output is complete when no byte came for this long
+_HANDED = 30.0  # an exit handed to a waiting `stop` (exit.claim): recorded by it within this, else by us
 
 
 # --- JSON without the json package (its import pulls re and friends: ~1.5 MiB) -------------------
@@ -566,6 +567,8 @@ class Monitor:
             if c.phase == "draining":
                 if not c.sources or t - c.last_output >= _DRAIN:
                     self._exited(c)
+                    if c.phase == "handed":  # (poll the state next: no fd will wake us)
+                        wait = min(wait, 0.005)
                 else:
                     wait = min(wait, c.last_output + _DRAIN - t)
             elif c.phase == "running" and c.next_probe is not None and not c.probe_pid:
@@ -574,6 +577,19 @@ class Monitor:
                     c.next_probe = None if not c.probe_pid else c.next_probe
                 else:
                     wait = min(wait, c.next_probe - t)
+            elif c.phase == "handed":  # `stop` records the exit; we let the container go once it has
+                st = _state(c.cdir)
+                if st is None or (st and not st.get("Running")):
+                    self._drop(c)
+                elif t >= c.restart_at:  # the stopper is gone: record it ourselves (if it has not taken it)
+                    try:
+                        os.rename(c.cdir + "/exit.handed", c.cdir + "/exit.taken")
+                        c.phase = "exiting"
+                        self._spawn_exit(c)
+                    except OSError:
+                        c.restart_at = t + _HANDED
+                else:
+                    wait = min(wait, 0.005)
             elif c.phase == "exit-retry":
                 if t >= c.restart_at:
                     c.phase = "exiting"
@@ -602,7 +618,13 @@ class Monitor:
         c.code = exit_code(c.status)
         c.ran = time.monotonic() - c.began
         _save_exit(c.cdir, c.code)  # (should we die before the exit phase records it: refresh reads it)
-        self._spawn_exit(c)
+        try:  # a `stop` is waiting for this exit with the engine loaded: it records it (no new interpreter)
+            os.rename(c.cdir + "/exit.claim", c.cdir + "/exit.handed")
+        except OSError:
+            self._spawn_exit(c)
+            return
+        c.phase = "handed"
+        c.restart_at = time.monotonic() + _HANDED
 
     def _spawn_exit(self, c):
         if not self._spawn("exit", c.cid, [c.cid, str(c.code), repr(c.ran), repr(c.backoff),

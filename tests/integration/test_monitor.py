@@ -264,3 +264,27 @@ def _kill_run_d(md, md_env, busybox, state_root, word, delay):
             assert st["Status"] == "created", st
     finally:
         md("rm", "-f", name)
+
+
+def test_stop_records_the_exit_the_monitor_hands_over(md, busybox, detached, state_root):
+    """stop makes exit.claim; the lean monitor, at PID 1's exit, hands the exit to it (exit.handed)
+    instead of starting its exit phase, and stop records it (exit.taken): exited with the code,
+    die before stop in the events, the container's cgroup gone, the monitor leaves."""
+    name, cid = detached(busybox, "sh", "-c", 'trap "exit 3" TERM; sleep 300 & wait')
+    mpid = _state(state_root, cid)["MonitorPid"]
+    assert md("stop", name).returncode == 0
+    cdir = state_root / "containers" / cid
+    assert (cdir / "exit.taken").exists() and not (cdir / "exit.handed").exists()
+    st = _state(state_root, cid)
+    assert (st["Status"], st["ExitCode"], st["Running"], st["Pid"]) == ("exited", 3, False, 0), st
+    assert not (cdir / "monitor.exit").exists()
+    assert _until(lambda: not psutil.pid_exists(mpid) or psutil.Process(mpid).status() == "zombie")
+    evs = md("events", "--since", "30s", "--until", "0s", "--filter", f"container={cid}",
+             "--format", "{{.Action}}").stdout.split()
+    assert evs[-3:] == ["kill", "die", "stop"], evs
+    # a later start clears the hand-over files; a stop without a waiting stopper still works
+    assert md("start", name).returncode == 0
+    assert not (cdir / "exit.taken").exists()
+    assert md("kill", "-s", "TERM", name).returncode == 0
+    assert _until(lambda: _state(state_root, cid)["Status"] == "exited")
+    assert not (cdir / "exit.taken").exists()  # recorded by the monitor's own exit phase
