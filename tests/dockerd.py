@@ -103,3 +103,19 @@ class PrivateDockerd:
         umount_under(str(self.dir) + "/")
         if self.owned:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def with_busybox(workdir, busybox_tar, **kw):
+    """For a module fixture: a started private dockerd with the tests' busybox imported as
+    `busybox`; yields the docker command line (["docker", "-H", sock]); skips where none starts."""
+    import pytest
+
+    d = PrivateDockerd(workdir, **kw)
+    why = d.start(tries=150)
+    if why:
+        pytest.skip(why)
+    try:
+        d("import", busybox_tar, "busybox", check=True)
+        yield d.base
+    finally:
+        d.stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import umount_under
-from tests.dockerd import PrivateDockerd
+from tests.dockerd import with_busybox
 
 pytestmark = pytest.mark.noleakcheck  # the engines' own daemons and mounts live for the module
 
@@ -84,15 +84,8 @@ def test_podman_interactive_session(podman):
 def docker(busybox_tar, tmp_path_factory):
     """A private dockerd (tests/dockerd.py) that knows minidock-runtime as the runtime `minidock`."""
     _need("dockerd")
-    d = PrivateDockerd(tmp_path_factory.mktemp("docker"), args=("--add-runtime", f"minidock={RUNTIME}"))
-    why = d.start(tries=150)
-    if why:
-        pytest.skip(why)
-    try:
-        assert sh(*d.base, "import", busybox_tar, "busybox").returncode == 0
-        yield d.base
-    finally:
-        d.stop()
+    yield from with_busybox(tmp_path_factory.mktemp("docker"), busybox_tar,
+                            args=("--add-runtime", f"minidock={RUNTIME}"))
 
 
 def test_docker_run_exec_stop_with_runtime(docker):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.dockerd import PrivateDockerd
+from tests.dockerd import with_busybox
 
 pytestmark = pytest.mark.noleakcheck  # the private dockerd lives for the module
 
@@ -28,15 +28,7 @@ def sh(*cmd, timeout=90, **kw):
 
 @pytest.fixture(scope="module")
 def docker(busybox_tar, tmp_path_factory):
-    d = PrivateDockerd(tmp_path_factory.mktemp("dockerev"))
-    why = d.start(tries=150)
-    if why:
-        pytest.skip(why)
-    try:
-        assert sh(*d.base, "import", busybox_tar, "busybox").returncode == 0
-        yield d.base
-    finally:
-        d.stop()
+    yield from with_busybox(tmp_path_factory.mktemp("dockerev"), busybox_tar)
 
 
 @pytest.fixture
