@@ -208,7 +208,7 @@ def launch(rec: dict, io: attach.IO, *, user_start: bool = True, monitor_pid: in
 
                 rec["NetworkSettings"] = network.connect(rec, rt.pid, j)
             containers.save(rec)
-            _connect_events(rec)
+            _attachment_events(rec, "connect")
             extra = {"ManuallyStopped": False, "Retries": 0} if user_start else {}
             mpid = monitor_pid or os.getpid()
             if rec["Config"].get("Healthcheck") and _health_enabled(rec):
@@ -263,9 +263,32 @@ def _network_events(rec: dict, action: str) -> None:
                     {"container": rec["Id"], "name": name, "type": ep.get("Driver") or "bridge"})
 
 
-def _connect_events(rec: dict) -> None:
+# the IDs `network ls` shows for the predefined pseudo networks (network.pseudo: sha256 of
+# "minidock-<name>"; tests/unit/engine test that they agree), kept here so that a `run --network
+# none` does not import the network package or hashlib to name its network in an event
+PSEUDO_NETWORK_IDS = {"none": "c9a99d7a434fa20dfbf714fcb1f89491d39817d27581d3cff419b0719c3085cd",
+                      "host": "18c11001edba67acc761689d421b595da9d05f52846b7814b6102a270dd819ba"}
+
+
+def _attachment_events(rec: dict, action: str) -> None:
+    """Docker's network connect/disconnect and volume mount/unmount events of a start or an exit
+    (Docker also reports the "none" and "host" networks, types null and host)."""
     if _uses_network_package(rec):
-        _network_events(rec, "connect")
+        _network_events(rec, action)
+    else:
+        mode = rec["HostConfig"].get("NetworkMode") or "none"
+        if mode in PSEUDO_NETWORK_IDS:
+            events.emit("network", action, PSEUDO_NETWORK_IDS[mode],
+                        {"container": rec["Id"], "name": mode, "type": "null" if mode == "none" else "host"})
+    for m in rec.get("Mounts") or []:
+        if m.get("Type") != "volume":
+            continue
+        if action == "connect":
+            events.emit("volume", "mount", m["Name"], {
+                "container": rec["Id"], "destination": m["Destination"], "driver": m.get("Driver") or "local",
+                "propagation": m.get("Propagation") or "", "read/write": "true" if m.get("RW", True) else "false"})
+        else:
+            events.emit("volume", "unmount", m["Name"], {"container": rec["Id"], "driver": m.get("Driver") or "local"})
 
 
 def _container_netns(ref: str) -> str:
@@ -403,8 +426,7 @@ def finish(cid: str, code: int, *, oom_killed: bool = False, error: str = "", ra
     if oom_killed:
         events.container_event(rec, "oom")
     events.container_event(rec, "die", exitCode=code)
-    if _uses_network_package(rec):
-        _network_events(rec, "disconnect")
+    _attachment_events(rec, "disconnect")
     delay = None
     with containers.lock(cid):
         st = containers.load_state(cid)
@@ -475,6 +497,7 @@ def run_attached(rec: dict, *, interactive: bool, streams=("stdout", "stderr")) 
 
     io = attach.IO(tty_=bool(rec["Config"].get("Tty")), interactive=interactive, attached=True)
     io.streams = tuple(streams)  # `run -a stdout`: only the streams asked for
+    events.container_event(rec, "attach")  # (Docker's client attaches before it starts)
     st = launch(rec, io)
     code = supervise(st)
     if st.restart_delay is not None:

@@ -68,6 +68,9 @@ def attach(cid: str, *, no_stdin: bool = False, sig_proxy: bool = True,
     if st.get("Paused"):
         raise Conflict("You cannot attach to a paused container, unpause it first", exit_code=1)
     keys = parse_detach_keys(detach_keys or DEFAULT_DETACH_KEYS)
+    from minidock.engine import events
+
+    events.container_event(rec, "attach")
     is_tty = bool(rec["Config"].get("Tty"))
     use_stdin = bool(rec["Config"].get("OpenStdin")) and not no_stdin
     pid = st["Pid"]

@@ -3,9 +3,9 @@ minidock, `events --format '{{json .}}'` of both compared field by field (IDs, e
 times normalized: times must be integers with time == timeNano // 10**9).
 
 The dockerd runs inside a network namespace of its own (with --bridge=none it would delete the
-host's docker0), with its own data root, exec root and socket; no iptables. Network events are
-left out of the comparison: Docker attaches even --network none containers to a "none" network
-(type null) and reports connect/disconnect for it, minidock has no such network object.
+host's docker0), with its own data root, exec root and socket; no iptables. Besides the container
+lifecycles: image events (tag, save, untag, load), volume events (create, mount, unmount, destroy)
+and a foreground run's attach with the "none" network's connect/disconnect (type null).
 """
 
 from __future__ import annotations
@@ -196,8 +196,40 @@ def _volume_events(cli, tag, env, actions) -> list[tuple]:
 
 def test_volume_events_match_dockers(docker, minidock, md_env):
     denv = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK")}
-    actions = {"create", "destroy"}
+    actions = {"create", "destroy", "mount", "unmount"}
     d = _volume_events(docker, "d", denv, actions)
     m = _volume_events(minidock, "m", md_env, actions)
-    assert [a for a, _, _ in d] == ["create", "create", "destroy", "destroy"], d
-    assert sorted(m) == sorted(d)
+    assert sorted(a for a, _, _ in d) == ["create", "create", "destroy", "destroy", "mount", "mount", "unmount",
+                                          "unmount"], d
+    assert sorted(m, key=str) == sorted(d, key=str)
+
+
+def _attach_events(cli, tag, env) -> list[tuple]:
+    """A foreground run and a start -a on --network none: container and network events in order."""
+    name = f"evat{tag}{os.urandom(3).hex()}"
+    t0 = time.time_ns()
+    assert sh(*cli, "run", "--name", name, "--network", "none", "busybox", "true", env=env).returncode == 0
+    assert sh(*cli, "start", "-a", name, env=env).returncode == 0
+    cid = sh(*cli, "inspect", "-f", "{{.Id}}", name, env=env).stdout.strip()
+    net = sh(*cli, "network", "inspect", "-f", "{{.Id}}", "none", env=env).stdout.strip()
+    assert sh(*cli, "rm", name, env=env).returncode == 0
+    t1 = time.time_ns()
+    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
+           "--format", "{{json .}}", env=env)
+    norm = {cid: "<c>", net: "<none>", name: "<name>"}
+    out = []
+    for line in r.stdout.splitlines():
+        e = json.loads(line)
+        if norm.get(e["Actor"]["ID"]) is None:
+            continue
+        attrs = {k: norm.get(v, v) for k, v in e["Actor"]["Attributes"].items()}
+        out.append((e["Type"], e["Action"], norm[e["Actor"]["ID"]], attrs))
+    return out
+
+
+def test_attach_and_none_network_events_match_dockers(docker, minidock, md_env):
+    denv = {k: v for k, v in os.environ.items() if not k.startswith("MINIDOCK")}
+    d = _attach_events(docker, "d", denv)
+    m = _attach_events(minidock, "m", md_env)
+    assert [a for _, a, _, _ in d][:6] == ["create", "attach", "connect", "start", "die", "disconnect"], d
+    assert m == d

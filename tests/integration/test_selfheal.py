@@ -363,12 +363,12 @@ def test_events_follow_streams_live(md, busybox, md_env):
         assert md("run", "--name", name, busybox, "sh", "-c", "exit 2").returncode == 2
         md("rm", name)
         got = []
-        while len(got) < 4:
+        while len(got) < 5:
             line = p.stdout.readline()
             if not line:
                 break
             got.append(json.loads(line)["Action"])
-        assert got == ["create", "start", "die", "destroy"]
+        assert got == ["create", "attach", "start", "die", "destroy"]  # a foreground run attaches (Docker's)
     finally:
         p.terminate()
         p.wait(10)
