@@ -26,6 +26,15 @@ def sh(*cmd, timeout=90, **kw):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def _events(cli, t0: int, t1: int, env, *filters: str) -> list[dict]:
+    """The engine's events between two time_ns() marks (the end rounded up to the next second)."""
+    args = [a for f in filters for a in ("--filter", f)]
+    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
+           *args, "--format", "{{json .}}", env=env)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
 @pytest.fixture(scope="module")
 def docker(busybox_tar, tmp_path_factory):
     yield from with_busybox(tmp_path_factory.mktemp("dockerev"), busybox_tar)
@@ -83,11 +92,8 @@ def _lifecycles(cli, tag, env) -> tuple[list[dict], dict]:
     assert _until(lambda: _health(cli, c, env) == "healthy")
     assert sh(*cli, "rm", "-f", c, env=env).returncode == 0
     t1 = time.time_ns()
-    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}",
-           "--until", f"{t1 // 10**9 + 1}", "--filter", "type=container", "--format", "{{json .}}", env=env)
-    assert r.returncode == 0, r.stderr
     ours = set(names.values())
-    evs = [json.loads(line) for line in r.stdout.splitlines()]
+    evs = _events(cli, t0, t1, env, "type=container")
     return [e for e in evs if e["Actor"]["Attributes"].get("name") in ours], names
 
 
@@ -148,11 +154,8 @@ def _image_events(cli, tag, env, tmp) -> list[tuple]:
     img = sh(*cli, "image", "inspect", "-f", "{{.Id}}", name, env=env).stdout.strip()
     sh(*cli, "rmi", name, env=env)
     t1 = time.time_ns()
-    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
-           "--filter", "type=image", "--format", "{{json .}}", env=env)
     out = []
-    for line in r.stdout.splitlines():
-        e = json.loads(line)
+    for e in _events(cli, t0, t1, env, "type=image"):
         norm = {img: "<img>", name: "<name>"}
         attrs = {k: norm.get(v, v) for k, v in e["Actor"]["Attributes"].items()}
         out.append((e["Type"], e["Action"], norm.get(e["Actor"]["ID"], e["Actor"]["ID"]), attrs))
@@ -182,11 +185,8 @@ def _volume_events(cli, tag, env, actions) -> list[tuple]:
     for args in (("start", "-a", name), ("rm", "-v", name), ("volume", "rm", vol)):
         assert sh(*cli, *args, env=env).returncode == 0, args
     t1 = time.time_ns()
-    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
-           "--filter", "type=volume", "--format", "{{json .}}", env=env)
     out = []
-    for line in r.stdout.splitlines():
-        e = json.loads(line)
+    for e in _events(cli, t0, t1, env, "type=volume"):
         if e["Action"] in actions:
             norm = {vol: "<vol>", anon: "<anon>"}
             attrs = {k: norm.get(v, "<c>" if k == "container" else v) for k, v in e["Actor"]["Attributes"].items()}
@@ -214,12 +214,9 @@ def _attach_events(cli, tag, env) -> list[tuple]:
     net = sh(*cli, "network", "inspect", "-f", "{{.Id}}", "none", env=env).stdout.strip()
     assert sh(*cli, "rm", name, env=env).returncode == 0
     t1 = time.time_ns()
-    r = sh(*cli, "events", "--since", f"{t0 // 10**9}.{t0 % 10**9:09d}", "--until", f"{t1 // 10**9 + 1}",
-           "--format", "{{json .}}", env=env)
     norm = {cid: "<c>", net: "<none>", name: "<name>"}
     out = []
-    for line in r.stdout.splitlines():
-        e = json.loads(line)
+    for e in _events(cli, t0, t1, env):
         if norm.get(e["Actor"]["ID"]) is None:
             continue
         attrs = {k: norm.get(v, v) for k, v in e["Actor"]["Attributes"].items()}
